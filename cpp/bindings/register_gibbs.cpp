@@ -1,0 +1,140 @@
+#include <memory>
+
+#include "bindings.hpp"
+
+using qvae::GraphChains;
+using qvae::GraphModel;
+using qvae::RbmChains;
+using qvae::RbmModel;
+
+namespace {
+
+template <class Model>
+carray<double> energies(const Model& model, const carray<std::uint8_t>& states) {
+  const auto n = static_cast<py::ssize_t>(model.num_units());
+  require_shape(states, {-1, n}, "states");
+  const py::ssize_t batch = states.shape(0);
+  carray<double> out(batch);
+  const std::uint8_t* s = states.data();
+  double* e = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (py::ssize_t k = 0; k < batch; ++k) e[k] = model.energy(s + k * n);
+  }
+  return out;
+}
+
+const std::uint8_t* optional_state(const py::object& initial, std::size_t chains, std::size_t n,
+                                   carray<std::uint8_t>& holder) {
+  if (initial.is_none()) return nullptr;
+  holder = carray<std::uint8_t>::ensure(initial);
+  if (!holder) throw std::invalid_argument("initial_state: not an array");
+  require_shape(holder, {static_cast<py::ssize_t>(chains), static_cast<py::ssize_t>(n)},
+                "initial_state");
+  return holder.data();
+}
+
+}  // namespace
+
+void register_models(py::module_& m) {
+  py::class_<RbmModel, std::shared_ptr<RbmModel>>(m, "RbmModel")
+      .def(py::init([](const carray<double>& w, const carray<double>& a, const carray<double>& b) {
+             require_shape(w, {-1, -1}, "weights");
+             require_shape(a, {w.shape(0)}, "visible_bias");
+             require_shape(b, {w.shape(1)}, "hidden_bias");
+             return std::make_shared<RbmModel>(w.shape(0), w.shape(1), w.data(), a.data(),
+                                               b.data());
+           }),
+           py::arg("weights"), py::arg("visible_bias"), py::arg("hidden_bias"))
+      .def_property_readonly("num_units", &RbmModel::num_units)
+      .def("energy", &energies<RbmModel>, py::arg("states"),
+           "E(v,h) = -a.v - b.h - v^T W h for each row of states (float64).");
+
+  py::class_<GraphModel, std::shared_ptr<GraphModel>>(m, "GraphModel")
+      .def(py::init([](std::size_t n, const carray<double>& bias, const carray<std::int64_t>& edges,
+                       const carray<double>& weights, const carray<std::int32_t>& colors) {
+             require_shape(bias, {static_cast<py::ssize_t>(n)}, "bias");
+             require_shape(edges, {-1, 2}, "edges");
+             require_shape(weights, {edges.shape(0)}, "weights");
+             require_shape(colors, {static_cast<py::ssize_t>(n)}, "colors");
+             const std::int64_t* e = edges.data();
+             for (py::ssize_t k = 0; k < 2 * edges.shape(0); ++k)
+               if (e[k] < 0 || e[k] >= static_cast<std::int64_t>(n))
+                 throw std::invalid_argument("edges: index out of range");
+             return std::make_shared<GraphModel>(n, bias.data(), edges.shape(0), e,
+                                                 weights.data(), colors.data());
+           }),
+           py::arg("num_units"), py::arg("bias"), py::arg("edges"), py::arg("weights"),
+           py::arg("colors"))
+      .def_property_readonly("num_units", &GraphModel::num_units)
+      .def_property_readonly("colors", [](const GraphModel& g) { return carray<std::int32_t>(g.color.size(), g.color.data()); })
+      .def("energy", &energies<GraphModel>, py::arg("states"),
+           "E(z) = -sum_i b_i z_i - sum_k w_k z_i z_j for each row of states (float64).");
+
+  m.def("greedy_coloring",
+        [](std::size_t n, const carray<std::int64_t>& edges) {
+          require_shape(edges, {-1, 2}, "edges");
+          auto colors = qvae::greedy_coloring(n, edges.shape(0), edges.data());
+          return carray<std::int32_t>(colors.size(), colors.data());
+        },
+        py::arg("num_units"), py::arg("edges"),
+        "Proper colouring: two colours for bipartite graphs, else largest-degree-first greedy.");
+}
+
+void register_gibbs(py::module_& m) {
+  py::class_<RbmChains>(m, "RbmChains")
+      .def(py::init([](std::shared_ptr<RbmModel> model, std::size_t chains, std::uint64_t seed,
+                       const py::object& initial) {
+             carray<std::uint8_t> holder;
+             const std::uint8_t* init = optional_state(initial, chains, model->num_units(), holder);
+             return std::make_unique<RbmChains>(model, chains, seed, init);
+           }),
+           py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
+      .def("run",
+           [](RbmChains& self, std::size_t sweeps, double beta, std::size_t threads) {
+             std::size_t done;
+             {
+               py::gil_scoped_release release;
+               done = self.run(sweeps, beta, threads, poll_signals);
+             }
+             raise_if_interrupted();
+             return done;
+           },
+           py::arg("num_sweeps"), py::arg("beta") = 1.0, py::arg("num_threads") = 0,
+           "Advances every chain by num_sweeps block-Gibbs sweeps (hidden, then visible).")
+      .def_property_readonly("state",
+                             [](const RbmChains& self) {
+                               carray<std::uint8_t> out({self.num_chains(), self.num_units()});
+                               std::copy(self.state(), self.state() + out.size(), out.mutable_data());
+                               return out;
+                             })
+      .def("set_model", [](RbmChains& self, std::shared_ptr<RbmModel> model) { self.set_model(model); });
+
+  py::class_<GraphChains>(m, "GraphChains")
+      .def(py::init([](std::shared_ptr<GraphModel> model, std::size_t chains, std::uint64_t seed,
+                       const py::object& initial) {
+             carray<std::uint8_t> holder;
+             const std::uint8_t* init = optional_state(initial, chains, model->num_units(), holder);
+             return std::make_unique<GraphChains>(model, chains, seed, init);
+           }),
+           py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
+      .def("run",
+           [](GraphChains& self, std::size_t sweeps, double beta, std::size_t threads) {
+             std::size_t done;
+             {
+               py::gil_scoped_release release;
+               done = self.run(sweeps, beta, threads, poll_signals);
+             }
+             raise_if_interrupted();
+             return done;
+           },
+           py::arg("num_sweeps"), py::arg("beta") = 1.0, py::arg("num_threads") = 0,
+           "Advances every chain by num_sweeps sweeps over the colour classes.")
+      .def_property_readonly("state",
+                             [](const GraphChains& self) {
+                               carray<std::uint8_t> out({self.num_chains(), self.num_units()});
+                               self.get_state(out.mutable_data());
+                               return out;
+                             })
+      .def("set_model", [](GraphChains& self, std::shared_ptr<GraphModel> model) { self.set_model(model); });
+}

@@ -1,0 +1,86 @@
+// Persistent block-Gibbs chains for RBMs and sparse Boltzmann machines.
+//
+// Each chain (RBM) or each group of LaneRng::kLanes chains (graph) owns its own
+// random stream derived from (seed, index), so results are bit-identical for any
+// number of threads. Runs proceed in rounds; `poll` is called between rounds and
+// a true return stops the run with every chain at the same sweep count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "qvae/models.hpp"
+#include "qvae/rng.hpp"
+
+namespace qvae {
+
+using PollFn = std::function<bool()>;
+
+// Runs `total` sweeps of `num_tasks` independent tasks in rounds sized to ~20 ms,
+// calling poll() between rounds. Returns the sweeps completed (total unless stopped).
+std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t num_threads,
+                          const PollFn& poll,
+                          const std::function<void(std::size_t task, std::size_t sweeps)>& work);
+
+class RbmChains {
+ public:
+  static constexpr std::size_t kChunk = 16;  // chains per task
+
+  RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chains, std::uint64_t seed,
+            const std::uint8_t* initial_state /* nullable: (num_chains, n) */);
+
+  // Advances every chain by num_sweeps sweeps (hidden then visible) at inverse temperature beta.
+  std::size_t run(std::size_t num_sweeps, double beta, std::size_t num_threads, const PollFn& poll);
+  // Sweeps chains [first, last) on the calling thread.
+  void sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps, float beta);
+
+  std::size_t num_chains() const { return num_chains_; }
+  std::size_t num_units() const { return model_->num_units(); }
+  const std::uint8_t* state() const { return state_.data(); }
+  std::uint8_t* mutable_state() { return state_.data(); }
+  const RbmModel& model() const { return *model_; }
+  void set_model(std::shared_ptr<const RbmModel> model);
+
+ private:
+  void half_sweep(std::size_t first, std::size_t last, bool to_hidden, float beta, std::size_t chunk);
+
+  std::shared_ptr<const RbmModel> model_;
+  std::size_t num_chains_;
+  std::vector<std::uint8_t> state_;   // (num_chains, nv + nh)
+  std::vector<LaneRng> rng_;          // one per chain
+  std::vector<std::int32_t> idx_;     // scratch per chunk: active source units of each chain
+  std::vector<float> uniforms_;       // scratch per chunk: one uniform per target unit
+};
+
+class GraphChains {
+ public:
+  static constexpr std::size_t kGroup = LaneRng::kLanes;  // chains advanced together in SIMD lanes
+
+  GraphChains(std::shared_ptr<const GraphModel> model, std::size_t num_chains, std::uint64_t seed,
+              const std::uint8_t* initial_state /* nullable */);
+
+  std::size_t run(std::size_t num_sweeps, double beta, std::size_t num_threads, const PollFn& poll);
+  void sweep_group(std::size_t group, std::size_t num_sweeps, float beta);
+
+  std::size_t num_chains() const { return num_chains_; }
+  std::size_t num_units() const { return model_->num_units(); }
+  std::size_t num_groups() const { return rng_.size(); }
+  // Copies the states out as (num_chains, n) uint8.
+  void get_state(std::uint8_t* out) const;
+  void set_state(const std::uint8_t* in);
+  void copy_chain(std::size_t from, std::size_t to);   // used by resampling
+  std::uint8_t unit(std::size_t chain, std::size_t i) const;
+  const GraphModel& model() const { return *model_; }
+  void set_model(std::shared_ptr<const GraphModel> model);
+
+ private:
+  std::shared_ptr<const GraphModel> model_;
+  std::size_t num_chains_;
+  std::vector<float> z_;        // (groups, n, kGroup): unit-major, chains in lanes
+  std::vector<LaneRng> rng_;    // one per group
+};
+
+}  // namespace qvae

@@ -1,0 +1,53 @@
+// Vector float kernels (GCC/Clang vector extensions): 8 floats per vector, which the
+// compiler maps to one AVX2 register or two SSE2 registers depending on the clone.
+#pragma once
+
+#include <cstdint>
+
+namespace qvae {
+
+using vfloat = float __attribute__((vector_size(32)));
+using vint = std::int32_t __attribute__((vector_size(32)));
+using vfloat_u = float __attribute__((vector_size(32), aligned(4)));  // unaligned access
+constexpr int kVec = 8;
+
+inline vfloat vload(const float* p) { return *reinterpret_cast<const vfloat_u*>(p); }
+inline void vstore(float* p, vfloat v) { *reinterpret_cast<vfloat_u*>(p) = v; }
+inline vfloat vbroadcast(float x) { return vfloat{} + x; }
+inline vfloat vselect(vint mask, vfloat a, vfloat b) {
+  return reinterpret_cast<vfloat>((mask & reinterpret_cast<vint>(a)) |
+                                  (~mask & reinterpret_cast<vint>(b)));
+}
+
+// exp(x), |rel err| < 2 ulp on [-87, 87] (Cephes expf reduction and polynomial); inputs are
+// clamped to that range, far beyond where a logistic saturates in float.
+inline vfloat vexp(vfloat x) {
+  const vfloat lo = vbroadcast(-87.0f), hi = vbroadcast(87.0f);
+  x = vselect(x < lo, lo, x);
+  x = vselect(x > hi, hi, x);
+  // n = round(x / ln 2) by the 1.5*2^23 trick; its integer sits in the low mantissa bits.
+  const vfloat magic = vbroadcast(12582912.0f);
+  vfloat t = x * 1.44269504088896341f + magic;
+  vfloat n = t - magic;
+  vint ni = reinterpret_cast<vint>(t) - reinterpret_cast<vint>(magic);
+  vfloat r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vfloat p = vbroadcast(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  vint e = (ni + 127) << 23;
+  return p * reinterpret_cast<vfloat>(e);
+}
+
+// Heat-bath draws: 1.0 with probability sigmoid(field), given u uniform in (0,1):
+// u < 1/(1+e^{-f})  <=>  u (1 + e^{-f}) < 1.
+inline vfloat vbernoulli_logistic(vfloat field, vfloat u) {
+  vint take = u * (1.0f + vexp(-field)) < 1.0f;
+  return reinterpret_cast<vfloat>(take & reinterpret_cast<vint>(vbroadcast(1.0f)));
+}
+
+}  // namespace qvae

@@ -1,0 +1,91 @@
+// Random numbers for the samplers: a lane-parallel xoshiro128+ seeded by splitmix64.
+//
+// Every chain (or fixed group of chains) owns its own generator, derived from
+// (seed, stream index) alone, so results never depend on how work is split
+// between threads. The lane loop is written so that the compiler vectorises it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qvae {
+
+inline std::uint64_t splitmix64(std::uint64_t& x) {
+  std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// kLanes independent xoshiro128+ generators advanced together.
+// One step yields kLanes uint32 values; the top 24 bits make a float in (0,1).
+class LaneRng {
+ public:
+  static constexpr int kLanes = 16;
+
+  LaneRng() = default;
+  LaneRng(std::uint64_t seed, std::uint64_t stream) { reseed(seed, stream); }
+
+  void reseed(std::uint64_t seed, std::uint64_t stream) {
+    std::uint64_t x = seed ^ (0xD1B54A32D192ED03ULL * (stream + 1));
+    for (int l = 0; l < kLanes; ++l) {
+      std::uint64_t a = splitmix64(x), b = splitmix64(x);
+      s0_[l] = static_cast<std::uint32_t>(a);
+      s1_[l] = static_cast<std::uint32_t>(a >> 32);
+      s2_[l] = static_cast<std::uint32_t>(b);
+      s3_[l] = static_cast<std::uint32_t>(b >> 32);
+      if ((s0_[l] | s1_[l] | s2_[l] | s3_[l]) == 0) s0_[l] = 1;  // all-zero state is absorbing
+    }
+  }
+
+  // Writes kLanes uniforms in (0,1): ((r >> 8) + 0.5) * 2^-24.
+  inline void next_uniform(float* out) {
+    for (int l = 0; l < kLanes; ++l) {
+      std::uint32_t r = s0_[l] + s3_[l];
+      std::uint32_t t = s1_[l] << 9;
+      s2_[l] ^= s0_[l];
+      s3_[l] ^= s1_[l];
+      s1_[l] ^= s2_[l];
+      s0_[l] ^= s3_[l];
+      s2_[l] ^= t;
+      s3_[l] = (s3_[l] << 11) | (s3_[l] >> 21);
+      out[l] = (static_cast<float>(r >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    }
+  }
+
+  // Fills n uniforms (n rounded up to whole steps; out must hold that many).
+  inline void fill_uniform(float* out, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += kLanes) next_uniform(out + i);
+  }
+
+  static constexpr std::size_t padded(std::size_t n) {
+    return (n + kLanes - 1) / kLanes * kLanes;
+  }
+
+  // A double in [0,1) from lane 0 alone (53 bits from two draws); for scalar uses.
+  inline double next_double() {
+    std::uint32_t hi = step_lane0(), lo = step_lane0();
+    return static_cast<double>((static_cast<std::uint64_t>(hi) << 21) | (lo >> 11)) *
+           (1.0 / 9007199254740992.0);
+  }
+
+ private:
+  inline std::uint32_t step_lane0() {
+    std::uint32_t r = s0_[0] + s3_[0];
+    std::uint32_t t = s1_[0] << 9;
+    s2_[0] ^= s0_[0];
+    s3_[0] ^= s1_[0];
+    s1_[0] ^= s2_[0];
+    s0_[0] ^= s3_[0];
+    s2_[0] ^= t;
+    s3_[0] = (s3_[0] << 11) | (s3_[0] >> 21);
+    return r;
+  }
+
+  alignas(64) std::uint32_t s0_[kLanes]{};
+  alignas(64) std::uint32_t s1_[kLanes]{};
+  alignas(64) std::uint32_t s2_[kLanes]{};
+  alignas(64) std::uint32_t s3_[kLanes]{};
+};
+
+}  // namespace qvae

@@ -1,0 +1,253 @@
+#include "qvae/gibbs.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "qvae/math.hpp"
+#include "qvae/thread_pool.hpp"
+
+// Hot kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QVAE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define QVAE_MULTIVERSION
+#endif
+
+namespace qvae {
+
+std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t num_threads,
+                          const PollFn& poll,
+                          const std::function<void(std::size_t, std::size_t)>& work) {
+  using clock = std::chrono::steady_clock;
+  constexpr double kRoundSeconds = 0.02;
+  std::size_t done = 0, round = 1;
+  ThreadPool& pool = ThreadPool::global();
+  while (done < total) {
+    std::size_t k = std::min(round, total - done);
+    auto t0 = clock::now();
+    pool.parallel_for(num_tasks, num_threads, [&](std::size_t task) { work(task, k); });
+    double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    done += k;
+    if (done < total && poll && poll()) break;
+    // Aim rounds at ~20 ms so an interrupt is seen quickly without costing throughput.
+    double scale = dt > 0 ? kRoundSeconds / dt : 4.0;
+    round = std::max<std::size_t>(1, static_cast<std::size_t>(k * std::min(4.0, scale)));
+  }
+  return done;
+}
+
+namespace {
+
+// Fields of n_dst target units for a few chains, then heat-bath draws.
+// field_j = bias_j + sum over active source units k (ascending) of W[k, j]:
+// the sources are binary, so adding selected rows equals the matrix product exactly.
+// A tile of kRbmTile columns is accumulated in registers and reused across the chains.
+QVAE_MULTIVERSION
+void rbm_half_kernel(const float* W, std::size_t n_src, const float* bias, std::size_t n_dst,
+                     float beta, std::size_t num_chains, const std::int32_t* idx,
+                     std::size_t idx_stride, const std::int32_t* counts, const float* uniforms,
+                     std::uint8_t* dst, std::size_t dst_stride) {
+  static_assert(kRbmTile == 4 * kVec, "the kernel holds one tile in four vectors");
+  const std::size_t ld = pad_to(n_dst, kRbmTile);
+  for (std::size_t t0 = 0; t0 < n_dst; t0 += kRbmTile) {
+    const float* tile = W + t0 * n_src;
+    const std::size_t width = std::min(kRbmTile, n_dst - t0);
+    for (std::size_t c = 0; c < num_chains; ++c) {
+      vfloat a0 = vload(bias + t0), a1 = vload(bias + t0 + 8);
+      vfloat a2 = vload(bias + t0 + 16), a3 = vload(bias + t0 + 24);
+      const std::int32_t* active = idx + c * idx_stride;
+      const std::int32_t count = counts[c];
+      for (std::int32_t q = 0; q < count; ++q) {
+        const float* row = tile + static_cast<std::size_t>(active[q]) * kRbmTile;
+        a0 += vload(row);
+        a1 += vload(row + 8);
+        a2 += vload(row + 16);
+        a3 += vload(row + 24);
+      }
+      const float* u = uniforms + c * ld + t0;
+      alignas(32) float bit[kRbmTile];
+      vstore(bit, vbernoulli_logistic(beta * a0, vload(u)));
+      vstore(bit + 8, vbernoulli_logistic(beta * a1, vload(u + 8)));
+      vstore(bit + 16, vbernoulli_logistic(beta * a2, vload(u + 16)));
+      vstore(bit + 24, vbernoulli_logistic(beta * a3, vload(u + 24)));
+      std::uint8_t* out = dst + c * dst_stride + t0;
+      for (std::size_t j = 0; j < width; ++j) out[j] = static_cast<std::uint8_t>(bit[j]);
+    }
+  }
+}
+
+// One or more sweeps of a group of chains held in SIMD lanes (unit-major layout).
+QVAE_MULTIVERSION
+void graph_sweep_kernel(std::size_t n, const std::int32_t* order, const std::int64_t* row_ptr,
+                        const std::int32_t* nbr, const float* nbr_w, const float* bias, float* z,
+                        LaneRng& rng, std::size_t num_sweeps, float beta) {
+  constexpr std::size_t L = LaneRng::kLanes;
+  static_assert(L == 2 * kVec, "a group is two vectors of chains");
+  alignas(64) float u[L];
+  for (std::size_t s = 0; s < num_sweeps; ++s) {
+    for (std::size_t p = 0; p < n; ++p) {
+      const std::int32_t i = order[p];
+      vfloat f0 = vbroadcast(bias[i]), f1 = f0;
+      for (std::int64_t e = row_ptr[i]; e < row_ptr[i + 1]; ++e) {
+        const float* zn = z + static_cast<std::size_t>(nbr[e]) * L;
+        const float w = nbr_w[e];
+        f0 += w * vload(zn);
+        f1 += w * vload(zn + kVec);
+      }
+      rng.next_uniform(u);
+      float* zi = z + static_cast<std::size_t>(i) * L;
+      vstore(zi, vbernoulli_logistic(beta * f0, vload(u)));
+      vstore(zi + kVec, vbernoulli_logistic(beta * f1, vload(u + kVec)));
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- RBM chains
+
+RbmChains::RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chains,
+                     std::uint64_t seed, const std::uint8_t* initial_state)
+    : model_(std::move(model)), num_chains_(num_chains),
+      state_(num_chains * model_->num_units()), rng_(num_chains) {
+  for (std::size_t c = 0; c < num_chains_; ++c) rng_[c].reseed(seed, c);
+  const std::size_t n = num_units();
+  if (initial_state) {
+    std::copy(initial_state, initial_state + num_chains_ * n, state_.begin());
+  } else {
+    // Uniform random start, drawn from each chain's own stream.
+    std::vector<float> u(LaneRng::padded(n));
+    for (std::size_t c = 0; c < num_chains_; ++c) {
+      rng_[c].fill_uniform(u.data(), n);
+      for (std::size_t i = 0; i < n; ++i) state_[c * n + i] = u[i] < 0.5f;
+    }
+  }
+  set_model(model_);
+}
+
+void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {
+  if (model->nv != model_->nv || model->nh != model_->nh)
+    throw std::invalid_argument("model: layer sizes differ from the chains'");
+  model_ = std::move(model);
+  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
+  idx_.assign(chunks * kChunk * std::max(model_->nv, model_->nh), 0);
+  uniforms_.assign(chunks * kChunk * std::max(model_->ld_v, model_->ld_h), 0.5f);
+}
+
+void RbmChains::half_sweep(std::size_t first, std::size_t last, bool to_hidden, float beta,
+                           std::size_t chunk) {
+  const RbmModel& m = *model_;
+  const std::size_t n = m.num_units();
+  const std::size_t n_src = to_hidden ? m.nv : m.nh, n_dst = to_hidden ? m.nh : m.nv;
+  const std::size_t src_off = to_hidden ? 0 : m.nv, dst_off = to_hidden ? m.nv : 0;
+  const std::size_t ld = to_hidden ? m.ld_h : m.ld_v;
+  const std::size_t idx_stride = std::max(m.nv, m.nh);
+  std::int32_t* idx = idx_.data() + chunk * kChunk * idx_stride;
+  float* uniforms = uniforms_.data() + chunk * kChunk * std::max(m.ld_v, m.ld_h);
+  std::int32_t counts[kChunk];
+  for (std::size_t c = first; c < last; ++c) {
+    const std::uint8_t* src = &state_[c * n + src_off];
+    std::int32_t* list = idx + (c - first) * idx_stride;
+    std::int32_t count = 0;
+    for (std::size_t k = 0; k < n_src; ++k) {
+      list[count] = static_cast<std::int32_t>(k);
+      count += src[k];
+    }
+    counts[c - first] = count;
+    rng_[c].fill_uniform(uniforms + (c - first) * ld, n_dst);
+  }
+  rbm_half_kernel(to_hidden ? m.w.data() : m.wt.data(), n_src, to_hidden ? m.b.data() : m.a.data(),
+                  n_dst, beta, last - first, idx, idx_stride, counts, uniforms,
+                  &state_[first * n + dst_off], n);
+}
+
+void RbmChains::sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps,
+                            float beta) {
+  for (std::size_t c0 = first; c0 < last; c0 += kChunk) {
+    const std::size_t c1 = std::min(last, c0 + kChunk);
+    for (std::size_t s = 0; s < num_sweeps; ++s) {
+      half_sweep(c0, c1, true, beta, c0 / kChunk);
+      half_sweep(c0, c1, false, beta, c0 / kChunk);
+    }
+  }
+}
+
+std::size_t RbmChains::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
+                           const PollFn& poll) {
+  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
+  const float b = static_cast<float>(beta);
+  return run_in_rounds(num_sweeps, chunks, resolve_threads(num_threads), poll,
+                       [&](std::size_t chunk, std::size_t sweeps) {
+                         const std::size_t c0 = chunk * kChunk;
+                         sweep_range(c0, std::min(num_chains_, c0 + kChunk), sweeps, b);
+                       });
+}
+
+// ---------------------------------------------------------------- graph chains
+
+GraphChains::GraphChains(std::shared_ptr<const GraphModel> model, std::size_t num_chains,
+                         std::uint64_t seed, const std::uint8_t* initial_state)
+    : model_(std::move(model)), num_chains_(num_chains),
+      z_(((num_chains + kGroup - 1) / kGroup) * model_->num_units() * kGroup, 0.0f),
+      rng_((num_chains + kGroup - 1) / kGroup) {
+  for (std::size_t g = 0; g < rng_.size(); ++g) rng_[g].reseed(seed, g);
+  const std::size_t n = num_units();
+  if (initial_state) {
+    set_state(initial_state);
+  } else {
+    alignas(64) float u[kGroup];
+    for (std::size_t g = 0; g < rng_.size(); ++g)
+      for (std::size_t i = 0; i < n; ++i) {
+        rng_[g].next_uniform(u);
+        for (std::size_t l = 0; l < kGroup; ++l) z_[(g * n + i) * kGroup + l] = u[l] < 0.5f;
+      }
+  }
+}
+
+void GraphChains::set_model(std::shared_ptr<const GraphModel> model) {
+  if (model->n != model_->n) throw std::invalid_argument("model: unit count differs from the chains'");
+  model_ = std::move(model);
+}
+
+void GraphChains::get_state(std::uint8_t* out) const {
+  const std::size_t n = num_units();
+  for (std::size_t c = 0; c < num_chains_; ++c) {
+    const float* zg = &z_[(c / kGroup) * n * kGroup + c % kGroup];
+    for (std::size_t i = 0; i < n; ++i) out[c * n + i] = static_cast<std::uint8_t>(zg[i * kGroup]);
+  }
+}
+
+void GraphChains::set_state(const std::uint8_t* in) {
+  const std::size_t n = num_units();
+  for (std::size_t c = 0; c < num_chains_; ++c) {
+    float* zg = &z_[(c / kGroup) * n * kGroup + c % kGroup];
+    for (std::size_t i = 0; i < n; ++i) zg[i * kGroup] = in[c * n + i];
+  }
+}
+
+std::uint8_t GraphChains::unit(std::size_t c, std::size_t i) const {
+  return static_cast<std::uint8_t>(z_[((c / kGroup) * num_units() + i) * kGroup + c % kGroup]);
+}
+
+void GraphChains::copy_chain(std::size_t from, std::size_t to) {
+  const std::size_t n = num_units();
+  const float* src = &z_[(from / kGroup) * n * kGroup + from % kGroup];
+  float* dst = &z_[(to / kGroup) * n * kGroup + to % kGroup];
+  for (std::size_t i = 0; i < n; ++i) dst[i * kGroup] = src[i * kGroup];
+}
+
+void GraphChains::sweep_group(std::size_t g, std::size_t num_sweeps, float beta) {
+  const GraphModel& m = *model_;
+  graph_sweep_kernel(m.n, m.order.data(), m.row_ptr.data(), m.nbr.data(), m.nbr_w.data(),
+                     m.bias.data(), &z_[g * m.n * kGroup], rng_[g], num_sweeps, beta);
+}
+
+std::size_t GraphChains::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
+                             const PollFn& poll) {
+  const float b = static_cast<float>(beta);
+  return run_in_rounds(num_sweeps, rng_.size(), resolve_threads(num_threads), poll,
+                       [&](std::size_t g, std::size_t sweeps) { sweep_group(g, sweeps, b); });
+}
+
+}  // namespace qvae

@@ -1,0 +1,130 @@
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+
+#include "qvae/models.hpp"
+
+namespace qvae {
+
+RbmModel::RbmModel(std::size_t nv_, std::size_t nh_, const double* weights, const double* vbias,
+                   const double* hbias)
+    : nv(nv_), nh(nh_), ld_h(pad_to(nh_, kRbmTile)), ld_v(pad_to(nv_, kRbmTile)),
+      w(nv_ * ld_h, 0.0f), wt(nh_ * ld_v, 0.0f), a(ld_v, 0.0f), b(ld_h, 0.0f),
+      w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_), b64(hbias, hbias + nh_) {
+  for (std::size_t i = 0; i < nv; ++i)
+    for (std::size_t j = 0; j < nh; ++j) {
+      float x = static_cast<float>(weights[i * nh + j]);
+      w[((j / kRbmTile) * nv + i) * kRbmTile + j % kRbmTile] = x;
+      wt[((i / kRbmTile) * nh + j) * kRbmTile + i % kRbmTile] = x;
+    }
+  for (std::size_t i = 0; i < nv; ++i) a[i] = static_cast<float>(vbias[i]);
+  for (std::size_t j = 0; j < nh; ++j) b[j] = static_cast<float>(hbias[j]);
+}
+
+double RbmModel::energy(const std::uint8_t* s) const {
+  const std::uint8_t* v = s;
+  const std::uint8_t* h = s + nv;
+  double e = 0.0;
+  for (std::size_t j = 0; j < nh; ++j) e -= b64[j] * h[j];
+  for (std::size_t i = 0; i < nv; ++i) {
+    if (!v[i]) continue;
+    double f = a64[i];
+    const double* row = &w64[i * nh];
+    for (std::size_t j = 0; j < nh; ++j) f += row[j] * h[j];
+    e -= f;
+  }
+  return e;
+}
+
+GraphModel::GraphModel(std::size_t n_, const double* b, std::size_t m, const std::int64_t* edges,
+                       const double* weights, const std::int32_t* colors)
+    : n(n_), color(colors, colors + n_), row_ptr(n_ + 1, 0), bias(n_), bias64(b, b + n_),
+      edge_i(m), edge_j(m), edge_w64(weights, weights + m) {
+  for (std::size_t i = 0; i < n; ++i) bias[i] = static_cast<float>(b[i]);
+  for (std::size_t k = 0; k < m; ++k) {
+    edge_i[k] = static_cast<std::int32_t>(edges[2 * k]);
+    edge_j[k] = static_cast<std::int32_t>(edges[2 * k + 1]);
+    if (color[edge_i[k]] == color[edge_j[k]])
+      throw std::invalid_argument("colors: adjacent units share a colour");
+    ++row_ptr[edge_i[k] + 1];
+    ++row_ptr[edge_j[k] + 1];
+  }
+  for (std::size_t i = 0; i < n; ++i) row_ptr[i + 1] += row_ptr[i];
+  nbr.resize(2 * m);
+  nbr_w.resize(2 * m);
+  std::vector<std::int64_t> fill(row_ptr.begin(), row_ptr.end() - 1);
+  for (std::size_t k = 0; k < m; ++k) {
+    std::int32_t i = edge_i[k], j = edge_j[k];
+    float x = static_cast<float>(weights[k]);
+    nbr[fill[i]] = j, nbr_w[fill[i]++] = x;
+    nbr[fill[j]] = i, nbr_w[fill[j]++] = x;
+  }
+  // Neighbours in increasing order: a fixed summation order and a streaming access pattern.
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::pair<std::int32_t, float>> row;
+    for (auto e = row_ptr[i]; e < row_ptr[i + 1]; ++e) row.emplace_back(nbr[e], nbr_w[e]);
+    std::sort(row.begin(), row.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (std::size_t e = 0; e < row.size(); ++e)
+      nbr[row_ptr[i] + e] = row[e].first, nbr_w[row_ptr[i] + e] = row[e].second;
+  }
+  order.resize(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t x, std::int32_t y) { return color[x] < color[y]; });
+}
+
+double GraphModel::energy(const std::uint8_t* s) const {
+  double e = 0.0;
+  for (std::size_t i = 0; i < n; ++i) e -= bias64[i] * s[i];
+  for (std::size_t k = 0; k < edge_w64.size(); ++k) e -= edge_w64[k] * (s[edge_i[k]] & s[edge_j[k]]);
+  return e;
+}
+
+std::vector<std::int32_t> greedy_coloring(std::size_t n, std::size_t m, const std::int64_t* edges) {
+  std::vector<std::vector<std::int32_t>> adj(n);
+  for (std::size_t k = 0; k < m; ++k) {
+    adj[edges[2 * k]].push_back(static_cast<std::int32_t>(edges[2 * k + 1]));
+    adj[edges[2 * k + 1]].push_back(static_cast<std::int32_t>(edges[2 * k]));
+  }
+  // Bipartite graphs (RBMs, Chimera) get exactly two colours by breadth-first search.
+  std::vector<std::int32_t> color(n, -1);
+  bool bipartite = true;
+  std::vector<std::int32_t> queue;
+  for (std::size_t s = 0; s < n && bipartite; ++s) {
+    if (color[s] >= 0) continue;
+    color[s] = 0;
+    queue.assign(1, static_cast<std::int32_t>(s));
+    for (std::size_t q = 0; q < queue.size() && bipartite; ++q) {
+      std::int32_t u = queue[q];
+      for (std::int32_t v : adj[u]) {
+        if (color[v] < 0) {
+          color[v] = 1 - color[u];
+          queue.push_back(v);
+        } else if (color[v] == color[u]) {
+          bipartite = false;
+          break;
+        }
+      }
+    }
+  }
+  if (bipartite) return color;
+  // Otherwise largest-degree-first greedy colouring.
+  std::vector<std::int32_t> by_degree(n);
+  std::iota(by_degree.begin(), by_degree.end(), 0);
+  std::stable_sort(by_degree.begin(), by_degree.end(),
+                   [&](std::int32_t x, std::int32_t y) { return adj[x].size() > adj[y].size(); });
+  std::fill(color.begin(), color.end(), -1);
+  std::vector<char> used;
+  for (std::int32_t u : by_degree) {
+    used.assign(adj[u].size() + 1, 0);
+    for (std::int32_t v : adj[u])
+      if (color[v] >= 0 && static_cast<std::size_t>(color[v]) < used.size()) used[color[v]] = 1;
+    std::int32_t c = 0;
+    while (used[c]) ++c;
+    color[u] = c;
+  }
+  return color;
+}
+
+}  // namespace qvae

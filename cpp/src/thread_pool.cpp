@@ -1,0 +1,96 @@
+#include "qvae/thread_pool.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace qvae {
+
+ThreadPool::ThreadPool(std::size_t num_workers) {
+  workers_.reserve(num_workers);
+  for (std::size_t i = 0; i < num_workers; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+ThreadPool& ThreadPool::global() {
+  static ThreadPool pool(std::max<std::size_t>(1, std::thread::hardware_concurrency()) - 1);
+  return pool;
+}
+
+std::size_t resolve_threads(std::size_t requested) {
+  std::size_t hw = ThreadPool::global().max_threads();
+  return requested == 0 ? hw : std::min(requested, hw);
+}
+
+// Takes tasks until none is left; records the first exception and skips the rest.
+void ThreadPool::drain() {
+  for (;;) {
+    std::size_t i;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (next_task_ >= num_tasks_) return;
+      i = next_task_++;
+    }
+    try {
+      (*job_)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      next_task_ = num_tasks_;
+    }
+  }
+}
+
+void ThreadPool::worker_loop(std::size_t id) {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (id >= wanted_) continue;
+      ++busy_;
+    }
+    drain();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --busy_;
+    }
+    done_.notify_all();
+  }
+}
+
+void ThreadPool::parallel_for(std::size_t num_tasks, std::size_t num_threads,
+                              const std::function<void(std::size_t)>& fn) {
+  if (num_tasks == 0) return;
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  std::size_t helpers = std::min({num_threads == 0 ? max_threads() : num_threads, max_threads(),
+                                  num_tasks}) - 1;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    num_tasks_ = num_tasks;
+    next_task_ = 0;
+    wanted_ = helpers;
+    error_ = nullptr;
+    ++generation_;
+  }
+  if (helpers > 0) wake_.notify_all();
+  drain();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    job_ = nullptr;
+  }
+  if (error_) std::rethrow_exception(error_);
+}
+
+}  // namespace qvae
