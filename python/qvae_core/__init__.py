@@ -1,1 +1,26 @@
-from ._core import *
+"""qvae-core: fast samplers for Boltzmann-machine and quantum Boltzmann-machine priors.
+
+Conventions (CONVENTIONS.md): binary units z in {0,1}, p(z) = exp(-E(z)) / Z,
+E(z) = -sum_i b_i z_i - sum_(ij) w_ij z_i z_j; an RBM state is [v, h].
+"""
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only when the build is broken
+    raise ImportError(
+        "qvae_core._core (the compiled extension) could not be imported; reinstall the package "
+        "with `pip install .` from a source checkout or a wheel for this platform"
+    ) from exc
+
+from . import exact, graphs
+from .models import RBM, BoltzmannMachine
+from .samplers import GibbsSampler
+
+__version__ = "0.1.0"
+
+__all__ = ["RBM", "BoltzmannMachine", "GibbsSampler", "exact", "graphs", "max_threads", "__version__"]
+
+
+def max_threads() -> int:
+    """Number of threads the samplers use by default (all hardware threads)."""
+    return _core.max_threads()

@@ -1,0 +1,72 @@
+"""Argument checks shared by the public API: every failure is a ValueError naming the argument."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None) -> np.ndarray:
+    """A new C-contiguous float64 array of the given rank (and shape, None = any) with no NaN/inf."""
+    try:
+        arr = np.array(value, dtype=np.float64, copy=True, order="C")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: not a numeric array ({exc})") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {arr.shape}")
+    if shape is not None:
+        for axis, (got, want) in enumerate(zip(arr.shape, shape)):
+            if want is not None and got != want:
+                raise ValueError(f"{name}: expected shape {_fmt(shape)}, got {arr.shape} (axis {axis})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    arr.flags.writeable = False
+    return arr
+
+
+def binary_states(value, name: str, num_units: int, *, rows: int | None = None) -> np.ndarray:
+    """States as a new (rows, num_units) uint8 array of 0/1; a single state may be 1-D."""
+    arr = np.asarray(value)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != num_units:
+        raise ValueError(f"{name}: expected shape (batch, {num_units}), got {np.shape(value)}")
+    if rows is not None and arr.shape[0] != rows:
+        raise ValueError(f"{name}: expected {rows} rows, got {arr.shape[0]}")
+    if not (np.issubdtype(arr.dtype, np.number)):
+        raise ValueError(f"{name}: expected a numeric array of 0/1, got dtype {arr.dtype}")
+    if arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(f"{name}: entries must be 0 or 1")
+    return np.ascontiguousarray(arr, dtype=np.uint8).copy()
+
+
+def positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """An int >= minimum (bool and non-integral floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def seed_value(seed) -> int:
+    """A uint64 seed; None draws one from the OS entropy pool."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed: expected an integer or None, got {seed!r}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed: must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def num_threads(value) -> int:
+    """0 (all cores) for None, else a positive int."""
+    return 0 if value is None else positive_int(value, "num_threads")
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"

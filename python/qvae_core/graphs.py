@@ -1,0 +1,90 @@
+"""Working graphs of D-Wave topologies (Chimera, Pegasus, Zephyr) and block colourings.
+
+Graphs come from dwave-networkx (extra `graphs`), the field's standard generator, with its
+linear qubit labels. A `Topology` lists the qubits (sorted labels) and the couplers as pairs of
+positions in that list, which is the unit order of a BoltzmannMachine built on it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._validation import finite_array, positive_int, seed_value
+from .models import BoltzmannMachine, _check_edges
+
+__all__ = ["Topology", "chimera", "pegasus", "zephyr", "from_networkx", "coloring", "random_boltzmann_machine"]
+
+
+class Topology(NamedTuple):
+    """Qubit labels (sorted, int64) and couplers as (m, 2) positions into `nodes`."""
+
+    name: str
+    nodes: np.ndarray
+    edges: np.ndarray
+
+    @property
+    def num_units(self) -> int:
+        return int(self.nodes.shape[0])
+
+
+def _dnx():
+    try:
+        import dwave_networkx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the topology helpers need dwave-networkx: pip install 'qvae-core[graphs]'"
+        ) from exc
+    return dwave_networkx
+
+
+def from_networkx(graph, name: str = "graph") -> Topology:
+    """Topology of any networkx graph with integer node labels (e.g. a solver's working graph)."""
+    nodes = np.array(sorted(graph.nodes), dtype=np.int64)
+    position = {int(q): k for k, q in enumerate(nodes)}
+    pairs = sorted(tuple(sorted((position[int(u)], position[int(v)]))) for u, v in graph.edges)
+    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return Topology(name, nodes, edges)
+
+
+def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
+    """Chimera C(m, n, t) working graph (bipartite: two colours)."""
+    m = positive_int(m, "m")
+    n = m if n is None else positive_int(n, "n")
+    t = positive_int(t, "t")
+    return from_networkx(_dnx().chimera_graph(m, n, t), f"chimera({m},{n},{t})")
+
+
+def pegasus(m: int) -> Topology:
+    """Pegasus P(m) working graph (fabric only, linear labels); m >= 2."""
+    m = positive_int(m, "m", minimum=2)
+    return from_networkx(_dnx().pegasus_graph(m), f"pegasus({m})")
+
+
+def zephyr(m: int, t: int = 4) -> Topology:
+    """Zephyr Z(m, t) working graph (linear labels)."""
+    m = positive_int(m, "m")
+    t = positive_int(t, "t")
+    return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
+
+
+def coloring(num_units: int, edges) -> np.ndarray:
+    """A proper colouring as int32 per unit: 2 colours if bipartite, else greedy (few)."""
+    num_units = positive_int(num_units, "num_units")
+    return np.asarray(_core.greedy_coloring(num_units, _check_edges(edges, num_units)))
+
+
+def random_boltzmann_machine(
+    topology: Topology, *, weight_scale: float = 1.0, bias_scale: float = 0.1, seed=None
+) -> BoltzmannMachine:
+    """A BoltzmannMachine on `topology` with N(0, scale^2) weights and biases."""
+    weight_scale = float(finite_array(weight_scale, "weight_scale", ndim=0))
+    bias_scale = float(finite_array(bias_scale, "bias_scale", ndim=0))
+    rng = np.random.default_rng(seed_value(seed))
+    return BoltzmannMachine(
+        rng.normal(0.0, bias_scale, topology.num_units),
+        topology.edges,
+        rng.normal(0.0, weight_scale, topology.edges.shape[0]),
+    )

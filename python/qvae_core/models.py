@@ -1,0 +1,196 @@
+"""Classical Boltzmann machines with binary units z in {0,1} (CONVENTIONS.md, "Units").
+
+RBM:               E(v, h) = -a.v - b.h - v^T W h, a state is [v, h] (visible first).
+BoltzmannMachine:  E(z) = -sum_i b_i z_i - sum_k w_k z_{i_k} z_{j_k}, any sparse graph.
+Ising form:        E(z) = sum_i h_i s_i + sum_k J_k s_{i_k} s_{j_k} + offset with s = 2z - 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import binary_states, finite_array
+
+__all__ = ["RBM", "BoltzmannMachine"]
+
+
+def _ising_from_binary(bias, edges, weights, num_units):
+    """(h, J, offset) with E(z) = H(2z-1) + offset: J = -w/4, h = -b/2 - sum_j w_ij/4."""
+    J = -weights / 4.0
+    h = -bias / 2.0
+    np.add.at(h, edges[:, 0], J)
+    np.add.at(h, edges[:, 1], J)
+    offset = float(h.sum() - J.sum())
+    return h, J, offset
+
+
+def _binary_from_ising(h, edges, J, offset, num_units):
+    """(bias, weights, constant) with H(s) + offset = E(z) + constant."""
+    weights = -4.0 * J
+    bias = -2.0 * h
+    np.add.at(bias, edges[:, 0], 2.0 * J)
+    np.add.at(bias, edges[:, 1], 2.0 * J)
+    constant = float(offset - h.sum() + J.sum())
+    return bias, weights, constant
+
+
+class _Model:
+    """Shared behaviour: energies through the compiled model, read-only parameters."""
+
+    _compiled: object
+
+    @property
+    def num_units(self) -> int:
+        return self._compiled.num_units
+
+    def energy(self, states) -> np.ndarray:
+        """E(z) for each row of `states` (float64, shape (batch,)); a 1-D state gives shape (1,)."""
+        return self._compiled.energy(binary_states(states, "states", self.num_units))
+
+
+class RBM(_Model):
+    """Restricted Boltzmann machine, E(v,h) = -a.v - b.h - v^T W h; weights of shape (nv, nh)."""
+
+    def __init__(self, weights, visible_bias, hidden_bias):
+        self.weights = finite_array(weights, "weights", ndim=2)
+        nv, nh = self.weights.shape
+        if nv == 0 or nh == 0:
+            raise ValueError(f"weights: both layers need at least one unit, got shape {(nv, nh)}")
+        self.visible_bias = finite_array(visible_bias, "visible_bias", ndim=1, shape=(nv,))
+        self.hidden_bias = finite_array(hidden_bias, "hidden_bias", ndim=1, shape=(nh,))
+        self._compiled = _core.RbmModel(self.weights, self.visible_bias, self.hidden_bias)
+
+    @property
+    def num_visible(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def num_hidden(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def edges(self) -> np.ndarray:
+        """All visible-hidden pairs (i, nv + j), row-major in W."""
+        nv, nh = self.weights.shape
+        i, j = np.meshgrid(np.arange(nv), np.arange(nh), indexing="ij")
+        return np.stack([i.ravel(), nv + j.ravel()], axis=1).astype(np.int64)
+
+    def to_boltzmann_machine(self) -> BoltzmannMachine:
+        """The same energy as a general sparse BoltzmannMachine (units [v, h])."""
+        return BoltzmannMachine(
+            np.concatenate([self.visible_bias, self.hidden_bias]), self.edges, self.weights.ravel()
+        )
+
+    def to_ising(self):
+        """(h, edges, J, offset) with E(z) = sum h_i s_i + sum J_k s_i s_j + offset, s = 2z - 1."""
+        edges = self.edges
+        bias = np.concatenate([self.visible_bias, self.hidden_bias])
+        h, J, offset = _ising_from_binary(bias, edges, self.weights.ravel(), self.num_units)
+        return h, edges, J, offset
+
+    @classmethod
+    def from_ising(cls, h, edges, J, offset=0.0, *, num_visible: int):
+        """Inverse of to_ising: returns (rbm, constant) with H(s) + offset = E(z) + constant.
+
+        Every edge must join a visible unit (index < num_visible) to a hidden one; the constant is
+        zero when the arguments came from to_ising.
+        """
+        h, edges, J, offset = _check_ising(h, edges, J, offset)
+        n = h.shape[0]
+        if not 0 < num_visible < n:
+            raise ValueError(f"num_visible: must be in [1, {n - 1}], got {num_visible}")
+        lo, hi = edges.min(axis=1), edges.max(axis=1)
+        if np.any(lo >= num_visible) or np.any(hi < num_visible):
+            raise ValueError("edges: every edge must join a visible unit to a hidden unit")
+        bias, weights, constant = _binary_from_ising(h, edges, J, offset, n)
+        W = np.zeros((num_visible, n - num_visible))
+        np.add.at(W, (lo, hi - num_visible), weights)
+        return cls(W, bias[:num_visible], bias[num_visible:]), constant
+
+    def __repr__(self) -> str:
+        return f"RBM(num_visible={self.num_visible}, num_hidden={self.num_hidden})"
+
+
+class BoltzmannMachine(_Model):
+    """Boltzmann machine on a sparse graph: E(z) = -sum_i b_i z_i - sum_k w_k z_{i_k} z_{j_k}.
+
+    `edges` is an (m, 2) integer array of distinct unordered pairs without self-loops;
+    `colors` (optional) is a proper colouring used as the block-Gibbs blocks; by default
+    bipartite graphs (Chimera) get two colours and others a greedy colouring.
+    """
+
+    def __init__(self, bias, edges, weights, *, colors=None):
+        self.bias = finite_array(bias, "bias", ndim=1)
+        n = self.bias.shape[0]
+        if n == 0:
+            raise ValueError("bias: the model needs at least one unit")
+        self.edges = _check_edges(edges, n)
+        self.weights = finite_array(weights, "weights", ndim=1, shape=(self.edges.shape[0],))
+        if colors is None:
+            colors = _core.greedy_coloring(n, self.edges)
+        else:
+            colors = np.array(colors, copy=True)
+            if colors.shape != (n,) or not np.issubdtype(colors.dtype, np.integer):
+                raise ValueError(f"colors: expected {n} integers, got shape {colors.shape}")
+            if colors.size and colors.min() < 0:
+                raise ValueError("colors: must be non-negative")
+            if np.any(colors[self.edges[:, 0]] == colors[self.edges[:, 1]]):
+                raise ValueError("colors: adjacent units share a colour")
+        self.colors = np.asarray(colors, dtype=np.int32)
+        self.colors.flags.writeable = False
+        self._compiled = _core.GraphModel(n, self.bias, self.edges, self.weights, self.colors)
+
+    @property
+    def num_colors(self) -> int:
+        return int(self.colors.max()) + 1
+
+    def to_ising(self):
+        """(h, edges, J, offset) with E(z) = sum h_i s_i + sum J_k s_i s_j + offset, s = 2z - 1."""
+        h, J, offset = _ising_from_binary(self.bias, self.edges, self.weights, self.num_units)
+        return h, self.edges.copy(), J, offset
+
+    @classmethod
+    def from_ising(cls, h, edges, J, offset=0.0):
+        """Inverse of to_ising: returns (model, constant) with H(s) + offset = E(z) + constant.
+
+        The constant is zero when the arguments came from to_ising.
+        """
+        h, edges, J, offset = _check_ising(h, edges, J, offset)
+        bias, weights, constant = _binary_from_ising(h, edges, J, offset, h.shape[0])
+        return cls(bias, edges, weights), constant
+
+    def __repr__(self) -> str:
+        return (
+            f"BoltzmannMachine(num_units={self.num_units}, num_edges={self.edges.shape[0]}, "
+            f"num_colors={self.num_colors})"
+        )
+
+
+def _check_edges(edges, n: int) -> np.ndarray:
+    arr = np.asarray(edges)
+    if arr.size == 0:
+        arr = arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"edges: expected shape (m, 2), got {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.equal(np.mod(arr, 1), 0)):
+            raise ValueError("edges: entries must be integers")
+    arr = np.array(arr, dtype=np.int64, copy=True, order="C")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(f"edges: unit index out of range [0, {n})")
+    if np.any(arr[:, 0] == arr[:, 1]):
+        raise ValueError("edges: self-loops are not allowed")
+    canon = np.sort(arr, axis=1)
+    if np.unique(canon, axis=0).shape[0] != canon.shape[0]:
+        raise ValueError("edges: duplicate edges")
+    arr.flags.writeable = False
+    return arr
+
+
+def _check_ising(h, edges, J, offset):
+    h = finite_array(h, "h", ndim=1)
+    edges = _check_edges(edges, h.shape[0])
+    J = finite_array(J, "J", ndim=1, shape=(edges.shape[0],))
+    offset = float(finite_array(offset, "offset", ndim=0))
+    return h.copy(), edges, J, offset

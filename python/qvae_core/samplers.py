@@ -1,0 +1,70 @@
+"""Persistent block-Gibbs chains held in C++ (the negative phase of PCD training).
+
+RBM: a sweep samples h ~ p(h|v), then v ~ p(v|h), each layer as one block.
+BoltzmannMachine: a sweep visits the colour classes in order; units of a class are
+conditionally independent, so each class is one block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import binary_states, positive_int, seed_value
+from ._validation import num_threads as num_threads_arg
+from .models import RBM, BoltzmannMachine
+
+__all__ = ["GibbsSampler"]
+
+
+class GibbsSampler:
+    """`num_chains` persistent chains of `model`; `.run(k)` advances all of them by k sweeps.
+
+    Chains start uniformly at random (or at `initial_state`, shape (num_chains, n), 0/1).
+    For a given seed the states are bit-identical whatever `num_threads` (None = all cores).
+    """
+
+    def __init__(self, model, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
+        self.num_chains = positive_int(num_chains, "num_chains")
+        self.seed = seed_value(seed)
+        self.num_threads = num_threads_arg(num_threads)
+        self._check_model(model)
+        self.model = model
+        init = None
+        if initial_state is not None:
+            init = binary_states(initial_state, "initial_state", model.num_units, rows=self.num_chains)
+        chains_type = _core.RbmChains if isinstance(model, RBM) else _core.GraphChains
+        self._chains = chains_type(model._compiled, self.num_chains, self.seed, init)
+
+    @staticmethod
+    def _check_model(model):
+        if not isinstance(model, (RBM, BoltzmannMachine)):
+            raise ValueError(f"model: expected an RBM or a BoltzmannMachine, got {type(model).__name__}")
+
+    def run(self, num_sweeps: int) -> np.ndarray:
+        """Advance every chain by num_sweeps sweeps; returns the new (num_chains, n) uint8 states.
+
+        Ctrl-C stops between rounds of sweeps (every chain at the same count) and raises
+        KeyboardInterrupt; the chains keep what they reached.
+        """
+        num_sweeps = positive_int(num_sweeps, "num_sweeps", minimum=0)
+        self._chains.run(num_sweeps, 1.0, self.num_threads)
+        return self.state
+
+    @property
+    def state(self) -> np.ndarray:
+        """A copy of the current states, (num_chains, num_units) uint8."""
+        return self._chains.state
+
+    def set_model(self, model) -> None:
+        """Continue the same chains under new parameters (same kind and size of model)."""
+        self._check_model(model)
+        if type(model) is not type(self.model) or model.num_units != self.model.num_units:
+            raise ValueError("model: must be of the same kind and size as the sampler's model")
+        if isinstance(model, RBM) and model.num_visible != self.model.num_visible:
+            raise ValueError("model: layer sizes differ from the sampler's model")
+        self._chains.set_model(model._compiled)
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"GibbsSampler({self.model!r}, num_chains={self.num_chains}, seed={self.seed})"
