@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
         "Number of threads the samplers use when num_threads is not given.");
   register_models(m);
   register_gibbs(m);
+  register_anneal(m);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include "qvae/math.hpp"
@@ -173,6 +174,84 @@ void RbmChains::sweep_range(std::size_t first, std::size_t last, std::size_t num
   }
 }
 
+void RbmChains::energies(double* out, std::size_t num_threads) const {
+  const std::size_t n = num_units();
+  ThreadPool::global().parallel_for(
+      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
+        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c)
+          out[c] = model_->energy(&state_[c * n]);
+      });
+}
+
+void RbmChains::permute(const std::vector<std::size_t>& parent) {
+  const std::size_t n = num_units();
+  spare_.resize(state_.size());
+  for (std::size_t c = 0; c < num_chains_; ++c)
+    std::copy_n(&state_[parent[c] * n], n, &spare_[c * n]);
+  state_.swap(spare_);
+}
+
+void RbmChains::prepare_weights(std::size_t num_threads) {
+  const RbmModel& m = *model_;
+  const bool keep_visible = m.nh >= m.nv;  // sum out the larger layer
+  const std::size_t n = m.num_units(), nk = keep_visible ? m.nv : m.nh, ns = keep_visible ? m.nh : m.nv;
+  kept_bias_.resize(num_chains_);
+  summed_field_.resize(num_chains_ * ns);
+  ThreadPool::global().parallel_for(
+      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
+        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
+          const std::uint8_t* y = &state_[c * n + (keep_visible ? 0 : m.nv)];
+          double* x = &summed_field_[c * ns];
+          const double* d = keep_visible ? m.b64.data() : m.a64.data();
+          const double* cb = keep_visible ? m.a64.data() : m.b64.data();
+          std::copy_n(d, ns, x);
+          double lin = 0.0;
+          for (std::size_t k = 0; k < nk; ++k) {
+            if (!y[k]) continue;
+            lin += cb[k];
+            if (keep_visible) {
+              const double* row = &m.w64[k * m.nh];
+              for (std::size_t j = 0; j < ns; ++j) x[j] += row[j];
+            } else {
+              for (std::size_t j = 0; j < ns; ++j) x[j] += m.w64[j * m.nh + k];
+            }
+          }
+          kept_bias_[c] = lin;
+        }
+      });
+}
+
+namespace {
+inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+}  // namespace
+
+void RbmChains::weight_slope(double t, double* out, std::size_t num_threads) const {
+  const std::size_t ns = summed_field_.size() / num_chains_;
+  ThreadPool::global().parallel_for(
+      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
+        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
+          const double* x = &summed_field_[c * ns];
+          double g = kept_bias_[c];
+          for (std::size_t j = 0; j < ns; ++j) g += x[j] * sigmoid(t * x[j]);
+          out[c] = -g;
+        }
+      });
+}
+
+void RbmChains::log_weights(double t, double t_next, double* out, std::size_t num_threads) const {
+  const std::size_t ns = summed_field_.size() / num_chains_;
+  ThreadPool::global().parallel_for(
+      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
+        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
+          const double* x = &summed_field_[c * ns];
+          double l = (t_next - t) * kept_bias_[c];
+          for (std::size_t j = 0; j < ns; ++j) l += softplus(t_next * x[j]) - softplus(t * x[j]);
+          out[c] = l;
+        }
+      });
+}
+
 std::size_t RbmChains::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
                            const PollFn& poll) {
   const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
@@ -190,7 +269,7 @@ GraphChains::GraphChains(std::shared_ptr<const GraphModel> model, std::size_t nu
                          std::uint64_t seed, const std::uint8_t* initial_state)
     : model_(std::move(model)), num_chains_(num_chains),
       z_(((num_chains + kGroup - 1) / kGroup) * model_->num_units() * kGroup, 0.0f),
-      rng_((num_chains + kGroup - 1) / kGroup) {
+      rng_((num_chains + kGroup - 1) / kGroup), energy_(num_chains) {
   for (std::size_t g = 0; g < rng_.size(); ++g) rng_[g].reseed(seed, g);
   const std::size_t n = num_units();
   if (initial_state) {
@@ -226,15 +305,31 @@ void GraphChains::set_state(const std::uint8_t* in) {
   }
 }
 
-std::uint8_t GraphChains::unit(std::size_t c, std::size_t i) const {
-  return static_cast<std::uint8_t>(z_[((c / kGroup) * num_units() + i) * kGroup + c % kGroup]);
+void GraphChains::energies(double* out, std::size_t num_threads) const {
+  const GraphModel& m = *model_;
+  const std::size_t n = m.n;
+  ThreadPool::global().parallel_for(rng_.size(), resolve_threads(num_threads), [&](std::size_t g) {
+    const float* zg = &z_[g * n * kGroup];
+    for (std::size_t l = 0; l < kGroup && g * kGroup + l < num_chains_; ++l) {
+      double e = 0.0;
+      for (std::size_t i = 0; i < n; ++i) e -= m.bias64[i] * zg[i * kGroup + l];
+      for (std::size_t k = 0; k < m.edge_w64.size(); ++k)
+        if (zg[m.edge_i[k] * kGroup + l] != 0.0f && zg[m.edge_j[k] * kGroup + l] != 0.0f)
+          e -= m.edge_w64[k];
+      out[g * kGroup + l] = e;
+    }
+  });
 }
 
-void GraphChains::copy_chain(std::size_t from, std::size_t to) {
+void GraphChains::permute(const std::vector<std::size_t>& parent) {
   const std::size_t n = num_units();
-  const float* src = &z_[(from / kGroup) * n * kGroup + from % kGroup];
-  float* dst = &z_[(to / kGroup) * n * kGroup + to % kGroup];
-  for (std::size_t i = 0; i < n; ++i) dst[i * kGroup] = src[i * kGroup];
+  spare_.resize(z_.size());
+  for (std::size_t c = 0; c < num_chains_; ++c) {
+    const float* src = &z_[(parent[c] / kGroup) * n * kGroup + parent[c] % kGroup];
+    float* dst = &spare_[(c / kGroup) * n * kGroup + c % kGroup];
+    for (std::size_t i = 0; i < n; ++i) dst[i * kGroup] = src[i * kGroup];
+  }
+  z_.swap(spare_);
 }
 
 void GraphChains::sweep_group(std::size_t g, std::size_t num_sweeps, float beta) {

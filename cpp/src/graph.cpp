@@ -24,13 +24,15 @@ RbmModel::RbmModel(std::size_t nv_, std::size_t nh_, const double* weights, cons
 double RbmModel::energy(const std::uint8_t* s) const {
   const std::uint8_t* v = s;
   const std::uint8_t* h = s + nv;
+  // Sum over active units only, in a fixed order: E = -sum_{v_i=1} (a_i + sum_{h_j=1} W_ij) - b.h.
   double e = 0.0;
-  for (std::size_t j = 0; j < nh; ++j) e -= b64[j] * h[j];
+  for (std::size_t j = 0; j < nh; ++j)
+    if (h[j]) e -= b64[j];
   for (std::size_t i = 0; i < nv; ++i) {
     if (!v[i]) continue;
     double f = a64[i];
     const double* row = &w64[i * nh];
-    for (std::size_t j = 0; j < nh; ++j) f += row[j] * h[j];
+    for (std::size_t j = 0; j < nh; ++j) f += h[j] ? row[j] : 0.0;
     e -= f;
   }
   return e;

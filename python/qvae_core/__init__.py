@@ -13,12 +13,24 @@ except ImportError as exc:  # pragma: no cover - only when the build is broken
     ) from exc
 
 from . import exact, graphs
+from .annealing import AnnealResult, anneal, combine_log_z
 from .models import RBM, BoltzmannMachine
 from .samplers import GibbsSampler
 
 __version__ = "0.1.0"
 
-__all__ = ["RBM", "BoltzmannMachine", "GibbsSampler", "exact", "graphs", "max_threads", "__version__"]
+__all__ = [
+    "RBM",
+    "BoltzmannMachine",
+    "GibbsSampler",
+    "anneal",
+    "AnnealResult",
+    "combine_log_z",
+    "exact",
+    "graphs",
+    "max_threads",
+    "__version__",
+]
 
 
 def max_threads() -> int:

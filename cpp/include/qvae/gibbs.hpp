@@ -6,6 +6,7 @@
 // a true return stops the run with every chain at the same sweep count.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -40,7 +41,19 @@ class RbmChains {
   std::size_t num_chains() const { return num_chains_; }
   std::size_t num_units() const { return model_->num_units(); }
   const std::uint8_t* state() const { return state_.data(); }
-  std::uint8_t* mutable_state() { return state_.data(); }
+  // Energies of every chain in double precision, in parallel.
+  void energies(double* out, std::size_t num_threads) const;
+  // Replica i takes the state of replica parent[i] (resampling); random streams stay put.
+  void permute(const std::vector<std::size_t>& parent);
+
+  // Population-annealing weights with the larger layer summed out (Rao-Blackwellised):
+  // for the kept layer y with bias c and fields x = d + y M of the summed layer,
+  // log p~_t(y) = t c.y + sum_j softplus(t x_j). prepare_weights caches c.y and x per chain;
+  // weight_slope gives a_i = -d/dt log p~_t (the conditional mean energy), used to pick steps;
+  // log_weights gives log p~_t'(y_i) - log p~_t(y_i) exactly.
+  void prepare_weights(std::size_t num_threads);
+  void weight_slope(double t, double* out, std::size_t num_threads) const;
+  void log_weights(double t, double t_next, double* out, std::size_t num_threads) const;
   const RbmModel& model() const { return *model_; }
   void set_model(std::shared_ptr<const RbmModel> model);
 
@@ -53,6 +66,8 @@ class RbmChains {
   std::vector<LaneRng> rng_;          // one per chain
   std::vector<std::int32_t> idx_;     // scratch per chunk: active source units of each chain
   std::vector<float> uniforms_;       // scratch per chunk: one uniform per target unit
+  std::vector<std::uint8_t> spare_;   // permutation buffer
+  std::vector<double> kept_bias_, summed_field_;  // PA weight caches, per chain
 };
 
 class GraphChains {
@@ -71,8 +86,17 @@ class GraphChains {
   // Copies the states out as (num_chains, n) uint8.
   void get_state(std::uint8_t* out) const;
   void set_state(const std::uint8_t* in);
-  void copy_chain(std::size_t from, std::size_t to);   // used by resampling
-  std::uint8_t unit(std::size_t chain, std::size_t i) const;
+  void energies(double* out, std::size_t num_threads) const;
+  void permute(const std::vector<std::size_t>& parent);
+
+  // Population-annealing weights of theta_t = t theta: a_i = E_i, log-weight -(t' - t) E_i.
+  void prepare_weights(std::size_t num_threads) { energies(energy_.data(), num_threads); }
+  void weight_slope(double, double* out, std::size_t) const {
+    std::copy(energy_.begin(), energy_.end(), out);
+  }
+  void log_weights(double t, double t_next, double* out, std::size_t) const {
+    for (std::size_t i = 0; i < num_chains_; ++i) out[i] = -(t_next - t) * energy_[i];
+  }
   const GraphModel& model() const { return *model_; }
   void set_model(std::shared_ptr<const GraphModel> model);
 
@@ -81,6 +105,8 @@ class GraphChains {
   std::size_t num_chains_;
   std::vector<float> z_;        // (groups, n, kGroup): unit-major, chains in lanes
   std::vector<LaneRng> rng_;    // one per group
+  std::vector<float> spare_;    // permutation buffer
+  std::vector<double> energy_;  // PA weight cache
 };
 
 }  // namespace qvae

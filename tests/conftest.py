@@ -1,0 +1,35 @@
+"""Shared helpers for statistical tests: k-sigma comparisons against exact values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import qvae_core as q
+
+# Number of standard errors allowed per compared quantity. With a few hundred comparisons per
+# test, 5 sigma keeps the false-alarm probability of a correct sampler below 1e-4 per test.
+K_SIGMA = 5.0
+
+
+def assert_within_sigma(estimate, exact, n_samples, name, *, k=K_SIGMA):
+    """|estimate - exact| <= k * SE for Bernoulli means, SE = sqrt(p(1-p)/N) (p floored at 1/N)."""
+    estimate, exact = np.asarray(estimate, float), np.asarray(exact, float)
+    var = np.maximum(exact * (1.0 - exact), 1.0 / n_samples)
+    se = np.sqrt(var / n_samples)
+    z = np.abs(estimate - exact) / se
+    worst = np.unravel_index(np.argmax(z), z.shape)
+    assert z.max() <= k, (
+        f"{name}: worst deviation {z.max():.2f} SE at {worst}: "
+        f"estimate {estimate[worst]:.5f} vs exact {exact[worst]:.5f} (N={n_samples})"
+    )
+
+
+def random_rbm(nv, nh, *, scale=1.0, bias_scale=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    return q.RBM(rng.normal(0, scale, (nv, nh)), rng.normal(0, bias_scale, nv), rng.normal(0, bias_scale, nh))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,143 @@
+"""Population annealing against exact log Z and marginals; reproducibility; bad input."""
+
+import _thread
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import assert_within_sigma, random_rbm
+
+import qvae_core as q
+
+K_LOGZ = 4.0  # reported standard errors allowed for log Z (the SE itself comes from 10 sub-populations)
+
+
+def check_log_z(model, seed, **kwargs):
+    exact = q.exact.log_z(model)
+    res = q.anneal(model, seed=seed, **kwargs)
+    err = res.log_z - exact
+    assert abs(err) <= 0.05, f"log Z off by {err:.4f} (SE {res.log_z_std:.4f})"
+    assert abs(err) <= K_LOGZ * res.log_z_std, f"log Z off by {err / res.log_z_std:.1f} SE"
+    assert res.schedule[0] == 0.0 and res.schedule[-1] == 1.0 and np.all(np.diff(res.schedule) > 0)
+    return res
+
+
+@pytest.mark.parametrize(
+    "nv, nh, seed",
+    [(20, 64, 1), (12, 300, 2), (150, 14, 3), (16, 16, 4)],
+    ids=["20x64", "12x300", "150x14", "16x16"],
+)
+def test_rbm_log_z_matches_exact(nv, nh, seed):
+    res = check_log_z(random_rbm(nv, nh, scale=1.0, bias_scale=1.0, seed=seed), seed)
+    assert res.samples.shape == (1000, nv + nh) and res.samples.dtype == np.uint8
+    assert len(res.ess) == res.num_steps == len(res.rho) == len(res.families)
+    assert np.all(res.rho >= 1.0) and res.rho[-1] < 1000 / 10  # R >> rho: equilibrated
+    np.testing.assert_allclose(res.energies, model_energy(nv, nh, seed, res.samples), atol=1e-9)
+
+
+def model_energy(nv, nh, seed, samples):
+    return random_rbm(nv, nh, scale=1.0, bias_scale=1.0, seed=seed).energy(samples)
+
+
+def test_chimera_bm_log_z_matches_exact():
+    pytest.importorskip("dwave_networkx")
+    bm = q.graphs.random_boltzmann_machine(q.graphs.chimera(1, 2), weight_scale=1.5, bias_scale=0.5, seed=2)
+    check_log_z(bm, seed=3)
+
+
+def test_sparse_random_bm_log_z_matches_exact():
+    rng = np.random.default_rng(5)
+    n = 18
+    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.25])
+    bm = q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1, len(edges)))
+    check_log_z(bm, seed=4)
+
+
+def test_explicit_schedule():
+    rbm = random_rbm(10, 20, seed=6)
+    res = check_log_z(rbm, seed=7, schedule=np.linspace(0, 1, 801)[1:])
+    assert res.num_steps == 800
+
+
+@pytest.mark.parametrize("kind", ["rbm", "bm"])
+def test_final_population_matches_exact_marginals(kind):
+    model = random_rbm(6, 10, scale=1.0, seed=8)
+    if kind == "bm":
+        model = model.to_boltzmann_machine()
+    res = q.anneal(model, population=8000, seed=9)
+    n_eff = int(8000 / res.rho[-1])  # resampled replicas are correlated within families
+    assert_within_sigma(res.samples.mean(axis=0), q.exact.marginals(model), n_eff, "marginals")
+
+
+def test_log_z_check_has_power():
+    """A run on a slightly different model is caught by the same check."""
+    rbm = random_rbm(12, 30, seed=10)
+    shifted = q.RBM(rbm.weights, rbm.visible_bias + 0.05, rbm.hidden_bias)
+    res = q.anneal(shifted, seed=1)
+    assert abs(res.log_z - q.exact.log_z(rbm)) > K_LOGZ * res.log_z_std
+
+
+def test_reproducible_for_any_thread_count():
+    rbm = random_rbm(30, 40, seed=11)
+    a = q.anneal(rbm, population=300, seed=5, num_threads=1)
+    b = q.anneal(rbm, population=300, seed=5, num_threads=2)
+    assert a.log_z == b.log_z
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.schedule, b.schedule)
+    c = q.anneal(rbm, population=300, seed=6)
+    assert c.log_z != a.log_z
+    bm = rbm.to_boltzmann_machine()
+    d = q.anneal(bm, population=100, seed=5, num_threads=1)
+    e = q.anneal(bm, population=100, seed=5, num_threads=2)
+    assert d.log_z == e.log_z
+    np.testing.assert_array_equal(d.samples, e.samples)
+
+
+def test_combine_log_z_is_log_mean_exp():
+    logs = [10.0, 10.5, 9.0]
+    combined, se = q.combine_log_z(logs)
+    assert combined == pytest.approx(np.log(np.mean(np.exp(logs))), abs=1e-12)
+    assert se > 0
+    with pytest.raises(ValueError, match="results"):
+        q.combine_log_z([1.0, np.nan])
+
+
+def test_ctrl_c_stops_annealing():
+    rbm = random_rbm(200, 200, scale=0.3, seed=0)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        q.anneal(rbm, population=2000, sweeps_per_step=50, target_ess=0.99999, seed=0)
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"population": 1}, "population"),
+        ({"population": 0}, "population"),
+        ({"schedule": [0.5, 0.4, 1.0]}, "schedule"),
+        ({"schedule": [0.2, 0.2, 1.0]}, "schedule"),
+        ({"schedule": [0.5, 0.9]}, "schedule"),
+        ({"schedule": [-0.1, 0.5, 1.0]}, "schedule"),
+        ({"schedule": [0.5, 1.0, 1.5]}, "schedule"),
+        ({"schedule": [0.5, np.nan, 1.0]}, "schedule"),
+        ({"schedule": [0.0]}, "schedule"),
+        ({"target_ess": 1.0}, "target_ess"),
+        ({"target_ess": np.nan}, "target_ess"),
+        ({"sweeps_per_step": -1}, "sweeps_per_step"),
+        ({"num_subpopulations": 0}, "num_subpopulations"),
+        ({"population": 10, "num_subpopulations": 6}, "num_subpopulations"),
+        ({"seed": -5}, "seed"),
+    ],
+)
+def test_anneal_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        q.anneal(random_rbm(3, 3), **kwargs)
+
+
+def test_anneal_rejects_other_models():
+    with pytest.raises(ValueError, match="model"):
+        q.anneal(np.zeros((3, 3)))

@@ -1,0 +1,63 @@
+"""The exact oracles against brute-force enumeration of every state."""
+
+from itertools import product
+
+import numpy as np
+import pytest
+from conftest import random_rbm
+
+import qvae_core as q
+
+
+def brute(model):
+    S = np.array(list(product([0, 1], repeat=model.num_units)), dtype=np.uint8)
+    logw = -model.energy(S)
+    lz = np.logaddexp.reduce(logw)
+    p = np.exp(logw - lz)
+    return lz, p @ S, (S.T * p) @ S, S, logw - lz
+
+
+@pytest.mark.parametrize("nv, nh", [(3, 5), (5, 3), (4, 4), (1, 7)])
+def test_rbm_exact_matches_brute_force(nv, nh):
+    rbm = random_rbm(nv, nh, scale=1.5, seed=nv * 10 + nh)
+    lz, marg, corr, S, logp = brute(rbm)
+    assert q.exact.log_z(rbm) == pytest.approx(lz, abs=1e-10)
+    np.testing.assert_allclose(q.exact.marginals(rbm), marg, atol=1e-12)
+    np.testing.assert_allclose(q.exact.correlations(rbm), corr, atol=1e-12)
+    np.testing.assert_allclose(q.exact.log_prob(rbm, S), logp, atol=1e-10)
+
+
+def test_bm_exact_matches_brute_force():
+    rng = np.random.default_rng(3)
+    edges = np.array([(i, j) for i in range(7) for j in range(i + 1, 7) if rng.random() < 0.5])
+    bm = q.BoltzmannMachine(rng.normal(size=7), edges, rng.normal(0, 2, len(edges)))
+    lz, marg, corr, S, logp = brute(bm)
+    assert q.exact.log_z(bm) == pytest.approx(lz, abs=1e-10)
+    np.testing.assert_allclose(q.exact.marginals(bm), marg, atol=1e-12)
+    np.testing.assert_allclose(q.exact.correlations(bm), corr, atol=1e-12)
+    np.testing.assert_allclose(q.exact.log_prob(bm, S), logp, atol=1e-10)
+
+
+def test_log_z_of_independent_units_is_closed_form():
+    rbm = q.RBM(np.zeros((3, 200)), np.array([0.5, -1.0, 2.0]), np.linspace(-3, 3, 200))
+    expected = np.logaddexp(0, rbm.visible_bias).sum() + np.logaddexp(0, rbm.hidden_bias).sum()
+    assert q.exact.log_z(rbm) == pytest.approx(expected, abs=1e-9)
+
+
+def test_large_rbm_enumerates_only_the_small_layer():
+    rbm = random_rbm(12, 300, scale=0.3, seed=1)  # 2^12 terms although n = 312
+    assert np.isfinite(q.exact.log_z(rbm))
+    assert q.exact.marginals(rbm).shape == (312,)
+
+
+def test_refuses_too_many_units():
+    with pytest.raises(ValueError, match="MAX_ENUMERATED_UNITS"):
+        q.exact.log_z(random_rbm(25, 30))
+    bm = q.BoltzmannMachine(np.zeros(25), np.zeros((0, 2), dtype=int), [])
+    with pytest.raises(ValueError, match="MAX_ENUMERATED_UNITS"):
+        q.exact.marginals(bm)
+
+
+def test_rejects_other_models():
+    with pytest.raises(ValueError, match="model"):
+        q.exact.log_z("not a model")

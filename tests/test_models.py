@@ -1,0 +1,184 @@
+"""Energies, the Ising form and its inverse, topologies, and argument validation of the models."""
+
+from itertools import product
+
+import numpy as np
+import pytest
+from conftest import random_rbm
+
+import qvae_core as q
+
+
+def all_states(n):
+    return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+def ising_energy(h, edges, J, offset, states):
+    s = 2.0 * states - 1.0
+    return s @ h + (s[:, edges[:, 0]] * s[:, edges[:, 1]]) @ J + offset
+
+
+def brute_rbm_energy(rbm, S):
+    v, h = S[:, : rbm.num_visible].astype(float), S[:, rbm.num_visible :].astype(float)
+    return -(v @ rbm.visible_bias) - (h @ rbm.hidden_bias) - np.einsum("bi,ij,bj->b", v, rbm.weights, h)
+
+
+def random_bm(n, m, seed=0):
+    rng = np.random.default_rng(seed)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
+    edges = pairs[rng.choice(len(pairs), m, replace=False)]
+    return q.BoltzmannMachine(rng.normal(size=n), edges, rng.normal(size=m))
+
+
+def test_rbm_energy_matches_definition():
+    rbm = random_rbm(3, 4, seed=1)
+    S = all_states(7)
+    np.testing.assert_allclose(rbm.energy(S), brute_rbm_energy(rbm, S), rtol=0, atol=1e-12)
+    assert rbm.num_units == 7 and rbm.energy(S[5]).shape == (1,)
+
+
+def test_bm_energy_matches_definition():
+    bm = random_bm(6, 9, seed=2)
+    S = all_states(6)
+    z = S.astype(float)
+    expected = -(z @ bm.bias) - (z[:, bm.edges[:, 0]] * z[:, bm.edges[:, 1]]) @ bm.weights
+    np.testing.assert_allclose(bm.energy(S), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("model", [random_rbm(3, 4, seed=3), random_bm(7, 12, seed=4)], ids=["rbm", "bm"])
+def test_to_ising_is_exact_including_offset(model):
+    S = all_states(model.num_units)
+    h, edges, J, offset = model.to_ising()
+    assert offset != 0.0
+    np.testing.assert_allclose(ising_energy(h, edges, J, offset, S), model.energy(S), rtol=0, atol=1e-12)
+
+
+def test_from_ising_round_trip():
+    rbm = random_rbm(3, 4, seed=5)
+    back, constant = q.RBM.from_ising(*rbm.to_ising(), num_visible=3)
+    assert constant == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(back.weights, rbm.weights, atol=1e-12)
+    np.testing.assert_allclose(back.visible_bias, rbm.visible_bias, atol=1e-12)
+    np.testing.assert_allclose(back.hidden_bias, rbm.hidden_bias, atol=1e-12)
+    bm = random_bm(6, 8, seed=6)
+    back, constant = q.BoltzmannMachine.from_ising(*bm.to_ising())
+    assert constant == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(back.bias, bm.bias, atol=1e-12)
+    np.testing.assert_allclose(back.weights, bm.weights, atol=1e-12)
+
+
+def test_from_ising_keeps_the_constant():
+    rng = np.random.default_rng(7)
+    h, edges, J = rng.normal(size=5), np.array([[0, 1], [1, 2], [3, 4], [0, 4]]), rng.normal(size=4)
+    model, constant = q.BoltzmannMachine.from_ising(h, edges, J, 1.25)
+    S = all_states(5)
+    np.testing.assert_allclose(model.energy(S) + constant, ising_energy(h, edges, J, 1.25, S), atol=1e-12)
+
+
+def test_rbm_as_boltzmann_machine_has_the_same_energy():
+    rbm = random_rbm(4, 3, seed=8)
+    S = all_states(7)
+    bm = rbm.to_boltzmann_machine()
+    np.testing.assert_allclose(bm.energy(S), rbm.energy(S), atol=1e-12)
+    assert bm.num_colors == 2
+
+
+@pytest.mark.parametrize(
+    "make, units, max_colors",
+    [(lambda: q.graphs.chimera(2), 32, 2), (lambda: q.graphs.pegasus(3), 128, 6), (lambda: q.graphs.zephyr(2), 160, 6)],
+    ids=["chimera", "pegasus", "zephyr"],
+)
+def test_topologies_and_colorings(make, units, max_colors):
+    pytest.importorskip("dwave_networkx")
+    topo = make()
+    assert topo.num_units == units
+    assert np.all(np.diff(topo.nodes) > 0)
+    colors = q.graphs.coloring(topo.num_units, topo.edges)
+    assert np.all(colors[topo.edges[:, 0]] != colors[topo.edges[:, 1]])
+    assert colors.max() + 1 <= max_colors
+    bm = q.graphs.random_boltzmann_machine(topo, seed=0)
+    assert bm.num_units == units and bm.num_colors == colors.max() + 1
+
+
+def test_chimera_is_two_coloured():
+    pytest.importorskip("dwave_networkx")
+    topo = q.graphs.chimera(3)
+    assert q.graphs.coloring(topo.num_units, topo.edges).max() == 1
+
+
+def test_inputs_are_not_modified_and_parameters_are_copies():
+    W = np.ones((2, 3))
+    rbm = q.RBM(W, np.zeros(2), np.zeros(3))
+    W[0, 0] = 5.0
+    assert rbm.weights[0, 0] == 1.0
+    with pytest.raises(ValueError):
+        rbm.weights[0, 0] = 2.0
+    S = np.ones((1, 5), dtype=np.uint8)
+    rbm.energy(S)
+    assert S.sum() == 5
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((np.ones(3), np.zeros(3), np.zeros(3)), "weights"),
+        ((np.ones((2, 3)), np.zeros(3), np.zeros(3)), "visible_bias"),
+        ((np.ones((2, 3)), np.zeros(2), np.zeros(2)), "hidden_bias"),
+        ((np.full((2, 3), np.nan), np.zeros(2), np.zeros(3)), "weights"),
+        ((np.ones((2, 3)), np.array([0.0, np.inf]), np.zeros(3)), "visible_bias"),
+        ((np.ones((0, 3)), np.zeros(0), np.zeros(3)), "weights"),
+        ((np.ones((2, 3)), np.zeros(2), ["a", "b", "c"]), "hidden_bias"),
+    ],
+)
+def test_rbm_bad_input(args, name):
+    with pytest.raises(ValueError, match=name):
+        q.RBM(*args)
+
+
+@pytest.mark.parametrize(
+    "bias, edges, weights, name",
+    [
+        (np.zeros(3), [[0, 3]], [1.0], "edges"),
+        (np.zeros(3), [[0, -1]], [1.0], "edges"),
+        (np.zeros(3), [[1, 1]], [1.0], "self-loop"),
+        (np.zeros(3), [[0, 1], [1, 0]], [1.0, 2.0], "duplicate"),
+        (np.zeros(3), [[0, 1, 2]], [1.0], "edges"),
+        (np.zeros(3), [[0, 1]], [1.0, 2.0], "weights"),
+        (np.zeros(3), [[0, 1]], [np.nan], "weights"),
+        (np.array([0.0, np.nan, 0.0]), [[0, 1]], [1.0], "bias"),
+        (np.zeros(3), [[0.5, 1]], [1.0], "edges"),
+        (np.zeros(0), np.zeros((0, 2)), [], "bias"),
+    ],
+)
+def test_bm_bad_input(bias, edges, weights, name):
+    with pytest.raises(ValueError, match=name):
+        q.BoltzmannMachine(bias, edges, weights)
+
+
+def test_bad_colors():
+    with pytest.raises(ValueError, match="colors"):
+        q.BoltzmannMachine(np.zeros(3), [[0, 1]], [1.0], colors=[0, 0, 1])
+    with pytest.raises(ValueError, match="colors"):
+        q.BoltzmannMachine(np.zeros(3), [[0, 1]], [1.0], colors=[0, 1])
+
+
+@pytest.mark.parametrize(
+    "states",
+    [np.array([[0, 1, 2, 0, 1]]), np.zeros((2, 4)), np.full((1, 5), 0.5), np.zeros((2, 2, 5))],
+    ids=["non-binary", "width", "fraction", "rank"],
+)
+def test_energy_bad_states(states):
+    rbm = random_rbm(2, 3)
+    with pytest.raises(ValueError, match="states"):
+        rbm.energy(states)
+
+
+def test_from_ising_bad_input():
+    with pytest.raises(ValueError, match="num_visible"):
+        q.RBM.from_ising(np.zeros(3), [[0, 2]], [1.0], num_visible=3)
+    with pytest.raises(ValueError, match="edges"):
+        q.RBM.from_ising(np.zeros(3), [[0, 1]], [1.0], num_visible=1 + 1)
+    with pytest.raises(ValueError, match="offset"):
+        q.BoltzmannMachine.from_ising(np.zeros(2), [[0, 1]], [1.0], np.nan)
