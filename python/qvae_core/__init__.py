@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - only when the build is broken
 from . import exact, graphs
 from .annealing import AnnealResult, anneal, combine_log_z
 from .models import RBM, BoltzmannMachine
+from .quantum import QBM
 from .samplers import GibbsSampler
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RBM",
     "BoltzmannMachine",
+    "QBM",
     "GibbsSampler",
     "anneal",
     "AnnealResult",
