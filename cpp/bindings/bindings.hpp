@@ -44,3 +44,4 @@ inline void raise_if_interrupted() {
 void register_models(py::module_& m);
 void register_gibbs(py::module_& m);
 void register_anneal(py::module_& m);
+void register_ctqmc(py::module_& m);

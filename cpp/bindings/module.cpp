@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   register_models(m);
   register_gibbs(m);
   register_anneal(m);
+  register_ctqmc(m);
 }

@@ -1,8 +1,12 @@
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <type_traits>
 
 #include "bindings.hpp"
 #include "qvae/anneal.hpp"
+#include "qvae/ctqmc.hpp"
+#include "qvae/thread_pool.hpp"
 
 using qvae::AnnealOptions;
 using qvae::AnnealResult;
@@ -31,6 +35,8 @@ py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
 AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
                       const carray<double>& schedule, double target_ess, std::size_t subpops,
                       std::size_t max_steps, std::size_t threads) {
+  if (population < 2 || subpops < 1 || subpops > population)
+    throw std::invalid_argument("population / num_subpopulations out of range");
   AnnealOptions o;
   o.population = population;
   o.seed = seed;
@@ -43,42 +49,115 @@ AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sw
   return o;
 }
 
+// The exact start of each annealer and its log Z: uniform states for classical models
+// (n log 2), the transverse-field reference for paths (sum_l log 2cosh Gamma_l).
+template <class Chains, class Model>
+double start(Chains& chains, const Model& model) {
+  if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) {
+    chains.sample_reference(nullptr);
+    return model.reference_log_z(false);
+  } else {
+    return model.num_units() * std::log(2.0);
+  }
+}
+
+template <class Chains>
+void copy_state(const Chains& chains, std::uint8_t* out) {
+  if constexpr (std::is_same_v<Chains, qvae::RbmChains>)
+    std::copy_n(chains.state(), chains.num_chains() * chains.num_units(), out);
+  else
+    chains.get_state(out);
+}
+
 template <class Model, class Chains>
 py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint64_t seed,
                 std::size_t sweeps_per_step, const carray<double>& schedule, double target_ess,
                 std::size_t subpops, std::size_t max_steps, std::size_t threads) {
-  if (population < 2 || subpops < 1 || subpops > population)
-    throw std::invalid_argument("population / num_subpopulations out of range");
   AnnealOptions o = options(population, seed, sweeps_per_step, schedule, target_ess, subpops,
                             max_steps, threads);
   carray<std::uint8_t> samples({population, model->num_units()});
   AnnealResult r;
+  double kinks = 0.0;
   {
     py::gil_scoped_release release;
-    Chains chains(model, population, seed, nullptr);  // uniform start: exact at t = 0
-    r = qvae::population_anneal(chains, model->num_units() * std::log(2.0), o, poll_signals);
-    if constexpr (std::is_same_v<Chains, qvae::RbmChains>)
-      std::copy_n(chains.state(), samples.size(), samples.mutable_data());
-    else
-      chains.get_state(samples.mutable_data());
+    Chains chains(model, population, seed, nullptr);
+    const double log_z0 = start(chains, *model);
+    r = qvae::population_anneal(chains, log_z0, o, poll_signals);
+    copy_state(chains, samples.mutable_data());
+    if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) kinks = chains.mean_kinks_per_unit();
   }
   raise_if_interrupted();
   if (r.interrupted) throw py::error_already_set();
-  return to_dict(r, samples);
+  py::dict d = to_dict(r, samples);
+  if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) d["mean_kinks_per_unit"] = kinks;
+  return d;
+}
+
+// log <z|e^{-H}|z> for each row of states by clamped-slice population annealing, one
+// annealer per state, parallel over the batch (each annealer single-threaded, own seed).
+py::dict log_diag(std::shared_ptr<qvae::QmcRbmModel> model, const carray<std::uint8_t>& states,
+                  std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
+                  double target_ess, std::size_t subpops, std::size_t max_steps,
+                  std::size_t threads) {
+  const auto n = static_cast<py::ssize_t>(model->num_units());
+  require_shape(states, {-1, n}, "states");
+  const std::size_t batch = states.shape(0);
+  AnnealOptions o = options(population, seed, sweeps_per_step, carray<double>(0), target_ess,
+                            subpops, max_steps, 1);
+  carray<double> value(batch), error(batch);
+  const std::uint8_t* s = states.data();
+  double* out = value.mutable_data();
+  double* err = error.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::atomic<bool> stop{false};
+    const double log_z0 = model->reference_log_z(true);
+    qvae::ThreadPool::global().parallel_for(
+        batch, qvae::resolve_threads(threads), [&](std::size_t b) {
+          if (stop) return;
+          std::uint64_t mix = seed ^ (0x9E3779B97F4A7C15ULL * (b + 1));
+          AnnealOptions ob = o;
+          ob.seed = qvae::splitmix64(mix);
+          qvae::QmcRbmChains chains(model, population, ob.seed, nullptr);
+          chains.sample_reference(s + b * n);
+          chains.set_clamped(true);
+          auto poll = [&] {
+            if (stop) return true;
+            if (poll_signals()) stop = true;
+            return stop.load();
+          };
+          AnnealResult r = qvae::population_anneal(chains, log_z0, ob, poll);
+          out[b] = r.log_z;
+          err[b] = r.log_z_std;
+        });
+    if (stop) {
+      py::gil_scoped_acquire gil;
+      raise_if_interrupted();
+      throw std::runtime_error("log_diag: interrupted");
+    }
+  }
+  py::dict d;
+  d["log_diag"] = value;
+  d["log_diag_std"] = error;
+  return d;
 }
 
 }  // namespace
 
 void register_anneal(py::module_& m) {
   const char* doc =
-      "Population annealing from t=0 (uniform) to t=1; returns a dict of the estimate and "
-      "diagnostics. An empty schedule chooses steps adaptively.";
-  m.def("anneal_rbm", &anneal<qvae::RbmModel, qvae::RbmChains>, py::arg("model"),
-        py::arg("population"), py::arg("seed"), py::arg("sweeps_per_step"), py::arg("schedule"),
-        py::arg("target_ess"), py::arg("num_subpopulations"), py::arg("max_steps"),
-        py::arg("num_threads"), doc);
-  m.def("anneal_graph", &anneal<qvae::GraphModel, qvae::GraphChains>, py::arg("model"),
-        py::arg("population"), py::arg("seed"), py::arg("sweeps_per_step"), py::arg("schedule"),
-        py::arg("target_ess"), py::arg("num_subpopulations"), py::arg("max_steps"),
-        py::arg("num_threads"), doc);
+      "Population annealing from the exact start to the model; returns a dict of the estimate "
+      "and diagnostics. An empty schedule chooses steps adaptively.";
+  auto args = [](py::module_& mod, const char* name, auto fn, const char* d) {
+    mod.def(name, fn, py::arg("model"), py::arg("population"), py::arg("seed"),
+            py::arg("sweeps_per_step"), py::arg("schedule"), py::arg("target_ess"),
+            py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"), d);
+  };
+  args(m, "anneal_rbm", &anneal<qvae::RbmModel, qvae::RbmChains>, doc);
+  args(m, "anneal_graph", &anneal<qvae::GraphModel, qvae::GraphChains>, doc);
+  args(m, "anneal_qmc_rbm", &anneal<qvae::QmcRbmModel, qvae::QmcRbmChains>, doc);
+  m.def("log_diag_qmc_rbm", &log_diag, py::arg("model"), py::arg("states"), py::arg("population"),
+        py::arg("seed"), py::arg("sweeps_per_step"), py::arg("target_ess"),
+        py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"),
+        "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.");
 }

@@ -1,5 +1,7 @@
 #include "qvae/anneal.hpp"
 
+#include "qvae/ctqmc.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -149,5 +151,6 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
 
 template AnnealResult population_anneal<RbmChains>(RbmChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<GraphChains>(GraphChains&, double, const AnnealOptions&, const PollFn&);
+template AnnealResult population_anneal<QmcRbmChains>(QmcRbmChains&, double, const AnnealOptions&, const PollFn&);
 
 }  // namespace qvae

@@ -8,13 +8,6 @@
 #include "qvae/math.hpp"
 #include "qvae/thread_pool.hpp"
 
-// Hot kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and picked at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define QVAE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define QVAE_MULTIVERSION
-#endif
-
 namespace qvae {
 
 std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t num_threads,

@@ -71,6 +71,10 @@ void ThreadPool::worker_loop(std::size_t id) {
 void ThreadPool::parallel_for(std::size_t num_tasks, std::size_t num_threads,
                               const std::function<void(std::size_t)>& fn) {
   if (num_tasks == 0) return;
+  if (num_threads == 1 || num_tasks == 1) {  // inline: also safe inside another pool task
+    for (std::size_t i = 0; i < num_tasks; ++i) fn(i);
+    return;
+  }
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   std::size_t helpers = std::min({num_threads == 0 ? max_threads() : num_threads, max_threads(),
                                   num_tasks}) - 1;

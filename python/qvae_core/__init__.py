@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - only when the build is broken
 from . import exact, graphs
 from .annealing import AnnealResult, anneal, combine_log_z
 from .models import RBM, BoltzmannMachine
-from .quantum import QBM
+from .quantum import QBM, PathIntegralSampler, log_diag
 from .samplers import GibbsSampler
 
 __version__ = "0.1.0"
@@ -24,6 +24,8 @@ __all__ = [
     "RBM",
     "BoltzmannMachine",
     "QBM",
+    "PathIntegralSampler",
+    "log_diag",
     "GibbsSampler",
     "anneal",
     "AnnealResult",

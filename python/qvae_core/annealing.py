@@ -17,6 +17,7 @@ import numpy as np
 from . import _core
 from ._validation import finite_array, num_threads as num_threads_arg, positive_int, seed_value
 from .models import RBM, BoltzmannMachine
+from .quantum import QBM
 
 __all__ = ["AnnealResult", "anneal", "combine_log_z"]
 
@@ -41,6 +42,7 @@ class AnnealResult:
     families: np.ndarray
     energies: np.ndarray
     subpopulation_log_z: np.ndarray
+    mean_kinks_per_unit: float = 0.0
 
     @property
     def num_steps(self) -> int:
@@ -59,7 +61,13 @@ def anneal(
     max_steps: int = 100_000,
     num_threads=None,
 ) -> AnnealResult:
-    """Population annealing of `model` (RBM or BoltzmannMachine) from uniform to p(z) = e^{-E(z)}/Z.
+    """Population annealing of `model` from its exact start to p(z) = e^{-E(z)}/Z.
+
+    RBM / BoltzmannMachine: theta_t = t theta from the uniform distribution (log Z_0 = n log 2).
+    QBM: paths start from the transverse-field reference H_ref = -sum Gamma_l sigma^x_l, sampled
+    exactly (log Z_0 = sum_l log 2cosh Gamma_l), and the diagonal part is annealed in with
+    log-weights -(t' - t) int_0^1 E(z(tau)) dtau; log_z = log Tr e^{-H} and samples are tau = 0
+    slices (CONVENTIONS.md, "Quantum PA on paths"); mean_kinks_per_unit is the final kink density.
 
     schedule: None chooses each step by bisection on dt so that the normalised ESS of the weights
     is `target_ess`; or an increasing array of t values in (0, 1] ending at 1 (a leading 0 is
@@ -79,12 +87,14 @@ def anneal(
         raise ValueError(f"target_ess: must be in (0, 1), got {target}")
     ts = _check_schedule(schedule)
     threads = num_threads_arg(num_threads)
-    if isinstance(model, RBM):
+    if isinstance(model, QBM):
+        run = _core.anneal_qmc_rbm
+    elif isinstance(model, RBM):
         run = _core.anneal_rbm
     elif isinstance(model, BoltzmannMachine):
         run = _core.anneal_graph
     else:
-        raise ValueError(f"model: expected an RBM or a BoltzmannMachine, got {type(model).__name__}")
+        raise ValueError(f"model: expected an RBM, BoltzmannMachine or QBM, got {type(model).__name__}")
     out = run(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
               max_steps, threads)
     return AnnealResult(**out)

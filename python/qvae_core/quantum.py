@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import binary_states, finite_array
+from . import _core
+from ._validation import binary_states, finite_array, positive_int, seed_value
+from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 
-__all__ = ["QBM"]
+__all__ = ["QBM", "PathIntegralSampler", "log_diag"]
 
 
 class QBM:
@@ -41,5 +43,111 @@ class QBM:
         """The classical (diagonal) energy E(z) of each row of `states`."""
         return self.model.energy(binary_states(states, "states", self.num_units))
 
+    @property
+    def _compiled(self):
+        """The C++ path-integral model (RBM-structured QBMs)."""
+        if not isinstance(self.model, RBM):
+            raise ValueError("model: continuous-time QMC currently supports RBM-structured QBMs only")
+        if getattr(self, "_compiled_cache", None) is None:
+            self._compiled_cache = _core.QmcRbmModel(self.model._compiled, self.gamma)
+        return self._compiled_cache
+
     def __repr__(self) -> str:
         return f"QBM({self.model!r}, gamma in [{self.gamma.min():g}, {self.gamma.max():g}])"
+
+
+class PathIntegralSampler:
+    """Persistent continuous-time worldline chains of a QBM (no Trotter discretisation).
+
+    A sweep updates the hidden layer, then the visible layer, by cluster moves along imaginary
+    time: Poisson(Gamma_l) cuts, heat bath on the segments (CONVENTIONS.md). `.run(k)` returns the
+    tau = 0 slices, distributed as p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a
+    seed whatever `num_threads`.
+    """
+
+    def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
+        if not isinstance(qbm, QBM):
+            raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
+        self.qbm = qbm
+        self.num_chains = positive_int(num_chains, "num_chains")
+        self.seed = seed_value(seed)
+        self.num_threads = num_threads_arg(num_threads)
+        init = None
+        if initial_state is not None:
+            init = binary_states(initial_state, "initial_state", qbm.num_units, rows=self.num_chains)
+        self._chains = _core.QmcRbmChains(qbm._compiled, self.num_chains, self.seed, init)
+
+    def run(self, num_sweeps: int) -> np.ndarray:
+        """Advance every chain by num_sweeps sweeps; returns the (num_chains, n) uint8 tau = 0 slices."""
+        self._chains.run(positive_int(num_sweeps, "num_sweeps", minimum=0), 1.0, self.num_threads)
+        return self.state
+
+    @property
+    def state(self) -> np.ndarray:
+        """The tau = 0 slices, (num_chains, n) uint8."""
+        return self._chains.state
+
+    @property
+    def mean_kinks_per_unit(self) -> float:
+        """Mean number of kinks per worldline; its expectation for unit l is Gamma_l |<sigma^x_l>|."""
+        return self._chains.mean_kinks_per_unit
+
+    @property
+    def kink_counts(self) -> np.ndarray:
+        """Kinks of every worldline, (num_chains, n) int64."""
+        return self._chains.kink_counts
+
+    def set_model(self, qbm: QBM) -> None:
+        """Continue the same worldlines under new parameters (same layer sizes)."""
+        if not isinstance(qbm, QBM) or not isinstance(qbm.model, RBM):
+            raise ValueError("qbm: expected an RBM-structured QBM")
+        if (qbm.model.num_visible, qbm.model.num_hidden) != (
+            self.qbm.model.num_visible,
+            self.qbm.model.num_hidden,
+        ):
+            raise ValueError("qbm: layer sizes differ from the sampler's")
+        self._chains.set_model(qbm._compiled)
+        self.qbm = qbm
+
+
+def log_diag(
+    qbm: QBM,
+    states,
+    *,
+    population: int = 500,
+    seed=None,
+    sweeps_per_step: int = 5,
+    target_ess: float = 0.999,
+    num_subpopulations: int = 10,
+    max_steps: int = 100_000,
+    num_threads=None,
+):
+    """log <z|e^{-H}|z> for each row of `states` by clamped-slice population annealing (Eq. E4 of
+    paper 000): the tau = 0 slice is fixed to z, paths start from the exact transverse-field
+    reference (log value sum_l log cosh Gamma_l) and the diagonal part is annealed in.
+
+    Returns (log_diag, log_diag_std), each of shape (batch,). Parallel over the batch;
+    log p_QBM(z) = log_diag - log Z.
+    """
+    if not isinstance(qbm, QBM):
+        raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
+    states = binary_states(states, "states", qbm.num_units)
+    population = positive_int(population, "population", minimum=2)
+    num_subpopulations = positive_int(num_subpopulations, "num_subpopulations")
+    if num_subpopulations > population // 2:
+        raise ValueError(f"num_subpopulations: at most population // 2 = {population // 2}")
+    target = float(finite_array(target_ess, "target_ess", ndim=0))
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target_ess: must be in (0, 1), got {target}")
+    out = _core.log_diag_qmc_rbm(
+        qbm._compiled,
+        states,
+        population,
+        seed_value(seed),
+        positive_int(sweeps_per_step, "sweeps_per_step", minimum=0),
+        target,
+        num_subpopulations,
+        positive_int(max_steps, "max_steps"),
+        num_threads_arg(num_threads),
+    )
+    return out["log_diag"], out["log_diag_std"]

@@ -4,6 +4,13 @@
 
 #include <cstdint>
 
+// Hot kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QVAE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define QVAE_MULTIVERSION
+#endif
+
 namespace qvae {
 
 using vfloat = float __attribute__((vector_size(32)));
