@@ -1,0 +1,184 @@
+"""The exact QBM oracles against scipy.linalg.expm of the explicitly built Hamiltonian."""
+
+from itertools import product
+
+import numpy as np
+import pytest
+from conftest import random_rbm
+from scipy.linalg import expm
+
+import qvae_core as q
+
+
+def all_states(n):
+    """Every state, first unit most significant (the Kronecker-product basis order)."""
+    return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+def reference(qbm):
+    """(log Z, log<z|e^{-H}|z>, marginals, correlations, states) from expm of H = E - sum Gamma_l X_l."""
+    n = qbm.num_units
+    S = all_states(n)
+    H = np.diag(qbm.model.energy(S))
+    sx = np.array([[0.0, 1.0], [1.0, 0.0]])
+    for l, g in enumerate(qbm.gamma):
+        H -= g * np.kron(np.kron(np.eye(2**l), sx), np.eye(2 ** (n - l - 1)))
+    diag = np.diag(expm(-H))
+    z = diag.sum()
+    p = diag / z
+    return np.log(z), np.log(diag), p @ S, (S.T * p) @ S, S
+
+
+def assert_matches_reference(qbm, atol=1e-10):
+    lz, ld, marg, corr, S = reference(qbm)
+    assert q.exact.log_z(qbm) == pytest.approx(lz, abs=atol)
+    np.testing.assert_allclose(q.exact.log_diag(qbm, S), ld, atol=atol)
+    np.testing.assert_allclose(q.exact.log_prob(qbm, S), ld - lz, atol=atol)
+    np.testing.assert_allclose(q.exact.marginals(qbm), marg, atol=atol)
+    np.testing.assert_allclose(q.exact.correlations(qbm), corr, atol=atol)
+
+
+def random_bm(n, seed, p_edge=0.6):
+    rng = np.random.default_rng(seed)
+    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < p_edge])
+    return q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1.5, len(edges)))
+
+
+def dense_rbm_qbm():
+    return q.QBM(random_rbm(2, 3, scale=1.2, bias_scale=0.8, seed=5), [0.7, 0.0, 1.3, 0.4, 2.0])
+
+
+def dense_bm_qbm():
+    return q.QBM(random_bm(6, seed=7), [0.5, 1.5, 0.0, 0.9, 2.5, 0.2])
+
+
+def hidden_only_qbm():
+    return q.QBM(random_rbm(3, 4, scale=1.5, seed=11), [0, 0, 0, 0.8, 0.0, 1.7, 0.3])
+
+
+@pytest.mark.parametrize("make", [dense_rbm_qbm, dense_bm_qbm], ids=["rbm", "bm"])
+def test_dense_diagonalisation_matches_expm(make):
+    assert_matches_reference(make())
+
+
+@pytest.mark.parametrize("c", [-2.0, 0.0, 1.5])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+def test_single_unit_closed_form(c, gamma):
+    qbm = q.QBM(q.BoltzmannMachine([c], np.zeros((0, 2), dtype=int), []), gamma)
+    omega = np.hypot(c / 2, gamma)
+    sinhc = np.sinh(omega) / omega if omega > 0 else 1.0
+    diag = np.exp(c / 2) * (np.cosh(omega) + np.array([-1.0, 1.0]) * (c / 2) * sinhc)
+    lz, ld, *_ = reference(qbm)
+    assert np.log(np.exp(c / 2) * 2 * np.cosh(omega)) == pytest.approx(lz, abs=1e-12)
+    np.testing.assert_allclose(np.log(diag), ld, atol=1e-12)
+    assert_matches_reference(qbm, atol=1e-12)
+
+
+def test_single_unit_is_stable_for_large_fields():
+    for c in (-800.0, 800.0):
+        qbm = q.QBM(q.BoltzmannMachine([c], np.zeros((0, 2), dtype=int), []), 1e-3)
+        a, g = abs(c) / 2, 1e-3
+        omega = np.hypot(a, g)
+        # log<z|e^{-H}|z> = max(c, 0) + Gamma^2/(omega + a) + {0, log[Gamma^2 / (2 omega (omega + a))]}
+        # for the lower / higher energy state, up to O(Gamma^2/omega^2) and O(e^{-800})
+        low = max(c, 0.0) + g * g / (omega + a)
+        high = low + np.log(g * g / (2 * omega * (omega + a)))
+        ld = q.exact.log_diag(qbm, [[0], [1]])
+        np.testing.assert_allclose(ld[int(c < 0)], high, rtol=1e-12)
+        assert ld[int(c > 0)] == pytest.approx(low, abs=1e-11)
+        assert q.exact.log_z(qbm) == pytest.approx(low, abs=1e-11)
+    big = q.QBM(q.BoltzmannMachine([0.0, 3.0], np.zeros((0, 2), dtype=int), []), 1e3)
+    np.testing.assert_allclose(q.exact.log_prob(big, [[0, 0], [1, 1]]), np.log(0.25), atol=1e-2)
+
+
+def test_hidden_only_field_matches_expm_and_dense():
+    qbm = hidden_only_qbm()
+    assert_matches_reference(qbm)
+    as_bm = q.QBM(qbm.model.to_boltzmann_machine(), qbm.gamma)  # no closed form: diagonalised
+    S = all_states(qbm.num_units)
+    assert q.exact.log_z(qbm) == pytest.approx(q.exact.log_z(as_bm), abs=1e-10)
+    np.testing.assert_allclose(q.exact.log_diag(qbm, S), q.exact.log_diag(as_bm, S), atol=1e-10)
+    np.testing.assert_allclose(q.exact.correlations(qbm), q.exact.correlations(as_bm), atol=1e-10)
+
+
+def test_visible_only_field_matches_expm():
+    assert_matches_reference(q.QBM(random_rbm(4, 3, scale=1.5, seed=12), [0.6, 0.0, 1.1, 2.0, 0, 0, 0]))
+
+
+def test_hidden_only_field_scales_to_large_hidden_layers():
+    rbm = random_rbm(10, 200, scale=0.5, seed=13)
+    qbm = q.QBM(rbm, np.r_[np.zeros(10), np.linspace(0.0, 2.0, 200)])
+    lz, marg, corr = q.exact.log_z(qbm), q.exact.marginals(qbm), q.exact.correlations(qbm)
+    gamma = qbm.gamma
+    assert q.exact.log_z(rbm) <= lz <= q.exact.log_z(rbm) + np.log(np.cosh(gamma)).sum()
+    assert marg.shape == (210,) and np.all((marg > 0) & (marg < 1))
+    np.testing.assert_allclose(corr, corr.T, atol=1e-14)
+    np.testing.assert_allclose(np.diag(corr), marg, atol=1e-14)
+    S = np.random.default_rng(0).integers(0, 2, (20, 210))
+    assert np.all(q.exact.log_diag(qbm, S) >= -rbm.energy(S) - 1e-9)
+    strong = q.QBM(random_rbm(10, 200, scale=100.0, bias_scale=100.0, seed=14), qbm.gamma)
+    assert np.isfinite(q.exact.log_z(strong))
+    assert np.all(np.isfinite(q.exact.log_prob(strong, S)))
+    assert np.all(np.isfinite(q.exact.correlations(strong)))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        q.RBM(np.zeros((2, 3)), [0.5, -1.0], [2.0, 0.0, -0.3]),
+        q.BoltzmannMachine([0.4, -2.0, 1.0, 0.0], np.zeros((0, 2), dtype=int), []),
+        q.BoltzmannMachine([0.4, -2.0, 1.0], [[0, 1], [1, 2]], [0.0, 0.0]),
+    ],
+    ids=["rbm", "bm-no-edges", "bm-zero-weights"],
+)
+def test_uncoupled_units_factorise(model):
+    qbm = q.QBM(model, np.linspace(0.0, 1.5, model.num_units))
+    assert_matches_reference(qbm)
+    bias = np.r_[model.visible_bias, model.hidden_bias] if isinstance(model, q.RBM) else model.bias
+    no_edges = np.zeros((0, 2), dtype=int)
+    single = [q.QBM(q.BoltzmannMachine([b], no_edges, []), g) for b, g in zip(bias, qbm.gamma)]
+    assert q.exact.log_z(qbm) == pytest.approx(sum(q.exact.log_z(s) for s in single), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [random_rbm(3, 4, seed=2), random_rbm(5, 2, seed=3), random_bm(6, seed=4)],
+    ids=["rbm", "rbm-swapped", "bm"],
+)
+def test_zero_field_is_the_classical_model(model):
+    qbm = q.QBM(model, 0.0)
+    S = all_states(model.num_units)
+    assert q.exact.log_z(qbm) == q.exact.log_z(model)
+    np.testing.assert_array_equal(q.exact.marginals(qbm), q.exact.marginals(model))
+    np.testing.assert_array_equal(q.exact.correlations(qbm), q.exact.correlations(model))
+    np.testing.assert_array_equal(q.exact.log_prob(qbm, S), q.exact.log_prob(model, S))
+    np.testing.assert_array_equal(q.exact.log_diag(qbm, S), -model.energy(S))
+
+
+@pytest.mark.parametrize("make", [dense_rbm_qbm, dense_bm_qbm, hidden_only_qbm], ids=["rbm", "bm", "hidden"])
+def test_bounds_and_normalisation(make):
+    qbm = make()
+    S = all_states(qbm.num_units)
+    lz_q, lz_cl = q.exact.log_z(qbm), q.exact.log_z(qbm.model)
+    assert lz_cl < lz_q <= lz_cl + np.log(np.cosh(qbm.gamma)).sum()
+    assert np.all(q.exact.log_diag(qbm, S) >= -qbm.energy(S) - 1e-12)  # Golden-Thompson
+    assert np.exp(q.exact.log_prob(qbm, S)).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_refuses_large_coupled_qbm():
+    with pytest.raises(ValueError, match="MAX_DIAGONALISED_UNITS = 12"):
+        q.exact.log_z(q.QBM(random_rbm(6, 7), 0.5))
+    chain = q.BoltzmannMachine(np.zeros(13), [(i, i + 1) for i in range(12)], np.ones(12))
+    with pytest.raises(ValueError, match="MAX_DIAGONALISED_UNITS"):
+        q.exact.marginals(q.QBM(chain, 0.5))
+
+
+@pytest.mark.parametrize("fn", [q.exact.log_diag, q.exact.log_prob])
+def test_rejects_bad_states(fn):
+    qbm = dense_rbm_qbm()
+    with pytest.raises(ValueError, match="states"):
+        fn(qbm, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="states"):
+        fn(qbm, [[0, 1, 2, 0, 1]])
+    with pytest.raises(ValueError, match="model"):
+        fn("not a model", [[0, 1]])
