@@ -77,9 +77,9 @@ double QmcRbmModel::reference_log_z(bool clamped) const {
   return total;
 }
 
-// Per-task buffers, reused across sweeps (no allocation once they have grown).
+// Per-task buffers, reused across sweeps: sized up front, filled through indices.
 struct QmcScratch {
-  std::vector<float> field, integral, seg_start, area, uniforms, value;
+  std::vector<float> field, integral, seg_start, area, uniforms, value, spacing;
   std::vector<std::uint8_t> src_value;
   std::vector<std::int32_t> slot, redirect;
   struct Boundary {
@@ -87,21 +87,56 @@ struct QmcScratch {
     std::int32_t unit, before, after;
   };
   std::vector<Boundary> bounds;
-  std::vector<Kink> cuts, out;
+  std::vector<Kink> cuts, edges, out;
 };
 
 namespace {
 
 enum class Pass { kUpdate, kEvaluate };
 
+template <class T>
+inline void ensure_size(std::vector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n + n / 2);
+}
+
+// New cuts of a layer: a Poisson process of rate sum_l Gamma_l in time order (exponential
+// spacings from a vectorised log, 16 at a time), each given to a unit by the alias table.
+inline std::size_t draw_cuts(const QmcLayer& L, LaneRng& rng, QmcScratch& s) {
+  const double rate = L.cuts.total;
+  if (rate <= 0.0) return 0;
+  constexpr std::size_t B = LaneRng::kLanes;
+  alignas(64) float u[B], pick[B];
+  const float inv_rate = static_cast<float>(1.0 / rate);
+  const float n = static_cast<float>(L.n);
+  std::size_t count = 0;
+  double t = 0.0;
+  for (;;) {
+    rng.next_uniform(u);
+    rng.next_uniform(pick);
+    for (std::size_t k = 0; k < B; k += kVec)
+      vstore(u + k, -inv_rate * vlog(vload(u + k)));
+    ensure_size(s.cuts, count + B);
+    for (std::size_t k = 0; k < B; ++k) {
+      t += u[k];
+      if (t >= 1.0) return count;
+      const float x = pick[k] * n;
+      std::size_t j = std::min(static_cast<std::size_t>(x), L.n - 1);
+      const float frac = x - static_cast<float>(j);
+      s.cuts[count++] = {t, frac < L.cuts.threshold[j] ? static_cast<std::int32_t>(j) : L.cuts.alias[j]};
+    }
+  }
+}
+
 // One time-ordered walk over a target layer `T` given the source layer `S`.
 // kUpdate: cluster update of T (cuts, heat bath), returns int_0^1 E dtau of the new path.
 // kEvaluate: leaves T unchanged and returns int_0^1 E dtau of the current path.
 // The returned integral is -int (bias_T . z_T + z_S W z_T) dtau - int bias_S . z_S dtau.
 template <Pass kPass>
-__attribute__((always_inline)) inline double layer_pass(const QmcLayer& L, const std::vector<double>& src_bias, const LayerPath& S,
-                  LayerPath& T, float lambda, bool clamped, LaneRng& rng,
-                  QmcScratch& s) {
+__attribute__((always_inline)) inline double layer_pass(const QmcLayer& L,
+                                                        const std::vector<double>& src_bias,
+                                                        const LayerPath& S, LayerPath& T,
+                                                        float lambda, bool clamped, LaneRng& rng,
+                                                        QmcScratch& s) {
   using Boundary = QmcScratch::Boundary;
   const std::size_t n = L.n, ld = L.ld;
   s.field.assign(L.bias.begin(), L.bias.end());
@@ -117,75 +152,86 @@ __attribute__((always_inline)) inline double layer_pass(const QmcLayer& L, const
   }
   double src_bias_integral = 0.0;
 
-  // New cuts: a Poisson process of rate sum_l Gamma_l in time order, each given to a unit by alias.
-  s.cuts.clear();
+  // Boundaries of the target worldlines: their kinks, merged with new cuts when updating.
+  const Kink* edges = T.kinks.data();
+  std::size_t num_edges = T.kinks.size();
   if constexpr (kPass == Pass::kUpdate) {
-    const double rate = L.cuts.total;
-    if (rate > 0.0) {
-      double t = 0.0;
-      for (;;) {
-        t -= std::log1p(-rng.next_double()) / rate;
-        if (t >= 1.0) break;
-        const double u = rng.next_double() * static_cast<double>(n);
-        std::size_t k = std::min(static_cast<std::size_t>(u), n - 1);
-        const std::int32_t unit = (u - static_cast<double>(k)) < L.cuts.threshold[k]
-                                      ? static_cast<std::int32_t>(k)
-                                      : L.cuts.alias[k];
-        s.cuts.push_back({t, unit});
-      }
+    const std::size_t num_cuts = draw_cuts(L, rng, s);
+    if (num_cuts > 0) {
+      ensure_size(s.edges, num_edges + num_cuts);
+      std::merge(T.kinks.begin(), T.kinks.end(), s.cuts.begin(), s.cuts.begin() + num_cuts,
+                 s.edges.begin(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
+      edges = s.edges.data();
+      num_edges += num_cuts;
     }
   }
 
-  // Slot l (< n) is the segment of unit l through tau = 0; later segments get new slots.
+  // Slot l (< n) is the segment of unit l through tau = 0; boundary k opens slot n + k.
+  const std::size_t slots = n + num_edges;
+  const std::size_t padded = pad_to(slots, LaneRng::kLanes);
+  ensure_size(s.area, padded);
+  ensure_size(s.value, padded);
+  ensure_size(s.redirect, slots);
+  ensure_size(s.bounds, num_edges);
   s.slot.resize(n);
   for (std::size_t l = 0; l < n; ++l) s.slot[l] = static_cast<std::int32_t>(l);
-  s.area.assign(n, 0.0f);
-  if constexpr (kPass == Pass::kEvaluate) s.value.assign(T.z0.begin(), T.z0.end());
-  s.bounds.clear();
+  std::fill_n(s.area.begin(), padded, 0.0f);
+  if constexpr (kPass == Pass::kEvaluate) std::copy(T.z0.begin(), T.z0.end(), s.value.begin());
 
   double t_last = 0.0;  // time of the last source event: F_l(t) = integral_l + (t - t_last) field_l
-  std::size_t is = 0, it = 0, ic = 0;
-  const std::size_t ns = S.kinks.size(), nt = T.kinks.size(), nc = s.cuts.size();
-  for (;;) {
-    const double ts = is < ns ? S.kinks[is].time : 2.0;
-    const double tt = it < nt ? T.kinks[it].time : 2.0;
-    const double tc = ic < nc ? s.cuts[ic].time : 2.0;
-    if (ts >= 2.0 && tt >= 2.0 && tc >= 2.0) break;
-    if (ts <= tt && ts <= tc) {  // a source unit flips: advance all integrals, change the fields
-      const std::int32_t m = S.kinks[is++].unit;
+  std::size_t is = 0;
+  const std::size_t ns = S.kinks.size();
+  for (std::size_t k = 0; k < num_edges; ++k) {
+    const double te = edges[k].time;
+    for (; is < ns && S.kinks[is].time <= te; ++is) {  // source flips: advance integrals, fields
+      const double ts = S.kinks[is].time;
+      const std::int32_t m = S.kinks[is].unit;
       const float dt = static_cast<float>(ts - t_last);
-      for (std::size_t l = 0; l < ld; l += kVec)
-        vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
-      src_bias_integral += (ts - t_last) * src_bias_rate;
-      t_last = ts;
       const float sign = s.src_value[m] ? -1.0f : 1.0f;
-      s.src_value[m] ^= 1;
-      src_bias_rate += sign * src_bias[m];
       const float* row = &L.w[static_cast<std::size_t>(m) * ld];
-      for (std::size_t l = 0; l < ld; l += kVec)
-        vstore(&s.field[l], vload(&s.field[l]) + sign * vload(row + l));
-    } else {  // a boundary of a target unit: close its segment, open the next
-      const bool old_kink = tt <= tc;
-      const Kink& k = old_kink ? T.kinks[it++] : s.cuts[ic++];
-      const std::int32_t l = k.unit;
-      const float F = s.integral[l] + static_cast<float>(k.time - t_last) * s.field[l];
-      const std::int32_t next = static_cast<std::int32_t>(s.area.size());
-      s.area[s.slot[l]] += F - s.seg_start[l];
-      s.area.push_back(0.0f);
-      if constexpr (kPass == Pass::kEvaluate) s.value.push_back(1.0f - s.value[s.slot[l]]);
-      s.bounds.push_back(Boundary{k.time, l, s.slot[l], next});
-      s.seg_start[l] = F;
-      s.slot[l] = next;
+      for (std::size_t l = 0; l < ld; l += kVec) {
+        const vfloat f = vload(&s.field[l]);
+        vstore(&s.integral[l], vload(&s.integral[l]) + dt * f);
+        vstore(&s.field[l], f + sign * vload(row + l));
+      }
+      src_bias_integral += (ts - t_last) * src_bias_rate;
+      src_bias_rate += sign * src_bias[m];
+      s.src_value[m] ^= 1;
+      t_last = ts;
     }
+    // Boundary of unit l: close its segment and open slot n + k.
+    const std::int32_t l = edges[k].unit;
+    const float F = s.integral[l] + static_cast<float>(te - t_last) * s.field[l];
+    const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + k);
+    s.area[before] += F - s.seg_start[l];
+    if constexpr (kPass == Pass::kEvaluate) s.value[after] = 1.0f - s.value[before];
+    s.bounds[k] = Boundary{te, l, before, after};
+    s.seg_start[l] = F;
+    s.slot[l] = after;
   }
-  {  // close at tau = 1 and fold each unit's last segment into the one through tau = 0
+  for (; is < ns; ++is) {  // remaining source flips
+    const double ts = S.kinks[is].time;
+    const std::int32_t m = S.kinks[is].unit;
+    const float dt = static_cast<float>(ts - t_last);
+    const float sign = s.src_value[m] ? -1.0f : 1.0f;
+    const float* row = &L.w[static_cast<std::size_t>(m) * ld];
+    for (std::size_t l = 0; l < ld; l += kVec) {
+      const vfloat f = vload(&s.field[l]);
+      vstore(&s.integral[l], vload(&s.integral[l]) + dt * f);
+      vstore(&s.field[l], f + sign * vload(row + l));
+    }
+    src_bias_integral += (ts - t_last) * src_bias_rate;
+    src_bias_rate += sign * src_bias[m];
+    s.src_value[m] ^= 1;
+    t_last = ts;
+  }
+  {  // close at tau = 1
     const float dt = static_cast<float>(1.0 - t_last);
     for (std::size_t l = 0; l < ld; l += kVec)
       vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
     src_bias_integral += (1.0 - t_last) * src_bias_rate;
   }
-  const std::size_t slots = s.area.size();
-  s.redirect.resize(slots);
+  // Each unit's last segment joins the one through tau = 0 (periodic worldlines).
   for (std::size_t k = 0; k < slots; ++k) s.redirect[k] = static_cast<std::int32_t>(k);
   for (std::size_t l = 0; l < n; ++l) {
     s.area[s.slot[l]] += s.integral[l] - s.seg_start[l];
@@ -196,10 +242,7 @@ __attribute__((always_inline)) inline double layer_pass(const QmcLayer& L, const
   }
 
   if constexpr (kPass == Pass::kUpdate) {  // heat bath on every segment at once
-    const std::size_t padded = pad_to(slots, LaneRng::kLanes);
-    s.area.resize(padded, 0.0f);
-    s.uniforms.resize(padded);
-    s.value.resize(padded);
+    ensure_size(s.uniforms, padded);
     rng.fill_uniform(s.uniforms.data(), slots);
     for (std::size_t k = 0; k < padded; k += kVec)
       vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
@@ -207,17 +250,22 @@ __attribute__((always_inline)) inline double layer_pass(const QmcLayer& L, const
       for (std::size_t l = 0; l < n; ++l) s.value[l] = T.z0[l];
   }
   // int E dtau = -sum over segments with z = 1 of A - int bias_S . z_S
+  // (A redirected slot's area was folded into its unit's first slot: count it there only.)
   double coupled = 0.0;
-  for (std::size_t k = 0; k < slots; ++k)
-    if (s.redirect[k] == static_cast<std::int32_t>(k) && s.value[k] != 0) coupled += s.area[k];
+  for (std::size_t l = 0; l < n; ++l) coupled += s.value[l] * s.area[l];
+  for (std::size_t k = n; k < slots; ++k)
+    coupled += (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * s.area[k];
 
   if constexpr (kPass == Pass::kUpdate) {
     for (std::size_t l = 0; l < n; ++l) T.z0[l] = static_cast<std::uint8_t>(s.value[l]);
-    s.out.clear();
-    for (const Boundary& b : s.bounds)
-      if (s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]])
-        s.out.push_back({b.time, b.unit});
-    T.kinks.swap(s.out);
+    ensure_size(s.out, num_edges);
+    std::size_t kept = 0;
+    for (std::size_t k = 0; k < num_edges; ++k) {
+      const Boundary& b = s.bounds[k];
+      s.out[kept] = {b.time, b.unit};
+      kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
+    }
+    T.kinks.assign(s.out.begin(), s.out.begin() + kept);
   }
   return -coupled - src_bias_integral;
 }

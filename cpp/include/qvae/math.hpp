@@ -50,6 +50,31 @@ inline vfloat vexp(vfloat x) {
   return p * reinterpret_cast<vfloat>(e);
 }
 
+// log(x) for x > 0 normal floats, |abs err| < 2e-7 near 1 (Cephes logf): mantissa in
+// [sqrt(1/2), sqrt(2)) and a degree-8 polynomial.
+inline vfloat vlog(vfloat x) {
+  vint bits = reinterpret_cast<vint>(x);
+  vint e = ((bits >> 23) & 0xff) - 126;
+  vfloat m = reinterpret_cast<vfloat>((bits & 0x007fffff) | 0x3f000000);  // in [0.5, 1)
+  vint small = m < 0.70710678f;
+  vfloat ef = __builtin_convertvector(e, vfloat) - vselect(small, vbroadcast(1.0f), vfloat{});
+  m = m + vselect(small, m, vfloat{}) - 1.0f;
+  vfloat z = m * m;
+  vfloat y = vbroadcast(7.0376836292e-2f);
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y = y + ef * -2.12194440e-4f;
+  y = y - 0.5f * z;
+  return m + y + ef * 0.693359375f;
+}
+
 // Heat-bath draws: 1.0 with probability sigmoid(field), given u uniform in (0,1):
 // u < 1/(1+e^{-f})  <=>  u (1 + e^{-f}) < 1.
 inline vfloat vbernoulli_logistic(vfloat field, vfloat u) {
