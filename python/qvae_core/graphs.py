@@ -7,6 +7,7 @@ positions in that list, which is the unit order of a BoltzmannMachine built on i
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -32,7 +33,9 @@ class Topology(NamedTuple):
 
 def _dnx():
     try:
-        import dwave_networkx
+        with warnings.catch_warnings():  # its import announces a successor package; not ours to act on
+            warnings.filterwarnings("ignore", "dwave-networkx is deprecated", DeprecationWarning)
+            import dwave_networkx
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "the topology helpers need dwave-networkx: pip install 'qvae-core[graphs]'"
