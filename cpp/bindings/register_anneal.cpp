@@ -108,9 +108,9 @@ py::dict log_diag(std::shared_ptr<qvae::QmcRbmModel> model, const carray<std::ui
   const std::uint8_t* s = states.data();
   double* out = value.mutable_data();
   double* err = error.mutable_data();
+  std::atomic<bool> stop{false};
   {
     py::gil_scoped_release release;
-    std::atomic<bool> stop{false};
     const double log_z0 = model->reference_log_z(true);
     qvae::ThreadPool::global().parallel_for(
         batch, qvae::resolve_threads(threads), [&](std::size_t b) {
@@ -121,21 +121,17 @@ py::dict log_diag(std::shared_ptr<qvae::QmcRbmModel> model, const carray<std::ui
           qvae::QmcRbmChains chains(model, population, ob.seed, nullptr);
           chains.sample_reference(s + b * n);
           chains.set_clamped(true);
-          auto poll = [&] {
-            if (stop) return true;
-            if (poll_signals()) stop = true;
+          auto poll = [&] {  // signals reach the main thread's tasks; the flag stops the rest
+            if (!stop && poll_signals()) stop = true;
             return stop.load();
           };
           AnnealResult r = qvae::population_anneal(chains, log_z0, ob, poll);
           out[b] = r.log_z;
           err[b] = r.log_z_std;
         });
-    if (stop) {
-      py::gil_scoped_acquire gil;
-      raise_if_interrupted();
-      throw std::runtime_error("log_diag: interrupted");
-    }
   }
+  raise_if_interrupted();
+  if (stop) throw std::runtime_error("log_diag: interrupted");
   py::dict d;
   d["log_diag"] = value;
   d["log_diag_std"] = error;

@@ -1,0 +1,207 @@
+"""Continuous-time QMC against exact diagonalisation and closed forms (CONVENTIONS.md)."""
+
+import _thread
+import threading
+import time
+from itertools import product
+
+import numpy as np
+import pytest
+from conftest import assert_within_sigma, random_rbm
+
+import qvae_core as q
+
+NUM_CHAINS = 20000
+
+
+def random_qbm(nv, nh, gamma, seed, *, zero_gamma_unit=True):
+    rbm = random_rbm(nv, nh, scale=1.0, bias_scale=1.0, seed=seed)
+    g = np.full(nv + nh, float(gamma))
+    if zero_gamma_unit:
+        g[1] = 0.0  # units without a field are common in practice
+    return q.QBM(rbm, g)
+
+
+def dense_sigma_x(qbm):
+    """<sigma^x_l> for every unit by dense diagonalisation (bit l of the basis index is z_l)."""
+    n = qbm.num_units
+    S = np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)[:, ::-1]  # index bit l = z_l
+    H = np.diag(qbm.energy(S))
+    index = np.arange(2**n)
+    for l in range(n):
+        H[index, index ^ (1 << l)] -= qbm.gamma[l]
+    lam, U = np.linalg.eigh(H)
+    rho = (U * np.exp(-(lam - lam.min()))) @ U.T
+    rho /= np.trace(rho)
+    return np.array([rho[index, index ^ (1 << l)].sum() for l in range(n)])
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_tau0_samples_match_exact_diagonalisation(gamma):
+    qbm = random_qbm(4, 5, gamma, seed=int(gamma * 10))
+    sampler = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=1)
+    S = sampler.run(200).astype(float)
+    assert_within_sigma(S.mean(axis=0), q.exact.marginals(qbm), NUM_CHAINS, "marginals")
+    assert_within_sigma(S.T @ S / NUM_CHAINS, q.exact.correlations(qbm), NUM_CHAINS, "correlations")
+
+
+def test_kink_density_is_gamma_times_sigma_x():
+    qbm = random_qbm(3, 4, 1.0, seed=3)
+    sampler = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=2)
+    sampler.run(200)
+    kinks = sampler.kink_counts.astype(float)
+    expected = qbm.gamma * np.abs(dense_sigma_x(qbm))
+    se = kinks.std(axis=0) / np.sqrt(NUM_CHAINS) + 1e-12
+    assert np.all(np.abs(kinks.mean(axis=0) - expected) <= 5 * se), (kinks.mean(axis=0), expected)
+    assert np.all(kinks[:, 1] == 0) and np.all(kinks % 2 == 0)  # no field, no kinks; periodic
+
+
+def test_samples_detect_a_wrong_gamma():
+    qbm = random_qbm(4, 5, 1.0, seed=4)
+    S = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=3).run(200).astype(float)
+    other = q.QBM(qbm.model, qbm.gamma * 1.3)
+    with pytest.raises(AssertionError):
+        assert_within_sigma(S.mean(axis=0), q.exact.marginals(other), NUM_CHAINS, "marginals")
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_quantum_log_z_matches_exact(gamma):
+    qbm = random_qbm(5, 5, gamma, seed=int(gamma * 100))
+    exact = q.exact.log_z(qbm)
+    res = q.anneal(qbm, seed=5)
+    assert abs(res.log_z - exact) <= 0.03, (res.log_z, exact, res.log_z_std)
+    assert abs(res.log_z - exact) <= 5 * res.log_z_std
+    assert res.mean_kinks_per_unit > 0
+
+
+def test_log_diag_matches_exact_for_random_and_high_energy_states():
+    qbm = random_qbm(4, 5, 1.0, seed=7)
+    S = np.array(list(product([0, 1], repeat=9)), dtype=np.uint8)
+    E = qbm.energy(S)
+    rng = np.random.default_rng(0)
+    pick = np.concatenate([rng.choice(len(S), 6, replace=False), np.argsort(E)[-4:]])  # + highest energies
+    est, se = q.log_diag(qbm, S[pick], seed=8)
+    exact = q.exact.log_diag(qbm, S[pick])
+    assert np.all(np.abs(est - exact) <= 0.05), est - exact
+    # Each SE comes from 10 sub-populations (t-distributed, 9 dof); pooled over the batch it is a
+    # stable scale for a k-sigma check.
+    pooled_se = np.sqrt(np.mean(se**2))
+    assert np.all(np.abs(est - exact) <= 5 * pooled_se), (est - exact) / pooled_se
+    assert np.all(est >= -E[pick] - 3 * pooled_se)  # Golden-Thompson: <z|e^{-H}|z> >= e^{-E(z)}
+
+
+def test_factorised_large_qbm_is_exact():
+    """W = 0: every unit is one qubit, so log Z and log_diag have closed forms at any size."""
+    rng = np.random.default_rng(9)
+    nv, nh = 40, 60
+    rbm = q.RBM(np.zeros((nv, nh)), rng.normal(0, 1, nv), rng.normal(0, 1, nh))
+    qbm = q.QBM(rbm, rng.uniform(0, 2, nv + nh))
+    res = q.anneal(qbm, seed=1)
+    assert abs(res.log_z - q.exact.log_z(qbm)) <= max(0.03, 4 * res.log_z_std)
+    states = rng.integers(0, 2, (3, nv + nh), dtype=np.uint8)
+    est, se = q.log_diag(qbm, states, seed=2)
+    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+    S = q.PathIntegralSampler(qbm, 4000, seed=3).run(100).astype(float)
+    assert_within_sigma(S.mean(axis=0), q.exact.marginals(qbm), 4000, "marginals")
+
+
+def test_gamma_on_hidden_layer_only_is_exact_at_10x200():
+    rbm = random_rbm(10, 200, scale=0.3, bias_scale=0.5, seed=10)
+    qbm = q.QBM(rbm, np.r_[np.zeros(10), np.full(200, 1.0)])
+    res = q.anneal(qbm, seed=3)
+    exact = q.exact.log_z(qbm)
+    assert abs(res.log_z - exact) <= 0.05 and abs(res.log_z - exact) <= 5 * res.log_z_std
+    states = q.PathIntegralSampler(qbm, 5, seed=4).run(50)
+    est, se = q.log_diag(qbm, states, seed=5)
+    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+
+
+def test_gamma_zero_reproduces_the_classical_model():
+    rbm = random_rbm(5, 6, seed=11)
+    qbm = q.QBM(rbm, 0.0)
+    res = q.anneal(qbm, seed=6)
+    assert abs(res.log_z - q.exact.log_z(rbm)) <= max(0.03, 4 * res.log_z_std)
+    sampler = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=7)
+    S = sampler.run(100).astype(float)
+    assert sampler.mean_kinks_per_unit == 0.0
+    assert_within_sigma(S.mean(axis=0), q.exact.marginals(rbm), NUM_CHAINS, "marginals")
+    states = S[:4].astype(np.uint8)
+    est, _ = q.log_diag(qbm, states, seed=1)
+    np.testing.assert_allclose(est, -rbm.energy(states), atol=1e-5)  # no kinks: exactly -E(z)
+
+
+def test_log_z_within_the_quantum_bounds():
+    qbm = random_qbm(6, 8, 1.0, seed=12, zero_gamma_unit=False)
+    classical = q.exact.log_z(qbm.model)
+    res = q.anneal(qbm, seed=9)
+    upper = classical + np.log(np.cosh(qbm.gamma)).sum()
+    assert classical - 3 * res.log_z_std <= res.log_z <= upper + 3 * res.log_z_std
+
+
+def test_reproducible_for_any_thread_count():
+    qbm = random_qbm(7, 9, 1.0, seed=13)
+    a = q.PathIntegralSampler(qbm, 37, seed=3, num_threads=1).run(20)
+    b = q.PathIntegralSampler(qbm, 37, seed=3, num_threads=2).run(20)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, q.PathIntegralSampler(qbm, 37, seed=4).run(20))
+    r1 = q.anneal(qbm, population=100, seed=1, num_threads=1)
+    r2 = q.anneal(qbm, population=100, seed=1, num_threads=2)
+    assert r1.log_z == r2.log_z
+    np.testing.assert_array_equal(r1.samples, r2.samples)
+    states = a[:3]
+    d1, _ = q.log_diag(qbm, states, population=50, seed=2, num_threads=1)
+    d2, _ = q.log_diag(qbm, states, population=50, seed=2, num_threads=2)
+    np.testing.assert_array_equal(d1, d2)
+
+
+def test_initial_state_and_set_model():
+    qbm = q.QBM(q.RBM(np.zeros((2, 3)), np.full(2, 40.0), np.full(3, -40.0)), 0.0)
+    init = np.zeros((4, 5), dtype=np.uint8)
+    s = q.PathIntegralSampler(qbm, 4, seed=0, initial_state=init)
+    np.testing.assert_array_equal(s.state, init)
+    np.testing.assert_array_equal(s.run(1), np.tile([1, 1, 0, 0, 0], (4, 1)))
+    s.set_model(q.QBM(q.RBM(np.zeros((2, 3)), np.full(2, -40.0), np.full(3, 40.0)), 0.0))
+    np.testing.assert_array_equal(s.run(1), np.tile([0, 0, 1, 1, 1], (4, 1)))
+    with pytest.raises(ValueError, match="qbm"):
+        s.set_model(q.QBM(random_rbm(3, 3), 1.0))
+
+
+def test_ctrl_c_stops_sampling_and_log_diag():
+    qbm = q.QBM(random_rbm(64, 64, scale=0.1), 1.0)
+    sampler = q.PathIntegralSampler(qbm, 1000, seed=0)
+    for call in (lambda: sampler.run(10**9), lambda: q.log_diag(qbm, np.zeros((50, 128)), population=2000, seed=0)):
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        start = time.perf_counter()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.parametrize(
+    "gamma",
+    [-0.5, np.nan, np.inf, np.ones(3), np.ones((2, 8)), [0.5] * 6 + [-1.0, 0.5]],
+    ids=["negative", "nan", "inf", "length", "rank", "one-negative"],
+)
+def test_bad_gamma(gamma):
+    with pytest.raises(ValueError, match="gamma"):
+        q.QBM(random_rbm(4, 4), gamma)
+
+
+def test_bad_states_and_arguments():
+    qbm = q.QBM(random_rbm(2, 3), 1.0)
+    for states in (np.zeros((2, 4)), np.full((1, 5), 2), np.full((1, 5), 0.5)):
+        with pytest.raises(ValueError, match="states"):
+            q.log_diag(qbm, states)
+    with pytest.raises(ValueError, match="qbm"):
+        q.log_diag(qbm.model, np.zeros((1, 5)))
+    with pytest.raises(ValueError, match="population"):
+        q.log_diag(qbm, np.zeros((1, 5)), population=1)
+    with pytest.raises(ValueError, match="qbm"):
+        q.PathIntegralSampler(qbm.model, 10)
+    with pytest.raises(ValueError, match="num_chains"):
+        q.PathIntegralSampler(qbm, 0)
+    with pytest.raises(ValueError, match="initial_state"):
+        q.PathIntegralSampler(qbm, 2, initial_state=np.full((2, 5), 3))
+    with pytest.raises(ValueError, match="model"):
+        q.QBM("rbm", 1.0)
