@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 import time
 
@@ -58,13 +60,28 @@ def demo(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="qvae-core", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _register_demo(sub) -> None:
     p = sub.add_parser("demo", help="sample an RBM and a Chimera BM, compare with exact marginals, time it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seconds", type=float, default=1.0, help="time per throughput measurement")
     p.set_defaults(func=demo)
+
+
+# Each entry adds its subcommands; modules import their heavy dependencies (torch,
+# dwave-cloud-client) only when a command runs, so `qvae-core demo` needs numpy alone.
+_SUBCOMMANDS = ["qvae_core.cli:_register_demo"]
+for _entry in ("qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"):
+    _module = _entry.split(":")[0]
+    if importlib.util.find_spec(_module.rsplit(".", 1)[0]) is not None:
+        _SUBCOMMANDS.append(_entry)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="qvae-core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for entry in _SUBCOMMANDS:
+        module, name = entry.split(":")
+        getattr(importlib.import_module(module), name)(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
