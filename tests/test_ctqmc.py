@@ -205,3 +205,43 @@ def test_bad_states_and_arguments():
         q.PathIntegralSampler(qbm, 2, initial_state=np.full((2, 5), 3))
     with pytest.raises(ValueError, match="model"):
         q.QBM("rbm", 1.0)
+
+
+def random_graph_qbm(kind, gamma, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "chimera":
+        pytest.importorskip("dwave_networkx")
+        bm = q.graphs.random_boltzmann_machine(q.graphs.chimera(1, 1), weight_scale=1.0, bias_scale=1.0, seed=seed)
+    else:
+        n = 9
+        edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
+        bm = q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1, len(edges)))
+    g = np.full(bm.num_units, float(gamma))
+    g[0] = 0.0
+    return q.QBM(bm, g)
+
+
+@pytest.mark.parametrize("kind", ["chimera", "dense-graph"])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_graph_qbm_matches_exact(kind, gamma):
+    qbm = random_graph_qbm(kind, gamma, seed=int(10 * gamma))
+    assert qbm.model.num_colors == (2 if kind == "chimera" else 3)
+    S = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=1).run(200).astype(float)
+    assert_within_sigma(S.mean(axis=0), q.exact.marginals(qbm), NUM_CHAINS, "marginals")
+    assert_within_sigma(S.T @ S / NUM_CHAINS, q.exact.correlations(qbm), NUM_CHAINS, "correlations")
+    res = q.anneal(qbm, seed=2)
+    exact = q.exact.log_z(qbm)
+    assert abs(res.log_z - exact) <= 0.03 and abs(res.log_z - exact) <= 5 * res.log_z_std
+    states = S[:4].astype(np.uint8)
+    est, se = q.log_diag(qbm, states, seed=3)
+    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+
+
+def test_graph_qbm_reproducible_for_any_thread_count():
+    qbm = random_graph_qbm("dense-graph", 1.0, seed=4)
+    a = q.PathIntegralSampler(qbm, 40, seed=3, num_threads=1).run(15)
+    b = q.PathIntegralSampler(qbm, 40, seed=3, num_threads=2).run(15)
+    np.testing.assert_array_equal(a, b)
+    r1 = q.anneal(qbm, population=64, seed=1, num_threads=1)
+    r2 = q.anneal(qbm, population=64, seed=1, num_threads=2)
+    assert r1.log_z == r2.log_z

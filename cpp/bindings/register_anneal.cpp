@@ -51,9 +51,13 @@ AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sw
 
 // The exact start of each annealer and its log Z: uniform states for classical models
 // (n log 2), the transverse-field reference for paths (sum_l log 2cosh Gamma_l).
+template <class Chains>
+constexpr bool is_paths = std::is_same_v<Chains, qvae::QmcRbmChains> ||
+                          std::is_same_v<Chains, qvae::QmcGraphChains>;
+
 template <class Chains, class Model>
 double start(Chains& chains, const Model& model) {
-  if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) {
+  if constexpr (is_paths<Chains>) {
     chains.sample_reference(nullptr);
     return model.reference_log_z(false);
   } else {
@@ -84,18 +88,19 @@ py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint6
     const double log_z0 = start(chains, *model);
     r = qvae::population_anneal(chains, log_z0, o, poll_signals);
     copy_state(chains, samples.mutable_data());
-    if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) kinks = chains.mean_kinks_per_unit();
+    if constexpr (is_paths<Chains>) kinks = chains.mean_kinks_per_unit();
   }
   raise_if_interrupted();
   if (r.interrupted) throw py::error_already_set();
   py::dict d = to_dict(r, samples);
-  if constexpr (std::is_same_v<Chains, qvae::QmcRbmChains>) d["mean_kinks_per_unit"] = kinks;
+  if constexpr (is_paths<Chains>) d["mean_kinks_per_unit"] = kinks;
   return d;
 }
 
 // log <z|e^{-H}|z> for each row of states by clamped-slice population annealing, one
 // annealer per state, parallel over the batch (each annealer single-threaded, own seed).
-py::dict log_diag(std::shared_ptr<qvae::QmcRbmModel> model, const carray<std::uint8_t>& states,
+template <class Model>
+py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& states,
                   std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
                   double target_ess, std::size_t subpops, std::size_t max_steps,
                   std::size_t threads) {
@@ -118,7 +123,7 @@ py::dict log_diag(std::shared_ptr<qvae::QmcRbmModel> model, const carray<std::ui
           std::uint64_t mix = seed ^ (0x9E3779B97F4A7C15ULL * (b + 1));
           AnnealOptions ob = o;
           ob.seed = qvae::splitmix64(mix);
-          qvae::QmcRbmChains chains(model, population, ob.seed, nullptr);
+          qvae::QmcChains<Model> chains(model, population, ob.seed, nullptr);
           chains.sample_reference(s + b * n);
           chains.set_clamped(true);
           auto poll = [&] {  // signals reach the main thread's tasks; the flag stops the rest
@@ -152,8 +157,13 @@ void register_anneal(py::module_& m) {
   args(m, "anneal_rbm", &anneal<qvae::RbmModel, qvae::RbmChains>, doc);
   args(m, "anneal_graph", &anneal<qvae::GraphModel, qvae::GraphChains>, doc);
   args(m, "anneal_qmc_rbm", &anneal<qvae::QmcRbmModel, qvae::QmcRbmChains>, doc);
-  m.def("log_diag_qmc_rbm", &log_diag, py::arg("model"), py::arg("states"), py::arg("population"),
-        py::arg("seed"), py::arg("sweeps_per_step"), py::arg("target_ess"),
-        py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"),
-        "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.");
+  args(m, "anneal_qmc_graph", &anneal<qvae::QmcGraphModel, qvae::QmcGraphChains>, doc);
+  const char* diag_doc = "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.";
+  auto def_diag = [&](const char* name, auto fn) {
+    m.def(name, fn, py::arg("model"), py::arg("states"), py::arg("population"), py::arg("seed"),
+          py::arg("sweeps_per_step"), py::arg("target_ess"), py::arg("num_subpopulations"),
+          py::arg("max_steps"), py::arg("num_threads"), diag_doc);
+  };
+  def_diag("log_diag_qmc_rbm", &log_diag<qvae::QmcRbmModel>);
+  def_diag("log_diag_qmc_graph", &log_diag<qvae::QmcGraphModel>);
 }

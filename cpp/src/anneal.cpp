@@ -152,5 +152,6 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
 template AnnealResult population_anneal<RbmChains>(RbmChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<GraphChains>(GraphChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<QmcRbmChains>(QmcRbmChains&, double, const AnnealOptions&, const PollFn&);
+template AnnealResult population_anneal<QmcGraphChains>(QmcGraphChains&, double, const AnnealOptions&, const PollFn&);
 
 }  // namespace qvae

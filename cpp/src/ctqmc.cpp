@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "qvae/math.hpp"
 #include "qvae/thread_pool.hpp"
 
 namespace qvae {
+
+// ---------------------------------------------------------------- models
 
 AliasTable::AliasTable(const std::vector<double>& rates)
     : threshold(rates.size(), 1.0f), alias(rates.size()) {
@@ -22,7 +25,7 @@ AliasTable::AliasTable(const std::vector<double>& rates)
     (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::int32_t>(i));
   }
   while (!small.empty() && !large.empty()) {
-    std::int32_t s = small.back(), l = large.back();
+    const std::int32_t s = small.back(), l = large.back();
     small.pop_back();
     threshold[s] = static_cast<float>(scaled[s]);
     alias[s] = l;
@@ -42,367 +45,468 @@ AliasTable::AliasTable(const std::vector<double>& rates)
     }
 }
 
+QmcBlocks::QmcBlocks(const std::vector<std::int32_t>& block, const std::vector<double>& gamma)
+    : block_of(block), local(block.size()) {
+  const std::int32_t num = block.empty() ? 0 : *std::max_element(block.begin(), block.end()) + 1;
+  members.resize(num);
+  for (std::size_t u = 0; u < block.size(); ++u) {
+    local[u] = static_cast<std::int32_t>(members[block[u]].size());
+    members[block[u]].push_back(static_cast<std::int32_t>(u));
+  }
+  for (const auto& m : members) {
+    std::vector<double> rates;
+    for (std::int32_t u : m) rates.push_back(gamma[u]);
+    cuts.emplace_back(rates);
+  }
+}
+
 namespace {
 
-QmcLayer make_layer(std::size_t n, std::size_t n_src, const double* w64 /* (rows, cols) */,
-                    bool transpose, const double* bias, const double* gamma) {
-  QmcLayer L;
-  L.n = n;
-  L.n_src = n_src;
-  L.ld = pad_to(n, kVec);
-  L.w.assign(n_src * L.ld, 0.0f);
-  L.bias.assign(L.ld, 0.0f);
-  for (std::size_t m = 0; m < n_src; ++m)
-    for (std::size_t l = 0; l < n; ++l)
-      L.w[m * L.ld + l] = static_cast<float>(transpose ? w64[l * n_src + m] : w64[m * n + l]);
-  L.bias64.assign(bias, bias + n);
-  for (std::size_t l = 0; l < n; ++l) L.bias[l] = static_cast<float>(bias[l]);
-  L.gamma.assign(gamma, gamma + n);
-  L.cuts = AliasTable(L.gamma);
-  return L;
+std::vector<std::int32_t> rbm_blocks(std::size_t nv, std::size_t nh) {
+  std::vector<std::int32_t> b(nv + nh, 0);
+  std::fill(b.begin() + nv, b.end(), 1);
+  return b;
 }
 
-}  // namespace
-
-QmcRbmModel::QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* g)
-    : classical(std::move(model)), gamma(g, g + classical->num_units()) {
-  const RbmModel& m = *classical;
-  hidden = make_layer(m.nh, m.nv, m.w64.data(), false, m.b64.data(), g + m.nv);
-  visible = make_layer(m.nv, m.nh, m.w64.data(), true, m.a64.data(), g);
-}
-
-double QmcRbmModel::reference_log_z(bool clamped) const {
+double reference_log_z(const std::vector<double>& gamma, bool clamped) {
   double total = 0.0;
   for (double g : gamma) total += std::log(std::cosh(g)) + (clamped ? 0.0 : std::log(2.0));
   return total;
 }
 
+}  // namespace
+
+QmcRbmModel::QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* g)
+    : classical(std::move(model)), gamma(g, g + classical->num_units()),
+      blocks(rbm_blocks(classical->nv, classical->nh), gamma), bias(classical->a64) {
+  const RbmModel& m = *classical;
+  bias.insert(bias.end(), m.b64.begin(), m.b64.end());
+  for (int b = 0; b < 2; ++b) {  // block 0 (visible) sees hidden rows, block 1 sees visible rows
+    const std::size_t n = b ? m.nh : m.nv, n_src = b ? m.nv : m.nh;
+    Coupling& c = into[b];
+    c.ld = pad_to(n, kVec);
+    c.src_offset = b ? 0 : m.nv;
+    c.rows.assign(n_src * c.ld, 0.0f);
+    c.bias.assign(c.ld, 0.0f);
+    for (std::size_t s = 0; s < n_src; ++s)
+      for (std::size_t l = 0; l < n; ++l)
+        c.rows[s * c.ld + l] = static_cast<float>(b ? m.w64[s * m.nh + l] : m.w64[l * m.nh + s]);
+    for (std::size_t l = 0; l < n; ++l) c.bias[l] = static_cast<float>(b ? m.b64[l] : m.a64[l]);
+  }
+}
+
+double QmcRbmModel::local_field(std::size_t u, const std::uint8_t* z) const {
+  const RbmModel& m = *classical;
+  double f = u < m.nv ? m.a64[u] : m.b64[u - m.nv];
+  if (u < m.nv) {
+    for (std::size_t j = 0; j < m.nh; ++j) f += z[m.nv + j] ? m.w64[u * m.nh + j] : 0.0;
+  } else {
+    for (std::size_t i = 0; i < m.nv; ++i) f += z[i] ? m.w64[i * m.nh + (u - m.nv)] : 0.0;
+  }
+  return f;
+}
+
+double QmcRbmModel::reference_log_z(bool clamped) const { return qvae::reference_log_z(gamma, clamped); }
+
+QmcGraphModel::QmcGraphModel(std::shared_ptr<const GraphModel> model, const double* g)
+    : classical(std::move(model)), gamma(g, g + classical->num_units()),
+      blocks(classical->color, gamma) {}
+
+double QmcGraphModel::local_field(std::size_t u, const std::uint8_t* z) const {
+  const GraphModel& m = *classical;
+  double f = m.bias64[u];
+  for (auto e = m.row_ptr[u]; e < m.row_ptr[u + 1]; ++e) f += z[m.nbr[e]] ? m.nbr_w[e] : 0.0f;
+  return f;
+}
+
+double QmcGraphModel::reference_log_z(bool clamped) const { return qvae::reference_log_z(gamma, clamped); }
+
+template <class Model>
+double path_energy_integral(const Model& model, const QmcPath& path, std::vector<std::uint8_t>& z) {
+  z.assign(path.z0.begin(), path.z0.end());
+  double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
+  for (const Kink& k : path.kinks) {
+    total += (k.time - t) * e;
+    t = k.time;
+    const double f = model.local_field(k.unit, z.data());  // E = -f z_u + (terms without z_u)
+    e += z[k.unit] ? f : -f;
+    z[k.unit] ^= 1;
+  }
+  return total + (1.0 - t) * e;
+}
+
+// ---------------------------------------------------------------- the block walk
+
 // Per-task buffers, reused across sweeps: sized up front, filled through indices.
 struct QmcScratch {
-  std::vector<float> field, integral, seg_start, area, uniforms, value, spacing;
-  std::vector<std::uint8_t> src_value;
+  std::vector<float> field, integral, seg_start, area, uniforms, value;
+  std::vector<double> since;       // sparse fields: time each unit's integral was last advanced
+  std::vector<std::uint8_t> z;     // current values of all units during a walk
   std::vector<std::int32_t> slot, redirect;
   struct Boundary {
     double time;
     std::int32_t unit, before, after;
   };
   std::vector<Boundary> bounds;
-  std::vector<Kink> cuts, edges, out;
+  std::vector<Kink> cuts, others, fresh;
 };
 
 namespace {
-
-enum class Pass { kUpdate, kEvaluate };
 
 template <class T>
 inline void ensure_size(std::vector<T>& v, std::size_t n) {
   if (v.size() < n) v.resize(n + n / 2);
 }
 
-// New cuts of a layer: a Poisson process of rate sum_l Gamma_l in time order (exponential
-// spacings from a vectorised log, 16 at a time), each given to a unit by the alias table.
-inline std::size_t draw_cuts(const QmcLayer& L, LaneRng& rng, QmcScratch& s) {
-  const double rate = L.cuts.total;
-  if (rate <= 0.0) return 0;
+// New cuts of a block: a Poisson process of rate sum_l Gamma_l in time order (exponential
+// spacings from a vectorised log, 16 at a time), each given to a member by the alias table.
+inline std::size_t draw_cuts(const AliasTable& table, const std::vector<std::int32_t>& members,
+                             LaneRng& rng, std::vector<Kink>& cuts) {
+  if (table.total <= 0.0) return 0;
   constexpr std::size_t B = LaneRng::kLanes;
-  alignas(64) float u[B], pick[B];
-  const float inv_rate = static_cast<float>(1.0 / rate);
-  const float n = static_cast<float>(L.n);
+  alignas(64) float gap[B], pick[B];
+  const float inv_rate = static_cast<float>(1.0 / table.total);
+  const std::size_t n = members.size();
   std::size_t count = 0;
   double t = 0.0;
   for (;;) {
-    rng.next_uniform(u);
+    rng.next_uniform(gap);
     rng.next_uniform(pick);
-    for (std::size_t k = 0; k < B; k += kVec)
-      vstore(u + k, -inv_rate * vlog(vload(u + k)));
-    ensure_size(s.cuts, count + B);
+    for (std::size_t k = 0; k < B; k += kVec) vstore(gap + k, -inv_rate * vlog(vload(gap + k)));
+    ensure_size(cuts, count + B);
     for (std::size_t k = 0; k < B; ++k) {
-      t += u[k];
+      t += gap[k];
       if (t >= 1.0) return count;
-      const float x = pick[k] * n;
-      std::size_t j = std::min(static_cast<std::size_t>(x), L.n - 1);
-      const float frac = x - static_cast<float>(j);
-      s.cuts[count++] = {t, frac < L.cuts.threshold[j] ? static_cast<std::int32_t>(j) : L.cuts.alias[j]};
+      const float x = pick[k] * static_cast<float>(n);
+      const std::size_t j = std::min(static_cast<std::size_t>(x), n - 1);
+      const std::int32_t l = x - static_cast<float>(j) < table.threshold[j] ? static_cast<std::int32_t>(j)
+                                                                             : table.alias[j];
+      cuts[count++] = {t, members[l]};
     }
   }
 }
 
-// One time-ordered walk over a target layer `T` given the source layer `S`.
-// kUpdate: cluster update of T (cuts, heat bath), returns int_0^1 E dtau of the new path.
-// kEvaluate: leaves T unchanged and returns int_0^1 E dtau of the current path.
-// The returned integral is -int (bias_T . z_T + z_S W z_T) dtau - int bias_S . z_S dtau.
-template <Pass kPass>
-__attribute__((always_inline)) inline double layer_pass(const QmcLayer& L,
-                                                        const std::vector<double>& src_bias,
-                                                        const LayerPath& S, LayerPath& T,
-                                                        float lambda, bool clamped, LaneRng& rng,
-                                                        QmcScratch& s) {
-  using Boundary = QmcScratch::Boundary;
-  const std::size_t n = L.n, ld = L.ld;
-  s.field.assign(L.bias.begin(), L.bias.end());
-  s.integral.assign(ld, 0.0f);
-  s.seg_start.assign(ld, 0.0f);
-  s.src_value.assign(S.z0.begin(), S.z0.end());
-  double src_bias_rate = 0.0;  // sum_m bias_m z_m(tau) on the current piece
-  for (std::size_t m = 0; m < S.z0.size(); ++m) {
-    if (!S.z0[m]) continue;
-    src_bias_rate += src_bias[m];
-    const float* row = &L.w[m * ld];
-    for (std::size_t l = 0; l < ld; l += kVec) vstore(&s.field[l], vload(&s.field[l]) + vload(row + l));
-  }
-  double src_bias_integral = 0.0;
+// Fields of a block's units along imaginary time, for couplings given as dense rows (RBM):
+// F_l(t) = integral_l + (t - since) field_l with one `since` for all units (vector updates).
+struct DenseFields {
+  const QmcRbmModel::Coupling& c;
+  QmcScratch& s;
+  double since = 0.0;
 
-  // Boundaries of the target worldlines: their kinks, merged with new cuts when updating.
-  const Kink* edges = T.kinks.data();
-  std::size_t num_edges = T.kinks.size();
-  if constexpr (kPass == Pass::kUpdate) {
-    const std::size_t num_cuts = draw_cuts(L, rng, s);
-    if (num_cuts > 0) {
-      ensure_size(s.edges, num_edges + num_cuts);
-      std::merge(T.kinks.begin(), T.kinks.end(), s.cuts.begin(), s.cuts.begin() + num_cuts,
-                 s.edges.begin(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
-      edges = s.edges.data();
-      num_edges += num_cuts;
+  void start(const QmcBlocks& blocks, int block) {
+    s.field.assign(c.bias.begin(), c.bias.end());
+    s.integral.assign(c.ld, 0.0f);
+    for (std::int32_t u : blocks.members[1 - block])
+      if (s.z[u]) add_row(u, 1.0f);
+  }
+  void add_row(std::int32_t u, float sign) {
+    const float* row = &c.rows[(static_cast<std::size_t>(u) - c.src_offset) * c.ld];
+    for (std::size_t l = 0; l < c.ld; l += kVec) vstore(&s.field[l], vload(&s.field[l]) + sign * vload(row + l));
+  }
+  void advance(double t) {
+    const float dt = static_cast<float>(t - since);
+    for (std::size_t l = 0; l < c.ld; l += kVec)
+      vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
+    since = t;
+  }
+  void flip(std::int32_t u, double t, float sign) {
+    advance(t);
+    add_row(u, sign);
+  }
+  float at(std::int32_t l, double t) const {
+    return s.integral[l] + static_cast<float>(t - since) * s.field[l];
+  }
+  void finish() { advance(1.0); }
+  float at_end(std::int32_t l) const { return s.integral[l]; }
+};
+
+// The same for a sparse graph: only the block's neighbours of a flipping unit change, each
+// unit keeps its own `since`.
+struct SparseFields {
+  const QmcGraphModel& model;
+  int block;
+  QmcScratch& s;
+
+  void start(const QmcBlocks& blocks, int) {
+    const auto& members = blocks.members[block];
+    s.field.resize(members.size());
+    s.integral.assign(members.size(), 0.0f);
+    s.since.assign(members.size(), 0.0);
+    const GraphModel& g = *model.classical;
+    for (std::size_t l = 0; l < members.size(); ++l) {
+      const std::int32_t u = members[l];
+      float f = g.bias[u];
+      for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) f += s.z[g.nbr[e]] ? g.nbr_w[e] : 0.0f;
+      s.field[l] = f;
     }
   }
+  void flip(std::int32_t u, double t, float sign) {
+    const GraphModel& g = *model.classical;
+    for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) {
+      const std::int32_t v = g.nbr[e];
+      if (model.blocks.block_of[v] != block) continue;
+      const std::int32_t l = model.blocks.local[v];
+      s.integral[l] += static_cast<float>(t - s.since[l]) * s.field[l];
+      s.since[l] = t;
+      s.field[l] += sign * g.nbr_w[e];
+    }
+  }
+  float at(std::int32_t l, double t) const {
+    return s.integral[l] + static_cast<float>(t - s.since[l]) * s.field[l];
+  }
+  void finish() {}
+  float at_end(std::int32_t l) const { return at(l, 1.0); }
+};
 
-  // Slot l (< n) is the segment of unit l through tau = 0; boundary k opens slot n + k.
-  const std::size_t slots = n + num_edges;
-  const std::size_t padded = pad_to(slots, LaneRng::kLanes);
+// Cluster update of one block (clusters = segments between cuts and kinks, heat bath on each).
+// Returns -(sum of A over segments set to 1) - int sum_{m not in block} b_m z_m dtau, which is
+// int_0^1 E dtau whenever every edge touches the block (two blocks), else NaN.
+template <class Fields>
+double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
+                    Fields fields, QmcPath& path, float lambda, bool clamped, LaneRng& rng,
+                    QmcScratch& s) {
+  using Boundary = QmcScratch::Boundary;
+  const auto& members = blocks.members[block];
+  const std::size_t n = members.size();
+  s.z.assign(path.z0.begin(), path.z0.end());
+  fields.start(blocks, block);
+  double src_rate = 0.0, src_integral = 0.0, src_since = 0.0;  // int sum_{m not in block} b_m z_m
+  for (std::size_t u = 0; u < s.z.size(); ++u)
+    if (s.z[u] && blocks.block_of[u] != block) src_rate += bias[u];
+
+  const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
+  const std::size_t num_kinks = path.kinks.size();
+  const std::size_t max_slots = n + num_kinks + num_cuts;
+  const std::size_t padded = pad_to(max_slots, LaneRng::kLanes);
   ensure_size(s.area, padded);
   ensure_size(s.value, padded);
-  ensure_size(s.redirect, slots);
-  ensure_size(s.bounds, num_edges);
+  ensure_size(s.redirect, max_slots);
+  ensure_size(s.bounds, num_kinks + num_cuts);
+  ensure_size(s.others, num_kinks);
+  s.seg_start.assign(n, 0.0f);
+  std::fill_n(s.area.begin(), n, 0.0f);
   s.slot.resize(n);
   for (std::size_t l = 0; l < n; ++l) s.slot[l] = static_cast<std::int32_t>(l);
-  std::fill_n(s.area.begin(), padded, 0.0f);
-  if constexpr (kPass == Pass::kEvaluate) std::copy(T.z0.begin(), T.z0.end(), s.value.begin());
 
-  double t_last = 0.0;  // time of the last source event: F_l(t) = integral_l + (t - t_last) field_l
-  std::size_t is = 0;
-  const std::size_t ns = S.kinks.size();
-  for (std::size_t k = 0; k < num_edges; ++k) {
-    const double te = edges[k].time;
-    for (; is < ns && S.kinks[is].time <= te; ++is) {  // source flips: advance integrals, fields
-      const double ts = S.kinks[is].time;
-      const std::int32_t m = S.kinks[is].unit;
-      const float dt = static_cast<float>(ts - t_last);
-      const float sign = s.src_value[m] ? -1.0f : 1.0f;
-      const float* row = &L.w[static_cast<std::size_t>(m) * ld];
-      for (std::size_t l = 0; l < ld; l += kVec) {
-        const vfloat f = vload(&s.field[l]);
-        vstore(&s.integral[l], vload(&s.integral[l]) + dt * f);
-        vstore(&s.field[l], f + sign * vload(row + l));
-      }
-      src_bias_integral += (ts - t_last) * src_bias_rate;
-      src_bias_rate += sign * src_bias[m];
-      s.src_value[m] ^= 1;
-      t_last = ts;
+  // Slot l (< n) is the segment of member l through tau = 0; boundary k opens slot n + k.
+  std::size_t num_bounds = 0, num_others = 0, ik = 0, ic = 0;
+  while (ik < num_kinks || ic < num_cuts) {
+    const bool take_kink = ic == num_cuts || (ik < num_kinks && path.kinks[ik].time <= s.cuts[ic].time);
+    const Kink& k = take_kink ? path.kinks[ik++] : s.cuts[ic++];
+    if (take_kink && blocks.block_of[k.unit] != block) {  // another unit flips: fields change
+      const float sign = s.z[k.unit] ? -1.0f : 1.0f;
+      fields.flip(k.unit, k.time, sign);
+      src_integral += (k.time - src_since) * src_rate;
+      src_since = k.time;
+      src_rate += sign * bias[k.unit];
+      s.z[k.unit] ^= 1;
+      s.others[num_others++] = k;
+      continue;
     }
-    // Boundary of unit l: close its segment and open slot n + k.
-    const std::int32_t l = edges[k].unit;
-    const float F = s.integral[l] + static_cast<float>(te - t_last) * s.field[l];
-    const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + k);
+    const std::int32_t l = blocks.local[k.unit];  // a boundary of member l
+    const float F = fields.at(l, k.time);
+    const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + num_bounds);
     s.area[before] += F - s.seg_start[l];
-    if constexpr (kPass == Pass::kEvaluate) s.value[after] = 1.0f - s.value[before];
-    s.bounds[k] = Boundary{te, l, before, after};
+    s.area[after] = 0.0f;
+    s.bounds[num_bounds++] = Boundary{k.time, k.unit, before, after};
     s.seg_start[l] = F;
     s.slot[l] = after;
   }
-  for (; is < ns; ++is) {  // remaining source flips
-    const double ts = S.kinks[is].time;
-    const std::int32_t m = S.kinks[is].unit;
-    const float dt = static_cast<float>(ts - t_last);
-    const float sign = s.src_value[m] ? -1.0f : 1.0f;
-    const float* row = &L.w[static_cast<std::size_t>(m) * ld];
-    for (std::size_t l = 0; l < ld; l += kVec) {
-      const vfloat f = vload(&s.field[l]);
-      vstore(&s.integral[l], vload(&s.integral[l]) + dt * f);
-      vstore(&s.field[l], f + sign * vload(row + l));
-    }
-    src_bias_integral += (ts - t_last) * src_bias_rate;
-    src_bias_rate += sign * src_bias[m];
-    s.src_value[m] ^= 1;
-    t_last = ts;
-  }
-  {  // close at tau = 1
-    const float dt = static_cast<float>(1.0 - t_last);
-    for (std::size_t l = 0; l < ld; l += kVec)
-      vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
-    src_bias_integral += (1.0 - t_last) * src_bias_rate;
-  }
-  // Each unit's last segment joins the one through tau = 0 (periodic worldlines).
+  fields.finish();
+  src_integral += (1.0 - src_since) * src_rate;
+
+  // Each member's last segment joins the one through tau = 0 (periodic worldlines).
+  const std::size_t slots = n + num_bounds;
   for (std::size_t k = 0; k < slots; ++k) s.redirect[k] = static_cast<std::int32_t>(k);
   for (std::size_t l = 0; l < n; ++l) {
-    s.area[s.slot[l]] += s.integral[l] - s.seg_start[l];
+    s.area[s.slot[l]] += fields.at_end(static_cast<std::int32_t>(l)) - s.seg_start[l];
     if (s.slot[l] != static_cast<std::int32_t>(l)) {
       s.area[l] += s.area[s.slot[l]];
       s.redirect[s.slot[l]] = static_cast<std::int32_t>(l);
     }
   }
 
-  if constexpr (kPass == Pass::kUpdate) {  // heat bath on every segment at once
-    ensure_size(s.uniforms, padded);
-    rng.fill_uniform(s.uniforms.data(), slots);
-    for (std::size_t k = 0; k < padded; k += kVec)
-      vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
-    if (clamped)
-      for (std::size_t l = 0; l < n; ++l) s.value[l] = T.z0[l];
-  }
-  // int E dtau = -sum over segments with z = 1 of A - int bias_S . z_S
-  // (A redirected slot's area was folded into its unit's first slot: count it there only.)
+  // Heat bath on every segment at once; a clamped slice keeps the segments through tau = 0.
+  const std::size_t padded_slots = pad_to(slots, LaneRng::kLanes);
+  std::fill(s.area.begin() + slots, s.area.begin() + padded_slots, 0.0f);
+  ensure_size(s.uniforms, padded_slots);
+  rng.fill_uniform(s.uniforms.data(), slots);
+  for (std::size_t k = 0; k < padded_slots; k += kVec)
+    vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
+  if (clamped)
+    for (std::size_t l = 0; l < n; ++l) s.value[l] = path.z0[members[l]];
+
+  // (A folded slot's area was added to its member's first slot: count it there only.)
   double coupled = 0.0;
   for (std::size_t l = 0; l < n; ++l) coupled += s.value[l] * s.area[l];
   for (std::size_t k = n; k < slots; ++k)
     coupled += (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * s.area[k];
 
-  if constexpr (kPass == Pass::kUpdate) {
-    for (std::size_t l = 0; l < n; ++l) T.z0[l] = static_cast<std::uint8_t>(s.value[l]);
-    ensure_size(s.out, num_edges);
-    std::size_t kept = 0;
-    for (std::size_t k = 0; k < num_edges; ++k) {
-      const Boundary& b = s.bounds[k];
-      s.out[kept] = {b.time, b.unit};
-      kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
-    }
-    T.kinks.assign(s.out.begin(), s.out.begin() + kept);
+  // New state: z(0) of the members, their kinks where adjacent segments differ, merged back.
+  for (std::size_t l = 0; l < n; ++l) path.z0[members[l]] = static_cast<std::uint8_t>(s.value[l]);
+  ensure_size(s.fresh, num_bounds);
+  std::size_t kept = 0;
+  for (std::size_t k = 0; k < num_bounds; ++k) {
+    const Boundary& b = s.bounds[k];
+    s.fresh[kept] = {b.time, b.unit};
+    kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
   }
-  return -coupled - src_bias_integral;
+  path.kinks.resize(num_others + kept);
+  std::merge(s.others.begin(), s.others.begin() + num_others, s.fresh.begin(), s.fresh.begin() + kept,
+             path.kinks.begin(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
+  return blocks.num_blocks() == 2 ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
 }
 
-// A number of sweeps of one chain: hidden layer, then visible layer; returns int E dtau.
+// A number of sweeps (every block once, in order) of one chain; returns the last update's value.
 QVAE_MULTIVERSION
-double sweep_kernel(const QmcRbmModel& m, ChainPath& p, std::size_t num_sweeps, float lambda,
+double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float lambda,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
   double energy = p.energy_integral;
-  for (std::size_t k = 0; k < num_sweeps; ++k) {
-    layer_pass<Pass::kUpdate>(m.hidden, m.visible.bias64, p.v, p.h, lambda, clamped, rng, s);
-    energy = layer_pass<Pass::kUpdate>(m.visible, m.hidden.bias64, p.h, p.v, lambda, clamped, rng, s);
-  }
+  for (std::size_t k = 0; k < sweeps; ++k)
+    for (int b = 0; b < 2; ++b)
+      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, lambda, clamped, rng, s);
+  return energy;
+}
+
+QVAE_MULTIVERSION
+double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float lambda,
+                    bool clamped, LaneRng& rng, QmcScratch& s) {
+  double energy = p.energy_integral;
+  for (std::size_t k = 0; k < sweeps; ++k)
+    for (std::size_t b = 0; b < m.blocks.num_blocks(); ++b)
+      energy = update_block(m.blocks, m.classical->bias64, static_cast<int>(b),
+                            SparseFields{m, static_cast<int>(b), s}, p, lambda, clamped, rng, s);
   return energy;
 }
 
 }  // namespace
 
-QmcRbmChains::~QmcRbmChains() = default;
+// ---------------------------------------------------------------- chains
 
-QmcRbmChains::QmcRbmChains(std::shared_ptr<const QmcRbmModel> model, std::size_t num_chains,
-                           std::uint64_t seed, const std::uint8_t* initial_state)
+template <class Model>
+QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_chains,
+                            std::uint64_t seed, const std::uint8_t* initial_state)
     : model_(std::move(model)), paths_(num_chains), rng_(num_chains) {
-  const std::size_t nv = model_->visible.n, nh = model_->hidden.n, n = nv + nh;
-  for (std::size_t c = 0; c < num_chains; ++c) rng_[c].reseed(seed, c);
+  const std::size_t n = num_units();
   std::vector<float> u(LaneRng::padded(n));
   for (std::size_t c = 0; c < num_chains; ++c) {
-    ChainPath& p = paths_[c];
-    p.v.z0.resize(nv);
-    p.h.z0.resize(nh);
-    if (!initial_state) rng_[c].fill_uniform(u.data(), n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint8_t z = initial_state ? initial_state[c * n + i] : (u[i] < 0.5f);
-      (i < nv ? p.v.z0[i] : p.h.z0[i - nv]) = z;
+    rng_[c].reseed(seed, c);
+    QmcPath& p = paths_[c];
+    if (initial_state) {
+      p.z0.assign(initial_state + c * n, initial_state + (c + 1) * n);
+    } else {
+      rng_[c].fill_uniform(u.data(), n);
+      p.z0.resize(n);
+      for (std::size_t i = 0; i < n; ++i) p.z0[i] = u[i] < 0.5f;
     }
   }
-  const std::size_t chunks = (num_chains + kChunk - 1) / kChunk;
-  for (std::size_t k = 0; k < chunks; ++k) scratch_.push_back(std::make_unique<QmcScratch>());
-  for (std::size_t c = 0; c < num_chains; ++c)
-    paths_[c].energy_integral = layer_pass<Pass::kEvaluate>(
-        model_->hidden, model_->visible.bias64, paths_[c].v, paths_[c].h, 1.0f, false, rng_[c],
-        *scratch_[c / kChunk]);
+  for (std::size_t k = 0; k < (num_chains + kChunk - 1) / kChunk; ++k)
+    scratch_.push_back(std::make_unique<QmcScratch>());
+  for (std::size_t c = 0; c < num_chains; ++c) refresh_energy(c);
 }
 
-void QmcRbmChains::set_model(std::shared_ptr<const QmcRbmModel> model) {
-  if (model->visible.n != model_->visible.n || model->hidden.n != model_->hidden.n)
-    throw std::invalid_argument("model: layer sizes differ from the chains'");
+template <class Model>
+QmcChains<Model>::~QmcChains() = default;
+
+template <class Model>
+void QmcChains<Model>::refresh_energy(std::size_t c) {
+  paths_[c].energy_integral = path_energy_integral(*model_, paths_[c], scratch_[c / kChunk]->z);
+}
+
+template <class Model>
+void QmcChains<Model>::set_model(std::shared_ptr<const Model> model) {
+  if (model->num_units() != model_->num_units() ||
+      model->blocks.block_of != model_->blocks.block_of)
+    throw std::invalid_argument("model: units or blocks differ from the chains'");
   model_ = std::move(model);
-  for (std::size_t c = 0; c < paths_.size(); ++c)
-    paths_[c].energy_integral = layer_pass<Pass::kEvaluate>(
-        model_->hidden, model_->visible.bias64, paths_[c].v, paths_[c].h, 1.0f, false, rng_[c],
-        *scratch_[c / kChunk]);
+  for (std::size_t c = 0; c < paths_.size(); ++c) refresh_energy(c);
 }
 
-void QmcRbmChains::sample_reference(const std::uint8_t* clamp) {
-  const QmcRbmModel& m = *model_;
-  const std::size_t nv = m.visible.n;
+template <class Model>
+void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
+  const std::vector<double>& gamma = model_->gamma;
   for (std::size_t c = 0; c < paths_.size(); ++c) {
     LaneRng& rng = rng_[c];
-    for (LayerPath* layer : {&paths_[c].v, &paths_[c].h}) {
-      const bool vis = layer == &paths_[c].v;
-      const std::vector<double>& gamma = vis ? m.visible.gamma : m.hidden.gamma;
-      layer->kinks.clear();
-      for (std::size_t l = 0; l < gamma.size(); ++l) {
-        const std::size_t unit = vis ? l : nv + l;
-        layer->z0[l] = clamp ? clamp[unit] : (rng.next_double() < 0.5);
-        if (gamma[l] <= 0.0) continue;
-        // Poisson(Gamma) conditioned on even, by rejection (acceptance >= 1/2).
-        std::size_t k;
-        do {
-          const double limit = std::exp(-gamma[l]);
-          double prod = rng.next_double();
-          for (k = 0; prod > limit; ++k) prod *= rng.next_double();
-        } while (k % 2 != 0);
-        for (std::size_t j = 0; j < k; ++j)
-          layer->kinks.push_back({rng.next_double(), static_cast<std::int32_t>(l)});
-      }
-      std::sort(layer->kinks.begin(), layer->kinks.end(),
-                [](const Kink& a, const Kink& b) { return a.time < b.time; });
+    QmcPath& p = paths_[c];
+    p.kinks.clear();
+    for (std::size_t l = 0; l < gamma.size(); ++l) {
+      p.z0[l] = clamp ? clamp[l] : (rng.next_double() < 0.5);
+      if (gamma[l] <= 0.0) continue;
+      std::size_t k;  // Poisson(Gamma) conditioned on even, by rejection (acceptance >= 1/2)
+      do {
+        const double limit = std::exp(-gamma[l]);
+        double prod = rng.next_double();
+        for (k = 0; prod > limit; ++k) prod *= rng.next_double();
+      } while (k % 2 != 0);
+      for (std::size_t j = 0; j < k; ++j) p.kinks.push_back({rng.next_double(), static_cast<std::int32_t>(l)});
     }
-    paths_[c].energy_integral = layer_pass<Pass::kEvaluate>(
-        m.hidden, m.visible.bias64, paths_[c].v, paths_[c].h, 1.0f, false, rng, *scratch_[c / kChunk]);
+    std::sort(p.kinks.begin(), p.kinks.end(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
+    refresh_energy(c);
   }
 }
 
-void QmcRbmChains::sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda) {
-  paths_[c].energy_integral =
-      sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c], *scratch_[c / kChunk]);
+template <class Model>
+void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda) {
+  if (num_sweeps == 0) return;
+  const double e = sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c],
+                                *scratch_[c / kChunk]);
+  if (std::isnan(e))
+    refresh_energy(c);
+  else
+    paths_[c].energy_integral = e;
 }
 
-std::size_t QmcRbmChains::run(std::size_t num_sweeps, double lambda, std::size_t num_threads,
-                              const PollFn& poll) {
+template <class Model>
+std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double lambda, std::size_t num_threads,
+                                  const PollFn& poll) {
   const float l = static_cast<float>(lambda);
   const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
   return run_in_rounds(num_sweeps, chunks, resolve_threads(num_threads), poll,
                        [&](std::size_t chunk, std::size_t sweeps) {
-                         for (std::size_t c = chunk * kChunk;
-                              c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
+                         for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
                            sweep_chain(c, sweeps, l);
                        });
 }
 
-void QmcRbmChains::get_state(std::uint8_t* out) const {
-  const std::size_t nv = model_->visible.n, n = num_units();
-  for (std::size_t c = 0; c < paths_.size(); ++c) {
-    std::copy(paths_[c].v.z0.begin(), paths_[c].v.z0.end(), out + c * n);
-    std::copy(paths_[c].h.z0.begin(), paths_[c].h.z0.end(), out + c * n + nv);
-  }
+template <class Model>
+void QmcChains<Model>::get_state(std::uint8_t* out) const {
+  const std::size_t n = num_units();
+  for (std::size_t c = 0; c < paths_.size(); ++c) std::copy(paths_[c].z0.begin(), paths_[c].z0.end(), out + c * n);
 }
 
-void QmcRbmChains::kink_counts(std::int64_t* out) const {
-  const std::size_t nv = model_->visible.n, n = num_units();
+template <class Model>
+void QmcChains<Model>::kink_counts(std::int64_t* out) const {
+  const std::size_t n = num_units();
   std::fill(out, out + paths_.size() * n, 0);
-  for (std::size_t c = 0; c < paths_.size(); ++c) {
-    for (const Kink& k : paths_[c].v.kinks) ++out[c * n + k.unit];
-    for (const Kink& k : paths_[c].h.kinks) ++out[c * n + nv + k.unit];
-  }
+  for (std::size_t c = 0; c < paths_.size(); ++c)
+    for (const Kink& k : paths_[c].kinks) ++out[c * n + k.unit];
 }
 
-double QmcRbmChains::mean_kinks_per_unit() const {
+template <class Model>
+double QmcChains<Model>::mean_kinks_per_unit() const {
   double total = 0.0;
-  for (const ChainPath& p : paths_) total += static_cast<double>(p.v.kinks.size() + p.h.kinks.size());
+  for (const QmcPath& p : paths_) total += static_cast<double>(p.kinks.size());
   return total / static_cast<double>(paths_.size() * num_units());
 }
 
-void QmcRbmChains::energies(double* out, std::size_t) const {
+template <class Model>
+void QmcChains<Model>::energies(double* out, std::size_t) const {
   for (std::size_t c = 0; c < paths_.size(); ++c) out[c] = paths_[c].energy_integral;
 }
 
-void QmcRbmChains::log_weights(double t, double t_next, double* out, std::size_t) const {
+template <class Model>
+void QmcChains<Model>::log_weights(double t, double t_next, double* out, std::size_t) const {
   for (std::size_t c = 0; c < paths_.size(); ++c) out[c] = -(t_next - t) * paths_[c].energy_integral;
 }
 
-void QmcRbmChains::permute(const std::vector<std::size_t>& parent) {
+template <class Model>
+void QmcChains<Model>::permute(const std::vector<std::size_t>& parent) {
   spare_.resize(paths_.size());
   for (std::size_t c = 0; c < paths_.size(); ++c) spare_[c] = paths_[parent[c]];  // reuses capacity
   paths_.swap(spare_);
 }
+
+template class QmcChains<QmcRbmModel>;
+template class QmcChains<QmcGraphModel>;
 
 }  // namespace qvae

@@ -88,7 +88,7 @@ def anneal(
     ts = _check_schedule(schedule)
     threads = num_threads_arg(num_threads)
     if isinstance(model, QBM):
-        run = _core.anneal_qmc_rbm
+        run = _core.anneal_qmc_rbm if model._is_rbm else _core.anneal_qmc_graph
     elif isinstance(model, RBM):
         run = _core.anneal_rbm
     elif isinstance(model, BoltzmannMachine):

@@ -45,12 +45,15 @@ class QBM:
 
     @property
     def _compiled(self):
-        """The C++ path-integral model (RBM-structured QBMs)."""
-        if not isinstance(self.model, RBM):
-            raise ValueError("model: continuous-time QMC currently supports RBM-structured QBMs only")
+        """The C++ path-integral model: RBM layers or colour classes as blocks."""
         if getattr(self, "_compiled_cache", None) is None:
-            self._compiled_cache = _core.QmcRbmModel(self.model._compiled, self.gamma)
+            kind = _core.QmcRbmModel if isinstance(self.model, RBM) else _core.QmcGraphModel
+            self._compiled_cache = kind(self.model._compiled, self.gamma)
         return self._compiled_cache
+
+    @property
+    def _is_rbm(self) -> bool:
+        return isinstance(self.model, RBM)
 
     def __repr__(self) -> str:
         return f"QBM({self.model!r}, gamma in [{self.gamma.min():g}, {self.gamma.max():g}])"
@@ -59,9 +62,9 @@ class QBM:
 class PathIntegralSampler:
     """Persistent continuous-time worldline chains of a QBM (no Trotter discretisation).
 
-    A sweep updates the hidden layer, then the visible layer, by cluster moves along imaginary
-    time: Poisson(Gamma_l) cuts, heat bath on the segments (CONVENTIONS.md). `.run(k)` returns the
-    tau = 0 slices, distributed as p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a
+    A sweep updates each block (the visible then the hidden layer of an RBM, or the colour classes
+    of a BoltzmannMachine) by cluster moves along imaginary time: Poisson(Gamma_l) cuts, heat bath
+    on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a
     seed whatever `num_threads`.
     """
 
@@ -75,7 +78,8 @@ class PathIntegralSampler:
         init = None
         if initial_state is not None:
             init = binary_states(initial_state, "initial_state", qbm.num_units, rows=self.num_chains)
-        self._chains = _core.QmcRbmChains(qbm._compiled, self.num_chains, self.seed, init)
+        chains = _core.QmcRbmChains if qbm._is_rbm else _core.QmcGraphChains
+        self._chains = chains(qbm._compiled, self.num_chains, self.seed, init)
 
     def run(self, num_sweeps: int) -> np.ndarray:
         """Advance every chain by num_sweeps sweeps; returns the (num_chains, n) uint8 tau = 0 slices."""
@@ -98,15 +102,13 @@ class PathIntegralSampler:
         return self._chains.kink_counts
 
     def set_model(self, qbm: QBM) -> None:
-        """Continue the same worldlines under new parameters (same layer sizes)."""
-        if not isinstance(qbm, QBM) or not isinstance(qbm.model, RBM):
-            raise ValueError("qbm: expected an RBM-structured QBM")
-        if (qbm.model.num_visible, qbm.model.num_hidden) != (
-            self.qbm.model.num_visible,
-            self.qbm.model.num_hidden,
-        ):
-            raise ValueError("qbm: layer sizes differ from the sampler's")
-        self._chains.set_model(qbm._compiled)
+        """Continue the same worldlines under new parameters (same kind, units and blocks)."""
+        if not isinstance(qbm, QBM) or qbm._is_rbm != self.qbm._is_rbm:
+            raise ValueError("qbm: expected a QBM of the same kind as the sampler's")
+        try:
+            self._chains.set_model(qbm._compiled)
+        except ValueError as exc:
+            raise ValueError(f"qbm: {exc}") from None
         self.qbm = qbm
 
 
@@ -139,7 +141,8 @@ def log_diag(
     target = float(finite_array(target_ess, "target_ess", ndim=0))
     if not 0.0 < target < 1.0:
         raise ValueError(f"target_ess: must be in (0, 1), got {target}")
-    out = _core.log_diag_qmc_rbm(
+    run = _core.log_diag_qmc_rbm if qbm._is_rbm else _core.log_diag_qmc_graph
+    out = run(
         qbm._compiled,
         states,
         population,

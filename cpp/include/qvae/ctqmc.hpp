@@ -1,18 +1,17 @@
-// Continuous-time path-integral Monte Carlo for RBM-structured quantum Boltzmann machines
+// Continuous-time path-integral Monte Carlo for quantum Boltzmann machines
 // (CONVENTIONS.md, "Continuous-time path integral").
 //
 // Each unit l has a periodic worldline z_l(tau), tau in [0,1); a path weighs
 // prod_kinks Gamma_l * exp(-lambda * int_0^1 E(z(tau)) dtau), lambda scaling the diagonal part
 // (lambda = 1 is the QBM; population annealing runs lambda from 0 to 1 at fixed Gamma).
-// A layer update cuts every worldline of the layer at Poisson(Gamma_l) points, makes the segments
-// between cuts and existing kinks the clusters (the one through tau = 0 wraps around), and draws
-// each segment by heat bath on A_I = int_I (bias_l + sum_m W_ml z_m(tau)) dtau. Units of a layer
-// are independent given the other layer's worldlines, so a layer is one block.
+// A block update (an RBM layer, or a colour class of a sparse graph: units independent given
+// the rest) cuts each worldline of the block at Poisson(Gamma_l) points, makes the segments
+// between cuts and existing kinks the clusters (the one through tau = 0 wraps around) and draws
+// each segment by heat bath on A_I = int_I (b_l + sum_m w_lm z_m(tau)) dtau.
 //
-// Storage: for each chain and layer, the values at tau = 0 and one time-sorted list of
-// (time, unit) kinks. An update is one time-ordered walk merging the other layer's kinks (which
-// change the target fields), the layer's own kinks and the new cuts (generated in time order as
-// one Poisson process of rate sum_l Gamma_l); the kinks it emits come out sorted again.
+// Storage: per chain, z(0) and one time-sorted list of (time, unit) kinks. A block update is
+// one time-ordered walk merging that list (kinks of other units change the block's fields) with
+// new cuts drawn in time order as one Poisson process of rate sum_{l in block} Gamma_l.
 #pragma once
 
 #include <cstddef>
@@ -31,54 +30,73 @@ struct Kink {
   std::int32_t unit;
 };
 
-// Walker alias table over units with probability proportional to Gamma_l.
+// Walker alias table: index i with probability rates[i] / sum(rates).
 struct AliasTable {
   std::vector<float> threshold;
   std::vector<std::int32_t> alias;
-  double total = 0.0;  // sum of the rates
-  explicit AliasTable(const std::vector<double>& rates);
+  double total = 0.0;
   AliasTable() = default;
+  explicit AliasTable(const std::vector<double>& rates);
 };
 
-// One side of the bipartite QBM as seen when updating it.
-struct QmcLayer {
-  std::size_t n = 0, n_src = 0, ld = 0;  // units, source units, padded row length
-  std::vector<float> w;                  // (n_src, ld): coupling of source m to unit l
-  std::vector<float> bias;               // padded to ld
-  std::vector<double> bias64, gamma;
-  AliasTable cuts;
+// Units split into blocks that are conditionally independent given the other blocks.
+struct QmcBlocks {
+  std::vector<std::int32_t> block_of, local;         // per unit: its block, index within it
+  std::vector<std::vector<std::int32_t>> members;    // per block: its units
+  std::vector<AliasTable> cuts;                      // per block: cut rates Gamma over members
+  QmcBlocks(const std::vector<std::int32_t>& block_of, const std::vector<double>& gamma);
+  std::size_t num_blocks() const { return members.size(); }
 };
 
+// RBM-structured QBM: blocks 0 = visible, 1 = hidden; couplings dense, applied as vector rows.
 struct QmcRbmModel {
   std::shared_ptr<const RbmModel> classical;
-  QmcLayer hidden, visible;  // hidden: sources are visible units; visible: sources are hidden
-  std::vector<double> gamma; // per unit, [v, h]
+  std::vector<double> gamma;  // per unit, [v, h]
+  QmcBlocks blocks;
+  std::vector<double> bias;   // per unit, [a, b]
+  struct Coupling {           // seen by one block: a row of ld floats per unit of the other
+    std::size_t ld = 0, src_offset = 0;
+    std::vector<float> rows, bias;
+  };
+  Coupling into[2];
   QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* gamma);
   std::size_t num_units() const { return classical->num_units(); }
-  // log Tr e^{H_ref} = sum_l log 2cosh Gamma_l, or the clamped sum_l log cosh Gamma_l.
+  double local_field(std::size_t unit, const std::uint8_t* z) const;  // b_u + sum_m w_um z_m
   double reference_log_z(bool clamped) const;
 };
 
-struct LayerPath {
+// QBM on a sparse graph: blocks are the colour classes of the BoltzmannMachine.
+struct QmcGraphModel {
+  std::shared_ptr<const GraphModel> classical;
+  std::vector<double> gamma;
+  QmcBlocks blocks;
+  QmcGraphModel(std::shared_ptr<const GraphModel> model, const double* gamma);
+  std::size_t num_units() const { return classical->num_units(); }
+  double local_field(std::size_t unit, const std::uint8_t* z) const;
+  double reference_log_z(bool clamped) const;
+};
+
+struct QmcPath {
   std::vector<std::uint8_t> z0;
-  std::vector<Kink> kinks;  // sorted by time
+  std::vector<Kink> kinks;       // all units, sorted by time
+  double energy_integral = 0.0;  // int_0^1 E(z(tau)) dtau
 };
 
-struct QmcScratch;  // per-task buffers of the layer walk
+struct QmcScratch;  // per-task buffers of the walk (ctqmc.cpp)
 
-struct ChainPath {
-  LayerPath v, h;
-  double energy_integral = 0.0;  // int_0^1 E(z(tau)) dtau of the current path
-};
+// int_0^1 E(z(tau)) dtau of a path, exactly, by walking its kinks.
+template <class Model>
+double path_energy_integral(const Model& model, const QmcPath& path, std::vector<std::uint8_t>& z);
 
-class QmcRbmChains {
+template <class Model>
+class QmcChains {
  public:
   static constexpr std::size_t kChunk = 4;  // chains per task
 
   // initial_state: nullable (num_chains, n) classical states (no kinks); null = uniform.
-  QmcRbmChains(std::shared_ptr<const QmcRbmModel> model, std::size_t num_chains, std::uint64_t seed,
-               const std::uint8_t* initial_state);
-  ~QmcRbmChains();
+  QmcChains(std::shared_ptr<const Model> model, std::size_t num_chains, std::uint64_t seed,
+            const std::uint8_t* initial_state);
+  ~QmcChains();
 
   // Exact samples of H_ref = -sum Gamma_l sigma^x_l (lambda = 0): per unit a Poisson(Gamma_l)
   // number of kinks conditioned on even, uniform times, z_l(0) uniform or clamped to `clamp`.
@@ -87,29 +105,33 @@ class QmcRbmChains {
   void set_clamped(bool clamped) { clamped_ = clamped; }
 
   std::size_t run(std::size_t num_sweeps, double lambda, std::size_t num_threads, const PollFn& poll);
-  void sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda);
 
   std::size_t num_chains() const { return paths_.size(); }
   std::size_t num_units() const { return model_->num_units(); }
-  void get_state(std::uint8_t* out) const;   // tau = 0 slice, (num_chains, n)
-  double mean_kinks_per_unit() const;
+  void get_state(std::uint8_t* out) const;    // tau = 0 slices, (num_chains, n)
   void kink_counts(std::int64_t* out) const;  // (num_chains, n)
-  const ChainPath& path(std::size_t c) const { return paths_[c]; }
-  void set_model(std::shared_ptr<const QmcRbmModel> model);
+  double mean_kinks_per_unit() const;
+  void set_model(std::shared_ptr<const Model> model);
 
-  // Population-annealing interface (weights of lambda: -(lambda' - lambda) int E dtau).
+  // Population-annealing interface: weights of lambda are -(lambda' - lambda) int E dtau.
   void energies(double* out, std::size_t) const;
   void permute(const std::vector<std::size_t>& parent);
   void prepare_weights(std::size_t) {}
-  void weight_slope(double, double* out, std::size_t t) const { energies(out, t); }
+  void weight_slope(double, double* out, std::size_t threads) const { energies(out, threads); }
   void log_weights(double t, double t_next, double* out, std::size_t) const;
 
  private:
-  std::shared_ptr<const QmcRbmModel> model_;
-  std::vector<ChainPath> paths_, spare_;
+  void sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda);
+  void refresh_energy(std::size_t c);
+
+  std::shared_ptr<const Model> model_;
+  std::vector<QmcPath> paths_, spare_;
   std::vector<LaneRng> rng_;
   std::vector<std::unique_ptr<QmcScratch>> scratch_;  // one per chunk
   bool clamped_ = false;
 };
+
+using QmcRbmChains = QmcChains<QmcRbmModel>;
+using QmcGraphChains = QmcChains<QmcGraphModel>;
 
 }  // namespace qvae
