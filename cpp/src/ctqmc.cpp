@@ -160,7 +160,7 @@ inline void ensure_size(std::vector<T>& v, std::size_t n) {
 
 // New cuts of a block: a Poisson process of rate sum_l Gamma_l in time order (exponential
 // spacings from a vectorised log, 16 at a time), each given to a member by the alias table.
-inline std::size_t draw_cuts(const AliasTable& table, const std::vector<std::int32_t>& members,
+__attribute__((always_inline)) inline std::size_t draw_cuts(const AliasTable& table, const std::vector<std::int32_t>& members,
                              LaneRng& rng, std::vector<Kink>& cuts) {
   if (table.total <= 0.0) return 0;
   constexpr std::size_t B = LaneRng::kLanes;
@@ -209,9 +209,17 @@ struct DenseFields {
       vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
     since = t;
   }
-  void flip(std::int32_t u, double t, float sign) {
-    advance(t);
-    add_row(u, sign);
+  void flip(std::int32_t u, double t, float sign) {  // advance the integrals, then change the fields
+    const float dt = static_cast<float>(t - since);
+    const float* row = &c.rows[(static_cast<std::size_t>(u) - c.src_offset) * c.ld];
+    float* field = s.field.data();
+    float* integral = s.integral.data();
+    for (std::size_t l = 0; l < c.ld; l += kVec) {
+      const vfloat f = vload(field + l);
+      vstore(integral + l, vload(integral + l) + dt * f);
+      vstore(field + l, f + sign * vload(row + l));
+    }
+    since = t;
   }
   float at(std::int32_t l, double t) const {
     return s.integral[l] + static_cast<float>(t - since) * s.field[l];
@@ -261,8 +269,9 @@ struct SparseFields {
 // Cluster update of one block (clusters = segments between cuts and kinks, heat bath on each).
 // Returns -(sum of A over segments set to 1) - int sum_{m not in block} b_m z_m dtau, which is
 // int_0^1 E dtau whenever every edge touches the block (two blocks), else NaN.
+// Inlined into each multiversioned sweep kernel, so it is compiled for that target.
 template <class Fields>
-double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
+__attribute__((always_inline)) inline double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
                     Fields fields, QmcPath& path, float lambda, bool clamped, LaneRng& rng,
                     QmcScratch& s) {
   using Boundary = QmcScratch::Boundary;
@@ -272,7 +281,7 @@ double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, in
   fields.start(blocks, block);
   double src_rate = 0.0, src_integral = 0.0, src_since = 0.0;  // int sum_{m not in block} b_m z_m
   for (std::size_t u = 0; u < s.z.size(); ++u)
-    if (s.z[u] && blocks.block_of[u] != block) src_rate += bias[u];
+    src_rate += (s.z[u] & (blocks.block_of[u] != block)) * bias[u];
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
   const std::size_t num_kinks = path.kinks.size();
