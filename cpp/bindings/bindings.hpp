@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +40,46 @@ inline bool poll_signals() {
 // Re-raises a Python exception set by a signal handler during a run.
 inline void raise_if_interrupted() {
   if (PyErr_Occurred()) throw py::error_already_set();
+}
+
+// Persistent chains of any kind: constructor, run (GIL released, Ctrl-C polled), state, set_model.
+template <class Chains, class Model>
+py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run_doc) {
+  py::class_<Chains> cls(m, name);
+  cls.def(py::init([](std::shared_ptr<Model> model, std::size_t chains, std::uint64_t seed,
+                      const py::object& initial) {
+            carray<std::uint8_t> holder;
+            const std::uint8_t* init = nullptr;
+            if (!initial.is_none()) {
+              holder = carray<std::uint8_t>::ensure(initial);
+              if (!holder) throw std::invalid_argument("initial_state: not an array");
+              require_shape(holder, {static_cast<py::ssize_t>(chains),
+                                     static_cast<py::ssize_t>(model->num_units())},
+                            "initial_state");
+              init = holder.data();
+            }
+            return std::make_unique<Chains>(model, chains, seed, init);
+          }),
+          py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
+      .def("run",
+           [](Chains& self, std::size_t sweeps, double scale, std::size_t threads) {
+             std::size_t done;
+             {
+               py::gil_scoped_release release;
+               done = self.run(sweeps, scale, threads, poll_signals);
+             }
+             raise_if_interrupted();
+             return done;
+           },
+           py::arg("num_sweeps"), py::arg("scale") = 1.0, py::arg("num_threads") = 0, run_doc)
+      .def_property_readonly("state",
+                             [](const Chains& self) {
+                               carray<std::uint8_t> out({self.num_chains(), self.num_units()});
+                               self.get_state(out.mutable_data());
+                               return out;
+                             })
+      .def("set_model", [](Chains& self, std::shared_ptr<Model> model) { self.set_model(model); });
+  return cls;
 }
 
 void register_models(py::module_& m);

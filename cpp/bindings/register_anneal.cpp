@@ -65,14 +65,6 @@ double start(Chains& chains, const Model& model) {
   }
 }
 
-template <class Chains>
-void copy_state(const Chains& chains, std::uint8_t* out) {
-  if constexpr (std::is_same_v<Chains, qvae::RbmChains>)
-    std::copy_n(chains.state(), chains.num_chains() * chains.num_units(), out);
-  else
-    chains.get_state(out);
-}
-
 template <class Model, class Chains>
 py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint64_t seed,
                 std::size_t sweeps_per_step, const carray<double>& schedule, double target_ess,
@@ -87,7 +79,7 @@ py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint6
     Chains chains(model, population, seed, nullptr);
     const double log_z0 = start(chains, *model);
     r = qvae::population_anneal(chains, log_z0, o, poll_signals);
-    copy_state(chains, samples.mutable_data());
+    chains.get_state(samples.mutable_data());
     if constexpr (is_paths<Chains>) kinks = chains.mean_kinks_per_unit();
   }
   raise_if_interrupted();

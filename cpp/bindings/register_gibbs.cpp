@@ -24,16 +24,6 @@ carray<double> energies(const Model& model, const carray<std::uint8_t>& states) 
   return out;
 }
 
-const std::uint8_t* optional_state(const py::object& initial, std::size_t chains, std::size_t n,
-                                   carray<std::uint8_t>& holder) {
-  if (initial.is_none()) return nullptr;
-  holder = carray<std::uint8_t>::ensure(initial);
-  if (!holder) throw std::invalid_argument("initial_state: not an array");
-  require_shape(holder, {static_cast<py::ssize_t>(chains), static_cast<py::ssize_t>(n)},
-                "initial_state");
-  return holder.data();
-}
-
 }  // namespace
 
 void register_models(py::module_& m) {
@@ -82,59 +72,8 @@ void register_models(py::module_& m) {
 }
 
 void register_gibbs(py::module_& m) {
-  py::class_<RbmChains>(m, "RbmChains")
-      .def(py::init([](std::shared_ptr<RbmModel> model, std::size_t chains, std::uint64_t seed,
-                       const py::object& initial) {
-             carray<std::uint8_t> holder;
-             const std::uint8_t* init = optional_state(initial, chains, model->num_units(), holder);
-             return std::make_unique<RbmChains>(model, chains, seed, init);
-           }),
-           py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
-      .def("run",
-           [](RbmChains& self, std::size_t sweeps, double beta, std::size_t threads) {
-             std::size_t done;
-             {
-               py::gil_scoped_release release;
-               done = self.run(sweeps, beta, threads, poll_signals);
-             }
-             raise_if_interrupted();
-             return done;
-           },
-           py::arg("num_sweeps"), py::arg("beta") = 1.0, py::arg("num_threads") = 0,
-           "Advances every chain by num_sweeps block-Gibbs sweeps (hidden, then visible).")
-      .def_property_readonly("state",
-                             [](const RbmChains& self) {
-                               carray<std::uint8_t> out({self.num_chains(), self.num_units()});
-                               std::copy(self.state(), self.state() + out.size(), out.mutable_data());
-                               return out;
-                             })
-      .def("set_model", [](RbmChains& self, std::shared_ptr<RbmModel> model) { self.set_model(model); });
-
-  py::class_<GraphChains>(m, "GraphChains")
-      .def(py::init([](std::shared_ptr<GraphModel> model, std::size_t chains, std::uint64_t seed,
-                       const py::object& initial) {
-             carray<std::uint8_t> holder;
-             const std::uint8_t* init = optional_state(initial, chains, model->num_units(), holder);
-             return std::make_unique<GraphChains>(model, chains, seed, init);
-           }),
-           py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
-      .def("run",
-           [](GraphChains& self, std::size_t sweeps, double beta, std::size_t threads) {
-             std::size_t done;
-             {
-               py::gil_scoped_release release;
-               done = self.run(sweeps, beta, threads, poll_signals);
-             }
-             raise_if_interrupted();
-             return done;
-           },
-           py::arg("num_sweeps"), py::arg("beta") = 1.0, py::arg("num_threads") = 0,
-           "Advances every chain by num_sweeps sweeps over the colour classes.")
-      .def_property_readonly("state",
-                             [](const GraphChains& self) {
-                               carray<std::uint8_t> out({self.num_chains(), self.num_units()});
-                               self.get_state(out.mutable_data());
-                               return out;
-                             })
-      .def("set_model", [](GraphChains& self, std::shared_ptr<GraphModel> model) { self.set_model(model); });
+  bind_chains<RbmChains, RbmModel>(
+      m, "RbmChains", "Advances every chain by num_sweeps block-Gibbs sweeps (hidden, then visible).");
+  bind_chains<GraphChains, GraphModel>(
+      m, "GraphChains", "Advances every chain by num_sweeps sweeps over the colour classes.");
 }

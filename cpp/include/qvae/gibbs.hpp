@@ -41,6 +41,7 @@ class RbmChains {
   std::size_t num_chains() const { return num_chains_; }
   std::size_t num_units() const { return model_->num_units(); }
   const std::uint8_t* state() const { return state_.data(); }
+  void get_state(std::uint8_t* out) const { std::copy(state_.begin(), state_.end(), out); }
   // Energies of every chain in double precision, in parallel.
   void energies(double* out, std::size_t num_threads) const;
   // Replica i takes the state of replica parent[i] (resampling); random streams stay put.
