@@ -1,0 +1,70 @@
+"""`qvae-core sapi-server`: a local D-Wave Solver API for offline development (loopback only)."""
+
+from __future__ import annotations
+
+_TOPOLOGIES = ("chimera", "pegasus", "zephyr")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sapi-server",
+        help="serve a local D-Wave Solver API (Chimera/Pegasus/Zephyr solvers answering with Boltzmann samples)",
+        description="Serve the SAPI v3 subset dwave-cloud-client uses on 127.0.0.1, answering with Boltzmann "
+        "samples of each submitted Ising problem at inverse temperature --beta. Point a client at it with "
+        "DWAVE_API_ENDPOINT and DWAVE_API_TOKEN (printed at start-up).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (127.0.0.1 or localhost)")
+    p.add_argument("--port", type=int, default=8787, help="port (0 picks a free one)")
+    p.add_argument("--solver", action="append", metavar="TOPOLOGY:SHAPE",
+                   help="a solver, e.g. chimera:16, chimera:2,2,4, pegasus:6, zephyr:4,4 (repeatable; "
+                   "default: chimera:16, pegasus:16, zephyr:6)")
+    p.add_argument("--inactive-fraction", type=float, default=0.0, help="fraction of qubits made inactive per solver")
+    p.add_argument("--beta", type=float, default=2.0, help="inverse temperature of the answers")
+    p.add_argument("--sweeps", type=int, default=1000, help="block-Gibbs sweeps per read")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--token", default=None, help="require this API token (default: accept any)")
+    p.add_argument("--inject", action="append", default=[], metavar="FAULT[:COUNT[:SECONDS]]",
+                   help="inject faults: rate-limit, server-error, poll-error, failed, truncated, slow "
+                   "(e.g. rate-limit:3, slow:2:20)")
+    p.set_defaults(func=serve)
+
+
+def _solver_definitions(args):
+    from .server import default_solvers
+    from .solvers import qpu_solver
+
+    if not args.solver:
+        return default_solvers(args.inactive_fraction, args.seed)
+    definitions = []
+    for k, spec in enumerate(args.solver):
+        topology, _, shape = spec.partition(":")
+        if topology not in _TOPOLOGIES or not shape:
+            raise ValueError(f"--solver: expected TOPOLOGY:SHAPE with TOPOLOGY in {_TOPOLOGIES}, got {spec!r}")
+        dims = [int(v) for v in shape.split(",")]
+        definitions.append(qpu_solver(topology, dims, inactive_fraction=args.inactive_fraction, seed=args.seed + k))
+    return definitions
+
+
+def serve(args) -> int:
+    import sys
+
+    from .server import SAPIServer
+
+    try:
+        server = SAPIServer(_solver_definitions(args), beta=args.beta, sweeps=args.sweeps, seed=args.seed,
+                            token=args.token, host=args.host, port=args.port)
+        for spec in args.inject:
+            kind, *rest = spec.split(":")
+            server.inject(kind, int(rest[0]) if rest else 1, delay=float(rest[1]) if len(rest) > 1 else 0.0)
+    except (ValueError, OSError) as exc:
+        print(f"qvae-core sapi-server: {exc}", file=sys.stderr)
+        return 2
+    solvers = ", ".join(f"{d['identity']['name']} ({len(d['properties']['qubits'])} qubits)" for d in server.solvers)
+    print(f"SAPI server on {server.endpoint}  solvers: {solvers}\n"
+          f"  export DWAVE_API_ENDPOINT={server.endpoint} DWAVE_API_TOKEN={args.token or 'any-token'}\n"
+          "  Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,151 @@
+"""QPU limits shared by the sampler (checked before anything is submitted) and the local server
+(checked on receipt, as the real Solver API does): working graphs, anneal schedules, reads, h/J ranges.
+
+All functions read a solver's `properties` mapping, as served by SAPI (`solver.properties`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .._validation import finite_array
+from ..graphs import Topology
+
+__all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_excess"]
+
+# Slopes are compared after rounding, as dwave-system does, so that schedules built from the
+# fastest allowed ramp (e.g. by PauseAndQuench) are not refused for a rounding error.
+_SLOPE_DECIMALS = 10
+
+
+def working_graph(solver, qubits=None) -> Topology:
+    """Topology of a structured solver's working graph: active qubits (sorted labels) and couplers.
+
+    Inactive qubits and couplers are simply absent. `qubits` (optional) restricts the graph to these
+    qubits and the couplers among them, e.g. one patch of cells for a smaller prior.
+    """
+    properties = solver.properties
+    nodes = np.array(sorted(int(v) for v in properties["qubits"]), dtype=np.int64)
+    if qubits is not None:
+        chosen = np.unique(np.asarray(qubits, dtype=np.int64))
+        missing = np.setdiff1d(chosen, nodes)
+        if chosen.size == 0 or missing.size:
+            raise ValueError(f"qubits: not active qubits of the solver: {missing[:10].tolist()}")
+        nodes = chosen
+    position = {int(v): k for k, v in enumerate(nodes)}
+    pairs = sorted(
+        tuple(sorted((position[int(a)], position[int(b)])))
+        for a, b in properties["couplers"]
+        if int(a) in position and int(b) in position
+    )
+    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return Topology(str(getattr(solver, "name", "solver")), nodes, edges)
+
+
+@dataclass(frozen=True)
+class PauseAndQuench:
+    """Forward anneal with a pause and a quench (paper 001, App. B).
+
+    Ramp from s = 0 to `s_pause` in `ramp_time` µs, hold for `pause_time` µs, then quench to s = 1
+    in `quench_time` µs; None means the fastest ramp the solver allows,
+    (1 - s_pause) * annealing_time_range[0]. The paper's values are the defaults (its 10 ns quench
+    is faster than current solvers allow).
+    """
+
+    s_pause: float = 0.5
+    ramp_time: float = 1.0
+    pause_time: float = 10.0
+    quench_time: float | None = None
+
+    def __post_init__(self):
+        if not 0.0 < self.s_pause < 1.0:
+            raise ValueError(f"s_pause: must be in (0, 1), got {self.s_pause}")
+        if not self.ramp_time > 0.0:
+            raise ValueError(f"ramp_time: must be > 0, got {self.ramp_time}")
+        if not self.pause_time >= 0.0:
+            raise ValueError(f"pause_time: must be >= 0, got {self.pause_time}")
+        if self.quench_time is not None and not self.quench_time > 0.0:
+            raise ValueError(f"quench_time: must be > 0 or None, got {self.quench_time}")
+
+    def points(self, properties: Mapping) -> list[list[float]]:
+        """The schedule as [[t (µs), s], ...] for a solver with these properties."""
+        quench = self.quench_time
+        if quench is None:
+            quench = (1.0 - self.s_pause) * float(properties["annealing_time_range"][0])
+        t_pause_end = self.ramp_time + self.pause_time
+        points = [[0.0, 0.0], [self.ramp_time, self.s_pause]]
+        if self.pause_time > 0.0:
+            points.append([t_pause_end, self.s_pause])
+        points.append([t_pause_end + quench, 1.0])
+        return points
+
+
+def validate_anneal_schedule(schedule, properties: Mapping) -> list[list[float]]:
+    """Check a forward anneal schedule [[t, s], ...] against a solver's properties; returns it as floats.
+
+    Rules (D-Wave solver docs): the solver accepts `anneal_schedule`; 2 to max_anneal_schedule_points
+    points; starts at (0, 0); t strictly increasing; s non-decreasing in [0, 1] and ending at 1; last
+    t <= annealing_time_range[1]; every slope <= 1 / annealing_time_range[0]. Reverse anneals (s
+    starting at 1) need an initial state and are not supported here.
+    """
+    name = "anneal_schedule"
+    if "anneal_schedule" not in properties.get("parameters", {}):
+        raise ValueError(f"{name}: this solver does not accept anneal schedules")
+    points = finite_array(schedule, name, ndim=2)
+    if points.shape[1] != 2:
+        raise ValueError(f"{name}: expected (t, s) pairs, got shape {points.shape}")
+    max_points = int(properties["max_anneal_schedule_points"])
+    if not 2 <= points.shape[0] <= max_points:
+        raise ValueError(f"{name}: needs 2 to {max_points} points, got {points.shape[0]}")
+    t, s = points[:, 0], points[:, 1]
+    if s[0] == 1.0:
+        raise ValueError(f"{name}: reverse anneals (s starting at 1) are not supported")
+    if t[0] != 0.0 or s[0] != 0.0:
+        raise ValueError(f"{name}: a forward anneal starts at (0, 0), got ({t[0]}, {s[0]})")
+    if np.any(np.diff(t) <= 0.0):
+        raise ValueError(f"{name}: times must be strictly increasing")
+    if np.any(np.diff(s) < 0.0) or s.max() > 1.0:
+        raise ValueError(f"{name}: s must be non-decreasing within [0, 1]")
+    if s[-1] != 1.0:
+        raise ValueError(f"{name}: the last point must have s = 1, got {s[-1]}")
+    min_time, max_time = (float(x) for x in properties["annealing_time_range"])
+    if t[-1] > max_time:
+        raise ValueError(f"{name}: lasts {t[-1]} µs, longer than annealing_time_range[1] = {max_time}")
+    slopes = np.round(np.diff(s) / np.diff(t), _SLOPE_DECIMALS)
+    if slopes.max() > 1.0 / min_time:
+        k = int(np.argmax(slopes))
+        raise ValueError(
+            f"{name}: slope {slopes[k]:.4g}/µs between points {k} and {k + 1} exceeds "
+            f"1 / annealing_time_range[0] = {1.0 / min_time:.4g}/µs"
+        )
+    return points.tolist()
+
+
+def max_num_reads(properties: Mapping, params: Mapping) -> int:
+    """Most reads one problem may ask for with these parameters (as dwave-cloud-client estimates it).
+
+    num_reads_range[1], further limited by problem_run_duration_range when the solver has it:
+    (duration - programming_thermalization) / (anneal time + readout_thermalization).
+    """
+    limit = int(properties["num_reads_range"][1])
+    if "problem_run_duration_range" not in properties:
+        return limit
+    if "anneal_schedule" in params:
+        anneal_time = float(params["anneal_schedule"][-1][0])
+    else:
+        anneal_time = float(params.get("annealing_time", properties["default_annealing_time"]))
+    readout = float(params.get("readout_thermalization", properties.get("default_readout_thermalization", 0.0)))
+    programming = float(
+        params.get("programming_thermalization", properties.get("default_programming_thermalization", 0.0))
+    )
+    duration = float(properties["problem_run_duration_range"][1])
+    return min(limit, int((duration - programming) / (anneal_time + readout)))
+
+
+def range_excess(values: np.ndarray, bounds) -> np.ndarray:
+    """How far each value lies outside [bounds[0], bounds[1]] (0 inside)."""
+    lo, hi = (float(b) for b in bounds)
+    return np.maximum(np.maximum(values - hi, lo - values), 0.0)

@@ -1,0 +1,131 @@
+"""Solver definitions for the local SAPI server: QPU-like Chimera, Pegasus and Zephyr solvers.
+
+A definition is the JSON document SAPI serves for a solver (identity, status, description,
+properties, avg_load). Properties are modelled on D-Wave Advantage systems; any of them can be
+overridden. Qubit labels are the linear labels of dwave-networkx; inactive qubits are left out of
+`qubits`, with their couplers, while `num_qubits` stays the nominal count, as on real chips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+
+import numpy as np
+
+from .. import graphs
+from .._validation import positive_int, seed_value
+
+__all__ = ["qpu_solver", "SOLVER_PARAMETERS"]
+
+# Parameters a QPU solver accepts (name -> description), as listed in its `parameters` property.
+SOLVER_PARAMETERS = {
+    "anneal_offsets": "A list of anneal offsets for each working qubit (NaN if unused).",
+    "anneal_schedule": "A piecewise linear anneal schedule: [t, s] pairs, t in microseconds, s the anneal fraction.",
+    "annealing_time": "Duration of the anneal, in microseconds, per read.",
+    "answer_mode": "'histogram' (distinct answers sorted by energy, with counts) or 'raw' (every read, in order).",
+    "auto_scale": "Automatically rescale h and J values to the range of the QPU.",
+    "flux_biases": "A list of flux-bias offsets for each qubit.",
+    "flux_drift_compensation": "Whether to compensate for flux drift.",
+    "h_gain_schedule": "A piecewise linear schedule of time-dependent gain for h.",
+    "initial_state": "Initial states to use for a reverse-anneal request.",
+    "label": "Problem label.",
+    "max_answers": "Maximum number of answers returned from the solver.",
+    "num_reads": "Number of states to read (answers to return), as a positive integer.",
+    "programming_thermalization": "Time in microseconds to wait after programming the QPU.",
+    "readout_thermalization": "Time in microseconds to wait after each state is read from the QPU.",
+    "reduce_intersample_correlation": "Whether to add delay between reads to reduce correlation.",
+    "reinitialize_state": "Whether to reapply the initial state after each reverse-anneal read.",
+}
+
+_BASE_PROPERTIES = {
+    "category": "qpu",
+    "supported_problem_types": ["ising", "qubo"],
+    "tags": [],
+    "vfyc": False,
+    "h_range": [-4.0, 4.0],
+    "j_range": [-1.0, 1.0],
+    "extended_j_range": [-2.0, 1.0],
+    "per_qubit_coupling_range": [-18.0, 15.0],
+    "num_reads_range": [1, 10000],
+    "annealing_time_range": [0.5, 2000.0],
+    "default_annealing_time": 20.0,
+    "max_anneal_schedule_points": 12,
+    "max_h_gain_schedule_points": 20,
+    "problem_run_duration_range": [0.0, 1000000.0],
+    "programming_thermalization_range": [0.0, 10000.0],
+    "readout_thermalization_range": [0.0, 10000.0],
+    "default_programming_thermalization": 1000.0,
+    "default_readout_thermalization": 0.0,
+    "quota_conversion_rate": 1,
+    "parameters": SOLVER_PARAMETERS,
+}
+
+
+def _full_graph(topology: str, dims: list):
+    """(Topology with every qubit, nominal qubit count, canonical shape)."""
+    if topology == "chimera" and 1 <= len(dims) <= 3:
+        m, n, t = dims[0], dims[1] if len(dims) > 1 else dims[0], dims[2] if len(dims) > 2 else 4
+        return graphs.chimera(m, n, t), 2 * m * n * t, [m, n, t]
+    if topology == "pegasus" and len(dims) == 1:
+        m = dims[0]
+        return graphs.pegasus(m), 24 * m * (m - 1), [m]
+    if topology == "zephyr" and 1 <= len(dims) <= 2:
+        m, t = dims[0], dims[1] if len(dims) > 1 else 4
+        return graphs.zephyr(m, t), 4 * t * m * (2 * m + 1), [m, t]
+    if topology not in ("chimera", "pegasus", "zephyr"):
+        raise ValueError(f"topology: expected 'chimera', 'pegasus' or 'zephyr', got {topology!r}")
+    raise ValueError(f"shape: {dims} does not fit a {topology} graph (chimera: m[,n,t]; pegasus: m; zephyr: m[,t])")
+
+
+def qpu_solver(
+    topology: str,
+    shape,
+    *,
+    name: str | None = None,
+    inactive_qubits=None,
+    inactive_fraction: float = 0.0,
+    seed=0,
+    **properties,
+) -> dict:
+    """SAPI definition of a QPU-like solver on Chimera (m[, n, t]), Pegasus (m) or Zephyr (m[, t]).
+
+    Inactive qubits: an explicit list of labels, or a random `inactive_fraction` of the qubits
+    (drawn with `seed`). Keyword arguments override properties (e.g. h_range=[-2, 2]).
+    """
+    dims = [shape] if isinstance(shape, numbers.Integral) else list(shape)
+    full, num_qubits, canonical = _full_graph(topology, [positive_int(d, "shape") for d in dims])
+    if inactive_qubits is not None and inactive_fraction:
+        raise ValueError("inactive_fraction: give either inactive_qubits or inactive_fraction, not both")
+    if not 0.0 <= inactive_fraction < 1.0:
+        raise ValueError(f"inactive_fraction: must be in [0, 1), got {inactive_fraction}")
+    if inactive_qubits is None:
+        rng = np.random.default_rng(seed_value(seed))
+        count = int(round(inactive_fraction * full.num_units))
+        inactive = rng.choice(full.nodes, size=count, replace=False)
+    else:
+        inactive = np.unique(np.asarray(inactive_qubits, dtype=np.int64))
+        unknown = np.setdiff1d(inactive, full.nodes)
+        if unknown.size:
+            raise ValueError(f"inactive_qubits: not qubits of this graph: {unknown[:10].tolist()}")
+    keep = ~np.isin(full.nodes, inactive)
+    qubits = full.nodes[keep]
+    pairs = full.nodes[full.edges]
+    couplers = pairs[keep[full.edges[:, 0]] & keep[full.edges[:, 1]]]
+    digest = hashlib.sha1(qubits.tobytes() + couplers.tobytes()).hexdigest()[:10]
+    props = dict(_BASE_PROPERTIES)
+    props.update(
+        chip_id=name or f"local_{topology}_{'x'.join(map(str, canonical))}",
+        topology={"type": topology, "shape": canonical},
+        num_qubits=num_qubits,
+        qubits=qubits.tolist(),
+        couplers=couplers.tolist(),
+    )
+    props.update(properties)
+    return {
+        "identity": {"name": props["chip_id"], "version": {"graph_id": digest}},
+        "status": "ONLINE",
+        "description": f"Local {topology} solver answering with Boltzmann samples (qvae-core)",
+        "properties": props,
+        "avg_load": 0.0,
+    }
