@@ -121,11 +121,49 @@ double QmcGraphModel::local_field(std::size_t u, const std::uint8_t* z) const {
 
 double QmcGraphModel::reference_log_z(bool clamped) const { return qvae::reference_log_z(gamma, clamped); }
 
+std::size_t QmcPath::num_kinks() const {
+  std::size_t total = 0;
+  for (const auto& list : kinks) total += list.size();
+  return total;
+}
+
+namespace {
+
+// Merges two time-sorted kink lists without data-dependent branches.
+__attribute__((always_inline)) inline void merge_by_time(const Kink* a, std::size_t na, const Kink* b,
+                                                         std::size_t nb, Kink* out) {
+  std::size_t i = 0, j = 0;
+  while (i < na && j < nb) {
+    const bool take_a = a[i].time <= b[j].time;
+    *out++ = take_a ? a[i] : b[j];
+    i += take_a;
+    j += !take_a;
+  }
+  out = std::copy(a + i, a + na, out);
+  std::copy(b + j, b + nb, out);
+}
+
+// The kinks of every block except `skip` in one time order (skip = -1: all blocks).
+void merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::vector<Kink>& tmp) {
+  out.clear();
+  for (std::size_t b = 0; b < path.kinks.size(); ++b) {
+    if (static_cast<int>(b) == skip) continue;
+    const auto& list = path.kinks[b];
+    tmp.resize(out.size() + list.size());
+    merge_by_time(out.data(), out.size(), list.data(), list.size(), tmp.data());
+    out.swap(tmp);
+  }
+}
+
+}  // namespace
+
 template <class Model>
 double path_energy_integral(const Model& model, const QmcPath& path, std::vector<std::uint8_t>& z) {
+  std::vector<Kink> all, tmp;
+  merge_blocks(path, -1, all, tmp);
   z.assign(path.z0.begin(), path.z0.end());
   double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
-  for (const Kink& k : path.kinks) {
+  for (const Kink& k : all) {
     total += (k.time - t) * e;
     t = k.time;
     const double f = model.local_field(k.unit, z.data());  // E = -f z_u + (terms without z_u)
@@ -148,7 +186,7 @@ struct QmcScratch {
     std::int32_t unit, before, after;
   };
   std::vector<Boundary> bounds;
-  std::vector<Kink> cuts, others, fresh;
+  std::vector<Kink> cuts, others, fresh, edges;
 };
 
 namespace {
@@ -284,43 +322,59 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     src_rate += (s.z[u] & (blocks.block_of[u] != block)) * bias[u];
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
-  const std::size_t num_kinks = path.kinks.size();
+  // Kinks of the other blocks change the fields; two blocks need no merging.
+  const std::vector<Kink>* sources = &path.kinks[1 - block];
+  if (blocks.num_blocks() != 2) {
+    merge_blocks(path, block, s.others, s.fresh);
+    sources = &s.others;
+  }
+  const std::size_t num_others = sources->size();
+  std::vector<Kink>& own = path.kinks[block];
+  const std::size_t num_own = own.size();
+  const std::size_t num_kinks = num_others + num_own;
   const std::size_t max_slots = n + num_kinks + num_cuts;
   const std::size_t padded = pad_to(max_slots, LaneRng::kLanes);
   ensure_size(s.area, padded);
   ensure_size(s.value, padded);
   ensure_size(s.redirect, max_slots);
   ensure_size(s.bounds, num_kinks + num_cuts);
-  ensure_size(s.others, num_kinks);
   s.seg_start.assign(n, 0.0f);
   std::fill_n(s.area.begin(), n, 0.0f);
   s.slot.resize(n);
   for (std::size_t l = 0; l < n; ++l) s.slot[l] = static_cast<std::int32_t>(l);
 
+  // The block's boundaries: its own kinks and the cuts, in one time order.
+  const std::size_t num_bounds = num_own + num_cuts;
+  ensure_size(s.edges, num_bounds);
+  merge_by_time(own.data(), num_own, s.cuts.data(), num_cuts, s.edges.data());
+
   // Slot l (< n) is the segment of member l through tau = 0; boundary k opens slot n + k.
-  std::size_t num_bounds = 0, num_others = 0, ik = 0, ic = 0;
-  while (ik < num_kinks || ic < num_cuts) {
-    const bool take_kink = ic == num_cuts || (ik < num_kinks && path.kinks[ik].time <= s.cuts[ic].time);
-    const Kink& k = take_kink ? path.kinks[ik++] : s.cuts[ic++];
-    if (take_kink && blocks.block_of[k.unit] != block) {  // another unit flips: fields change
-      const float sign = s.z[k.unit] ? -1.0f : 1.0f;
-      fields.flip(k.unit, k.time, sign);
-      src_integral += (k.time - src_since) * src_rate;
-      src_since = k.time;
-      src_rate += sign * bias[k.unit];
-      s.z[k.unit] ^= 1;
-      s.others[num_others++] = k;
-      continue;
+  // Outer loop: pieces between field changes; inner loop: the boundaries inside a piece.
+  std::size_t k = 0;
+  auto close_segments_until = [&](double t_end) {
+    for (; k < num_bounds && s.edges[k].time < t_end; ++k) {
+      const Kink& b = s.edges[k];
+      const std::int32_t l = blocks.local[b.unit];
+      const float F = fields.at(l, b.time);
+      const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + k);
+      s.area[before] += F - s.seg_start[l];
+      s.area[after] = 0.0f;
+      s.bounds[k] = Boundary{b.time, b.unit, before, after};
+      s.seg_start[l] = F;
+      s.slot[l] = after;
     }
-    const std::int32_t l = blocks.local[k.unit];  // a boundary of member l
-    const float F = fields.at(l, k.time);
-    const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + num_bounds);
-    s.area[before] += F - s.seg_start[l];
-    s.area[after] = 0.0f;
-    s.bounds[num_bounds++] = Boundary{k.time, k.unit, before, after};
-    s.seg_start[l] = F;
-    s.slot[l] = after;
+  };
+  for (std::size_t i = 0; i < num_others; ++i) {
+    const Kink& src = (*sources)[i];
+    close_segments_until(src.time);
+    const float sign = s.z[src.unit] ? -1.0f : 1.0f;
+    fields.flip(src.unit, src.time, sign);
+    src_integral += (src.time - src_since) * src_rate;
+    src_since = src.time;
+    src_rate += sign * bias[src.unit];
+    s.z[src.unit] ^= 1;
   }
+  close_segments_until(2.0);
   fields.finish();
   src_integral += (1.0 - src_since) * src_rate;
 
@@ -351,18 +405,16 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   for (std::size_t k = n; k < slots; ++k)
     coupled += (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * s.area[k];
 
-  // New state: z(0) of the members, their kinks where adjacent segments differ, merged back.
+  // New state: z(0) of the members and their kinks, where adjacent segments differ.
   for (std::size_t l = 0; l < n; ++l) path.z0[members[l]] = static_cast<std::uint8_t>(s.value[l]);
-  ensure_size(s.fresh, num_bounds);
+  own.resize(num_bounds);
   std::size_t kept = 0;
   for (std::size_t k = 0; k < num_bounds; ++k) {
     const Boundary& b = s.bounds[k];
-    s.fresh[kept] = {b.time, b.unit};
+    own[kept] = {b.time, b.unit};
     kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
   }
-  path.kinks.resize(num_others + kept);
-  std::merge(s.others.begin(), s.others.begin() + num_others, s.fresh.begin(), s.fresh.begin() + kept,
-             path.kinks.begin(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
+  own.resize(kept);
   return blocks.num_blocks() == 2 ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
 }
 
@@ -401,6 +453,7 @@ QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_
   for (std::size_t c = 0; c < num_chains; ++c) {
     rng_[c].reseed(seed, c);
     QmcPath& p = paths_[c];
+    p.kinks.resize(model_->blocks.num_blocks());
     if (initial_state) {
       p.z0.assign(initial_state + c * n, initial_state + (c + 1) * n);
     } else {
@@ -437,7 +490,7 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
   for (std::size_t c = 0; c < paths_.size(); ++c) {
     LaneRng& rng = rng_[c];
     QmcPath& p = paths_[c];
-    p.kinks.clear();
+    for (auto& list : p.kinks) list.clear();
     for (std::size_t l = 0; l < gamma.size(); ++l) {
       p.z0[l] = clamp ? clamp[l] : (rng.next_double() < 0.5);
       if (gamma[l] <= 0.0) continue;
@@ -447,9 +500,11 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
         double prod = rng.next_double();
         for (k = 0; prod > limit; ++k) prod *= rng.next_double();
       } while (k % 2 != 0);
-      for (std::size_t j = 0; j < k; ++j) p.kinks.push_back({rng.next_double(), static_cast<std::int32_t>(l)});
+      auto& list = p.kinks[model_->blocks.block_of[l]];
+      for (std::size_t j = 0; j < k; ++j) list.push_back({rng.next_double(), static_cast<std::int32_t>(l)});
     }
-    std::sort(p.kinks.begin(), p.kinks.end(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
+    for (auto& list : p.kinks)
+      std::sort(list.begin(), list.end(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
     refresh_energy(c);
   }
 }
@@ -488,13 +543,14 @@ void QmcChains<Model>::kink_counts(std::int64_t* out) const {
   const std::size_t n = num_units();
   std::fill(out, out + paths_.size() * n, 0);
   for (std::size_t c = 0; c < paths_.size(); ++c)
-    for (const Kink& k : paths_[c].kinks) ++out[c * n + k.unit];
+    for (const auto& list : paths_[c].kinks)
+      for (const Kink& k : list) ++out[c * n + k.unit];
 }
 
 template <class Model>
 double QmcChains<Model>::mean_kinks_per_unit() const {
   double total = 0.0;
-  for (const QmcPath& p : paths_) total += static_cast<double>(p.kinks.size());
+  for (const QmcPath& p : paths_) total += static_cast<double>(p.num_kinks());
   return total / static_cast<double>(paths_.size() * num_units());
 }
 

@@ -9,9 +9,10 @@
 // between cuts and existing kinks the clusters (the one through tau = 0 wraps around) and draws
 // each segment by heat bath on A_I = int_I (b_l + sum_m w_lm z_m(tau)) dtau.
 //
-// Storage: per chain, z(0) and one time-sorted list of (time, unit) kinks. A block update is
-// one time-ordered walk merging that list (kinks of other units change the block's fields) with
-// new cuts drawn in time order as one Poisson process of rate sum_{l in block} Gamma_l.
+// Storage: per chain, z(0) and for each block one time-sorted list of (time, unit) kinks. A block
+// update walks the other blocks' kinks in time order (they change the block's fields) and, inside
+// each piece between them, the block's boundaries: its own kinks merged with new cuts drawn in
+// time order as one Poisson process of rate sum_{l in block} Gamma_l.
 #pragma once
 
 #include <cstddef>
@@ -78,8 +79,9 @@ struct QmcGraphModel {
 
 struct QmcPath {
   std::vector<std::uint8_t> z0;
-  std::vector<Kink> kinks;       // all units, sorted by time
-  double energy_integral = 0.0;  // int_0^1 E(z(tau)) dtau
+  std::vector<std::vector<Kink>> kinks;  // per block, sorted by time
+  double energy_integral = 0.0;          // int_0^1 E(z(tau)) dtau
+  std::size_t num_kinks() const;
 };
 
 struct QmcScratch;  // per-task buffers of the walk (ctqmc.cpp)
