@@ -7,6 +7,6 @@ PYBIND11_MODULE(_core, m) {
         "Number of threads the samplers use when num_threads is not given.");
   register_models(m);
   register_gibbs(m);
+  register_ctqmc(m);  // before the annealers, whose signatures name its classes
   register_anneal(m);
-  register_ctqmc(m);
 }
