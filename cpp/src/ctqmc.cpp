@@ -157,22 +157,6 @@ void merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::ve
 
 }  // namespace
 
-template <class Model>
-double path_energy_integral(const Model& model, const QmcPath& path, std::vector<std::uint8_t>& z) {
-  std::vector<Kink> all, tmp;
-  merge_blocks(path, -1, all, tmp);
-  z.assign(path.z0.begin(), path.z0.end());
-  double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
-  for (const Kink& k : all) {
-    total += (k.time - t) * e;
-    t = k.time;
-    const double f = model.local_field(k.unit, z.data());  // E = -f z_u + (terms without z_u)
-    e += z[k.unit] ? f : -f;
-    z[k.unit] ^= 1;
-  }
-  return total + (1.0 - t) * e;
-}
-
 // ---------------------------------------------------------------- the block walk
 
 // Per-task buffers, reused across sweeps: sized up front, filled through indices.
@@ -442,6 +426,28 @@ double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, floa
 
 }  // namespace
 
+namespace {
+
+// int_0^1 E(z(tau)) dtau of a path, exactly, by walking all its kinks in time order.
+template <class Model>
+double path_energy_integral(const Model& model, const QmcPath& path, QmcScratch& s) {
+  std::vector<Kink>& all = s.others;
+  merge_blocks(path, -1, all, s.fresh);
+  std::vector<std::uint8_t>& z = s.z;
+  z.assign(path.z0.begin(), path.z0.end());
+  double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
+  for (const Kink& k : all) {
+    total += (k.time - t) * e;
+    t = k.time;
+    const double f = model.local_field(k.unit, z.data());  // E = -f z_u + (terms without z_u)
+    e += z[k.unit] ? f : -f;
+    z[k.unit] ^= 1;
+  }
+  return total + (1.0 - t) * e;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- chains
 
 template <class Model>
@@ -472,7 +478,7 @@ QmcChains<Model>::~QmcChains() = default;
 
 template <class Model>
 void QmcChains<Model>::refresh_energy(std::size_t c) {
-  paths_[c].energy_integral = path_energy_integral(*model_, paths_[c], scratch_[c / kChunk]->z);
+  paths_[c].energy_integral = path_energy_integral(*model_, paths_[c], *scratch_[c / kChunk]);
 }
 
 template <class Model>

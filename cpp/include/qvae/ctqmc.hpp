@@ -86,10 +86,6 @@ struct QmcPath {
 
 struct QmcScratch;  // per-task buffers of the walk (ctqmc.cpp)
 
-// int_0^1 E(z(tau)) dtau of a path, exactly, by walking its kinks.
-template <class Model>
-double path_energy_integral(const Model& model, const QmcPath& path, std::vector<std::uint8_t>& z);
-
 template <class Model>
 class QmcChains {
  public:
