@@ -1,0 +1,182 @@
+"""`qvae-core train | evaluate | sample`: the DVAE/QVAE commands.
+
+Registering them imports nothing heavy (config is torch-free); torch is imported when a command
+runs, so `qvae-core demo` works without it. `train` takes every TrainConfig field as a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from .config import QUICK, TrainConfig
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    """Add the train, evaluate and sample subcommands to the `qvae-core` parser."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a DVAE/QVAE (flags or --config JSON; --quick for a short run; --resume)",
+        description="Train a DVAE/QVAE. Values come from --quick, then --config, then the flags.",
+    )
+    train.add_argument("--config", help="JSON file of config fields")
+    train.add_argument("--quick", action="store_true", help="short preset run on the packaged subset")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        train.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=f.metadata["parse"] or (str if default is None else type(default)),
+            default=argparse.SUPPRESS,  # only flags given override --quick and --config
+            help=f"{f.metadata['help']} (default: {default})",
+        )
+    train.set_defaults(func=_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON")
+    evaluate.add_argument("checkpoint", help="checkpoint.pt or a run directory")
+    evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
+    evaluate.add_argument("--num-images", type=int, default=0, help="first N validation images (0: all)")
+    evaluate.add_argument("--importance-samples", type=int, default=1000, help="K per image for the LL")
+    evaluate.add_argument("--log-z-population", type=int, default=4000, help="population of the log Z annealing")
+    evaluate.add_argument("--log-diag-population", type=int, default=200, help="QBM: population of log_diag")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
+    evaluate.set_defaults(func=_evaluate)
+
+    sample = subparsers.add_parser("sample", help="write a PNG grid of digits generated from the prior")
+    sample.add_argument("checkpoint", help="checkpoint.pt or a run directory")
+    sample.add_argument("--num-samples", type=int, default=100)
+    sample.add_argument("--columns", type=int, default=10)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--output", help="PNG file (default: samples.png beside the checkpoint)")
+    sample.set_defaults(func=_sample)
+
+
+def _train(args) -> int:
+    from .train import Trainer
+
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if args.resume:
+        output = flags.pop("output", QUICK["output"] if args.quick else TrainConfig.output)
+        trainer = Trainer.resume(output, **flags)
+    else:
+        values = dict(QUICK) if args.quick else {}
+        if args.config:
+            values.update(_read_json(args.config))
+        values.update(flags)
+        trainer = Trainer(TrainConfig.from_dict(values))
+    print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
+    trainer.fit(progress=not args.no_progress)
+    metrics = _report(trainer.model, trainer.valid_images.numpy(), trainer.config.final_importance_samples,
+                      trainer.output / "evaluation.json", seed=trainer.config.seed)
+    _print_metrics(metrics)
+    paths = _write_grids(trainer.model, trainer.valid_images.numpy(), trainer.data.image_shape, trainer.output,
+                         seed=trainer.config.seed)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .data import load_dataset
+    from .train import load_checkpoint
+
+    config, model, _ = load_checkpoint(args.checkpoint)
+    data = load_dataset(args.data if args.data is not None else config.data)
+    images = data.binary_valid(seed=config.seed)
+    if args.num_images:
+        images = images[: args.num_images]
+    output = Path(args.output) if args.output else _run_directory(args.checkpoint) / "evaluation.json"
+    metrics = _report(model, images, args.importance_samples, output, seed=args.seed,
+                      log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
+    _print_metrics(metrics)
+    print(f"wrote {output}")
+    return 0
+
+
+def _sample(args) -> int:
+    from .train import load_checkpoint
+
+    _, model, state = load_checkpoint(args.checkpoint)
+    output = Path(args.output) if args.output else _run_directory(args.checkpoint) / "samples.png"
+    path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _report(model, images, importance_samples, output: Path, *, seed, **options) -> dict:
+    """evaluate(), written to `output` as JSON."""
+    from .evaluation import evaluate
+
+    metrics = evaluate(model, images, importance_samples=importance_samples, seed=seed, **options)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _write_samples(model, image_shape, path: Path, num_samples: int, columns: int, seed: int) -> Path:
+    import torch
+
+    from .images import save_grid
+
+    z = torch.from_numpy(model.prior.sample(num_samples, seed=seed)).float()
+    pixels = model.generate(z, torch.Generator().manual_seed(seed))
+    return save_grid(pixels.numpy(), image_shape, path, columns=columns)
+
+
+def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> list:
+    """samples.png (from the prior) and reconstructions.png (rows alternate data and reconstructions)."""
+    import torch
+
+    from .images import save_grid
+
+    model.eval()
+    columns = min(10, len(images))
+    x = torch.from_numpy(images[: min(50, len(images)) // columns * columns])
+    recon = model.reconstruct(x, torch.Generator().manual_seed(seed))
+    rows = x.shape[0] // columns
+    pairs = torch.stack([x.view(rows, columns, -1), recon.view(rows, columns, -1)], dim=1).flatten(0, 2)
+    return [
+        _write_samples(model, image_shape, directory / "samples.png", 100, 10, seed),
+        save_grid(pairs.numpy(), image_shape, directory / "reconstructions.png", columns=columns),
+    ]
+
+
+def _print_metrics(m: dict) -> None:
+    log_z = f"log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    lines = []
+    if "q_elbo" in m:
+        lines.append(f"validation Q-ELBO {m['q_elbo']:.3f} ± {m['q_elbo_stderr']:.3f} (Gamma = {m['gamma']:g})")
+    if "elbo" in m:
+        lines.append(f"validation ELBO   {m['elbo']:.3f} ± {m['elbo_stderr']:.3f}")
+    if "ll" in m:
+        lines.append(f"validation LL     {m['ll']:.3f} ± {m['ll_stderr']:.3f} (images) "
+                     f"± {m['log_z_std']:.3f} (log Z), K = {m['importance_samples']}")
+    lines.append(f"{log_z}; active units {m['active_units']}/{m['num_latent']}; {m['num_images']} images")
+    print("\n".join(lines))
+
+
+def _describe(config) -> str:
+    quantum = f" Gamma={config.gamma:g}" if config.gamma > 0 else ""
+    return (f"{config.prior} {config.latent}{quantum} prior, {config.smoothing} smoothing, "
+            f"{config.encoder} networks, {config.sampler} sampler, {config.epochs} epochs")
+
+
+def _run_directory(checkpoint) -> Path:
+    path = Path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
+def _read_json(path) -> dict:
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config: {path} could not be read as JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config: {path} must hold a JSON object of config fields")
+    return values

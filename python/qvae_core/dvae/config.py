@@ -1,0 +1,130 @@
+"""The run configuration of `qvae-core train`: every field, its default and its command-line help.
+
+This module imports neither torch nor the samplers, so the CLI can list the flags cheaply; the
+names of priors, smoothings, networks and samplers are checked against their tables (PRIORS,
+SMOOTHINGS, ENCODERS, SAMPLERS) when a config is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["TrainConfig", "QUICK"]
+
+
+def _int_list(text: str) -> list:
+    """'256,256' -> [256, 256]; '' -> []."""
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _kd_list(text: str) -> list:
+    """'1:8,2:4,4:2,8:1' -> [[1, 8], [2, 4], [4, 2], [8, 1]] (K:D pairs)."""
+    return [[int(v) for v in pair.split(":")] for pair in text.split(",") if pair.strip()]
+
+
+def _option(default, help: str, parse=None):
+    """A config field: `help` and `parse` (for list values given on the command line) go to the CLI."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: [list(v) if isinstance(v, list) else v for v in default],
+                     metadata={"help": help, "parse": parse})
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in every checkpoint, so a run can be rebuilt from it."""
+
+    data: str | None = _option(None, "npz, .amat or IDX file, or a directory (default: $QVAE_DATA, else the "
+                                     "packaged subset)")
+    train_size: int = _option(0, "use the first N training images (0: all)")
+    valid_size: int = _option(0, "use the first N validation images (0: all)")
+    prior: str = _option("rbm", "bernoulli | rbm | chimera | pegasus | zephyr")
+    latent: str = _option("32x32", "bernoulli: N; rbm: NVxNH; chimera: M[,N[,T]]; pegasus: M; zephyr: M[,T]")
+    gamma: float = _option(0.0, "transverse field; > 0 makes the prior a QBM trained on the Q-ELBO")
+    groups: int = _option(8, "groups of the hierarchical posterior (paper 000: 8)")
+    encoder: str = _option("mlp", "mlp | conv (28x28 images; paper 001 App. A)")
+    encoder_hidden: list = _option([256, 256], "hidden widths of each posterior head, e.g. 256,256", _int_list)
+    decoder_hidden: list = _option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000)", _int_list)
+    smoothing: str = _option("spike-exp", "spike-exp | overlap-exp | power | concrete")
+    beta_start: float = _option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
+    beta_end: float = _option(10.0, "... and at the end, linear in between (paper 000: 10)")
+    sampler: str = _option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing)")
+    negative_samples: int = _option(1000, "chains (pcd) or population (pa) of the negative phase")
+    sweeps: int = _option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    epochs: int = _option(20, "epochs to train to")
+    batch_size: int = _option(200, "images per step (paper 000: 200)")
+    lr: float = _option(1e-3, "Adam learning rate")
+    lr_decay: float = _option(1.0, "learning-rate factor per epoch (exponential decay)")
+    min_lr: float = _option(1e-4, "floor of the decayed learning rate")
+    kl_warmup_epochs: float = _option(0.0, "epochs over which the KL weight rises from 0 to 1")
+    kd_schedule: list = _option([[1, 1]], "(K, D) stages of L_{K,D}, e.g. 1:8,2:4,4:2,8:1 (paper 001)", _kd_list)
+    kd_epochs: int = _option(200, "epochs per (K, D) stage (paper 001: 200)")
+    seed: int = _option(0, "seed of initialisation, data order, noise and samplers")
+    output: str = _option("runs/dvae", "directory for checkpoint, metrics and images")
+    eval_every: int = _option(1, "epochs between validation ELBOs")
+    checkpoint_every: int = _option(1, "epochs between checkpoints")
+    log_z_population: int = _option(4000, "population of the annealing runs that estimate log Z")
+    final_importance_samples: int = _option(100, "K of the LL reported when training ends (1000+ for papers)")
+
+    def __post_init__(self):
+        from .networks import ENCODERS  # the tables import torch: only when a config is made
+        from .priors import PRIORS
+        from .samplers import SAMPLERS
+        from .smoothing import SMOOTHINGS
+
+        tables = {"prior": PRIORS, "smoothing": SMOOTHINGS, "encoder": ENCODERS, "sampler": SAMPLERS}
+        for name, table in tables.items():
+            if getattr(self, name) not in table:
+                raise ValueError(f"{name}: expected one of {sorted(table)}, got {getattr(self, name)!r}")
+        minimum = {"train_size": 0, "valid_size": 0, "groups": 1, "negative_samples": 2, "sweeps": 0,
+                   "epochs": 1, "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
+                   "log_z_population": 2, "final_importance_samples": 1, "seed": 0}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+            setattr(self, name, float(value))
+        if self.lr <= 0 or not 0 < self.lr_decay <= 1 or self.min_lr < 0 or self.kl_warmup_epochs < 0:
+            raise ValueError("lr, lr_decay, min_lr, kl_warmup_epochs: need lr > 0, 0 < lr_decay <= 1, min_lr >= 0, "
+                             "kl_warmup_epochs >= 0")
+        kind = PRIORS[self.prior]
+        kind.sizes(self.latent)  # raises ValueError naming latent
+        if self.gamma < 0 or (self.gamma > 0 and not kind.quantum):
+            raise ValueError(f"gamma: must be >= 0, and 0 for the {self.prior} prior, got {self.gamma}")
+        for beta in (self.beta_start, self.beta_end):
+            SMOOTHINGS[self.smoothing](beta)  # raises ValueError naming beta
+        for name in ("encoder_hidden", "decoder_hidden"):
+            widths = getattr(self, name)
+            if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):
+                raise ValueError(f"{name}: expected a list of positive integers, got {widths!r}")
+        stages = self.kd_schedule
+        pairs = isinstance(stages, list) and all(isinstance(s, list) and len(s) == 2 for s in stages)
+        if not (pairs and stages and all(isinstance(v, int) and v >= 1 for s in stages for v in s)):
+            raise ValueError(f"kd_schedule: expected a non-empty list of [K, D] pairs of positive integers, "
+                             f"got {stages!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"config: unknown keys {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# A short run for the README's main job: RBM 32x32 prior on the packaged subset, 400 steps
+# (15 s on two idle cores, a minute or two on busy ones).
+QUICK = {
+    "prior": "rbm", "latent": "32x32", "groups": 4, "encoder_hidden": [200], "decoder_hidden": [200],
+    "epochs": 20, "batch_size": 100, "sweeps": 50, "beta_start": 1.0, "beta_end": 6.0, "lr": 3e-3,
+    "output": "runs/quick", "final_importance_samples": 100,
+}
+

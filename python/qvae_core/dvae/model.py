@@ -1,0 +1,99 @@
+"""The DVAE / QVAE: p(x, ζ, z) = p(z) r(ζ|z) p(x|ζ) with a Boltzmann-machine (or QBM) prior p(z),
+a hierarchical posterior q(z, ζ|x) = q(z|x) r(ζ|z) and a decoder of Bernoulli pixel logits
+(paper 000 Eq. 17-19). The training objective is the ELBO or the importance-weighted bound
+L_{K,D} (paper 001 Eq. A1-A2), less log Z, which the trainer adds from the negative phase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .posterior import HierarchicalPosterior
+from .priors import Prior
+
+__all__ = ["DVAE", "Draws"]
+
+
+@dataclass
+class Draws:
+    """K posterior draws for each of B images: log p(x|ζ) and log q(z|x), (K, B); z, (K, B, n);
+    the conditional probabilities q of the first draw, (B, n)."""
+
+    log_px: torch.Tensor
+    log_q: torch.Tensor
+    z: torch.Tensor
+    probs: torch.Tensor
+
+
+class DVAE(nn.Module):
+    """Posterior, decoder and prior; `objective` for training, `draws` for evaluation."""
+
+    def __init__(self, posterior: HierarchicalPosterior, decoder: nn.Module, prior: Prior):
+        super().__init__()
+        if posterior.num_latent != prior.num_units:
+            raise ValueError(f"prior: has {prior.num_units} units, the posterior {posterior.num_latent}")
+        self.posterior, self.decoder, self.prior = posterior, decoder, prior
+
+    @property
+    def smoothing(self):
+        return self.posterior.smoothing
+
+    def _log_px(self, zeta, x):  # log p(x|ζ), (B,)
+        return -F.binary_cross_entropy_with_logits(self.decoder(zeta), x, reduction="none").sum(1)
+
+    def objective(
+        self,
+        x: torch.Tensor,
+        *,
+        kl_weight: float = 1.0,
+        num_importance: int = 1,
+        num_draws: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Mean over the batch of L_{K,D} + kl_weight * log Z (the log Z term comes from the prior's
+        log_partition_surrogate), K = num_importance, D = num_draws, kl_weight scaling KL (warm-up).
+
+        K = 1: the ELBO E[log p(x|ζ)] - KL with KL = -H(q) + E_q[E(z)] + log Z, each expectation
+        analytic in its last conditional step (PosteriorSample.entropy, Prior.expected_energy).
+        K > 1: log mean_k w_k, log w = log p(x|ζ) + kl_weight (-E(z) - log q(z|x)), with the
+        smoothing's stand-in `post` for z (exact value for the spike, relaxed for concrete, mean
+        field for overlapping smoothings; the spike's jump gradient is linearised in log mean_k).
+        """
+        xs = x.repeat(num_importance * num_draws, 1)  # (K·D·B, pixels), block k + K·d
+        s = self.posterior(xs, generator)
+        log_px = self._log_px(s.zeta, xs)
+        if num_importance == 1:
+            kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
+            return (log_px - kl_weight * kl).mean()
+        log_w = log_px - kl_weight * (self.prior.energy(s.post) + s.log_q(s.post))
+        log_w = log_w.view(num_draws, num_importance, x.shape[0])
+        return (torch.logsumexp(log_w, dim=1) - math.log(num_importance)).mean()
+
+    @torch.no_grad()
+    def draws(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> Draws:
+        """num_samples joint draws (z, ζ) ~ q(z, ζ|x) per image with their log p(x|ζ) and log q(z|x)."""
+        xs = x.repeat(num_samples, 1)
+        s = self.posterior(xs, generator)
+        k, b = num_samples, x.shape[0]
+        return Draws(
+            self._log_px(s.zeta, xs).view(k, b),
+            s.log_q().view(k, b),
+            s.z.view(k, b, -1),
+            torch.sigmoid(s.logits[:b]),
+        )
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixel probabilities p(x = 1|ζ), ζ ~ r(ζ|z), (B, pixels): the generative process from prior samples z."""
+        rho = torch.rand(z.shape, generator=generator, dtype=z.dtype)
+        return torch.sigmoid(self.decoder(self.smoothing.sample_given(z, rho)))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixel probabilities p(x = 1|ζ) for ζ ~ q(ζ|x), (B, pixels)."""
+        return torch.sigmoid(self.decoder(self.posterior(x, generator).zeta))

@@ -1,0 +1,237 @@
+"""Smoothing transformations r(ζ|z) of binary latents and their reparameterisations.
+
+A DVAE hides each binary latent z behind a continuous ζ ~ r(ζ|z) (paper 000 Eq. 17-18), so the
+posterior marginal q(ζ|x) = (1 - q) r(ζ|0) + q r(ζ|1), q = σ(l), can be sampled by its inverse
+CDF, ζ = F⁻¹(ρ) with ρ ~ U(0, 1) (paper 000 Eq. 21), and differentiated with respect to the
+logit l. Every smoothing here has one contract:
+
+    smoothing(logits, rho, u) -> Smoothed(zeta, z, post)       # all (B, n)
+
+    zeta  F⁻¹(ρ): the reparameterised continuous latent the decoder sees;
+    z     the discrete latent drawn jointly with it, z ~ q(z | ζ) (u ~ U(0, 1) where that is random);
+    post  what the KL needs: a stand-in for z in the prior's energy whose value is P(z = 1 | ζ) and
+          whose gradient is the right one for an unbiased positive phase (see `Smoothed`).
+
+`beta` is the inverse temperature of every smoothing: r(ζ|z) approaches δ(ζ - z) as it grows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Smoothed",
+    "Smoothing",
+    "SpikeAndExponential",
+    "OverlappingExponentials",
+    "PowerFunction",
+    "Concrete",
+    "SMOOTHINGS",
+]
+
+_BISECTION_STEPS = 48  # interval [0, 1] halved to 2^-48 ≈ 4e-15, float64 round-off
+
+
+class Smoothed(NamedTuple):
+    """A reparameterised sample of q(z, ζ) = q(z) r(ζ|z) for one group of units, each (B, n).
+
+    post is P(z = 1 | ζ) (exactly z for spike-and-exponential and concrete). Using post for z in a
+    multilinear function f(z) (the prior energy E(z), log q(z|x)) gives unbiased gradients of
+    E[f(z)]: for overlapping smoothings post is smooth in l and ζ; for the spike, where z jumps
+    when ρ crosses 1 - q, post carries the jump term of paper 000 App. D,
+    ∂z_l -> (z_l - 1) ∂ log(1 - q_l).
+    """
+
+    zeta: torch.Tensor
+    z: torch.Tensor
+    post: torch.Tensor
+
+
+class Smoothing:
+    """Base of the smoothings: holds β and checks it; subclasses define __call__ and sample_given."""
+
+    name = ""
+    relaxed = False  # True: ζ only relaxes z during training; the model is evaluated at ζ = z
+    min_beta = 0.0
+
+    def __init__(self, beta: float):
+        self.beta = beta
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        value = float(value)
+        if not (math.isfinite(value) and value > self.min_beta):
+            raise ValueError(f"beta: {self.name} needs a finite beta > {self.min_beta}, got {value}")
+        self._beta = value
+
+    def __call__(self, logits: torch.Tensor, rho: torch.Tensor, u: torch.Tensor) -> Smoothed:
+        raise NotImplementedError
+
+    def sample_given(self, z: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+        """ζ ~ r(ζ | z) by the inverse CDF of the component (the generative process z -> ζ)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(beta={self.beta:g})"
+
+
+class SpikeAndExponential(Smoothing):
+    """r(ζ|0) = δ(ζ), r(ζ|1) = β e^{βζ} / (e^β - 1) on (0, 1] (paper 000 Eq. 22).
+
+    ζ = log[1 + max(ρ + q - 1, 0)/q (e^β - 1)] / β (Eq. 25) and z = Θ(ρ + q - 1) (Eq. 26).
+    """
+
+    name = "spike-exp"
+
+    def __call__(self, logits, rho, u):
+        q, one_minus_q = torch.sigmoid(logits), torch.sigmoid(-logits)
+        z = (rho > one_minus_q).to(logits.dtype)
+        t = F.relu(rho - one_minus_q) / q.clamp_min(torch.finfo(q.dtype).tiny)  # (B, n) in [0, 1]
+        zeta = torch.log1p(t * math.expm1(self.beta)) / self.beta
+        log_one_minus_q = F.logsigmoid(-logits)
+        post = z + (z - 1) * (log_one_minus_q - log_one_minus_q.detach())  # value z, App. D gradient
+        return Smoothed(zeta, z, post)
+
+    def sample_given(self, z, rho):
+        return z * torch.log1p(rho * math.expm1(self.beta)) / self.beta
+
+
+class _MixtureInverseCDF(torch.autograd.Function):
+    """ζ = F⁻¹(ρ) of (1 - q) r(ζ|0) + q r(ζ|1), differentiated implicitly (patent [0135]):
+    ∂ζ/∂q = (R(ζ|0) - R(ζ|1)) / q(ζ), ∂ζ/∂ρ = 1 / q(ζ), R the component CDFs."""
+
+    @staticmethod
+    def forward(ctx, q, rho, smoothing):
+        eps = torch.finfo(q.dtype).eps  # off the end points, where power-function densities diverge
+        zeta = smoothing._inverse_cdf(q, rho).clamp(eps, 1 - eps)
+        ctx.save_for_backward(q, zeta)
+        ctx.smoothing = smoothing
+        return zeta
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, zeta = ctx.saved_tensors
+        s = ctx.smoothing
+        density = (1 - q) * s.component_log_pdf(zeta, 0).exp() + q * s.component_log_pdf(zeta, 1).exp()
+        grad_q = grad * (s.component_cdf(zeta, 0) - s.component_cdf(zeta, 1)) / density
+        grad_rho = grad / density if ctx.needs_input_grad[1] else None
+        return grad_q, grad_rho, None
+
+
+class _OverlappingSmoothing(Smoothing):
+    """Two components with the same support [0, 1] (patent [0118]-[0136]).
+
+    z is not a function of ζ here: it is drawn from P(z = 1 | ζ) = σ(l + log r(ζ|1) - log r(ζ|0)),
+    which is also `post`. Subclasses give the component log-densities and CDFs; the mixture's
+    inverse CDF is found by bisection unless a subclass has a closed form.
+    """
+
+    def component_log_pdf(self, zeta, which: int):
+        raise NotImplementedError
+
+    def component_cdf(self, zeta, which: int):
+        raise NotImplementedError
+
+    def _inverse_cdf(self, q, rho):
+        """Bisection on F(ζ) = (1 - q) R(ζ|0) + q R(ζ|1) = ρ over [0, 1], in float64."""
+        q64, rho64 = q.detach().double(), rho.detach().double()
+        lo, hi = torch.zeros_like(q64), torch.ones_like(q64)
+        for _ in range(_BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            below = (1 - q64) * self.component_cdf(mid, 0) + q64 * self.component_cdf(mid, 1) < rho64
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return (0.5 * (lo + hi)).to(q.dtype)
+
+    def __call__(self, logits, rho, u):
+        zeta = _MixtureInverseCDF.apply(torch.sigmoid(logits), rho, self)
+        post = torch.sigmoid(logits + self.component_log_pdf(zeta, 1) - self.component_log_pdf(zeta, 0))
+        z = (u < post).to(logits.dtype).detach()
+        return Smoothed(zeta, z, post)
+
+
+class OverlappingExponentials(_OverlappingSmoothing):
+    """r(ζ|0) ∝ e^{-βζ}, r(ζ|1) ∝ e^{β(ζ-1)} on [0, 1], normaliser (1 - e^{-β})/β (patent [0118]).
+
+    Closed-form inverse CDF (patent [0121], with its φ read as ρ): u = e^{-βζ} solves
+    (1 - q) u² + B u - q e^{-β} = 0, B = ρ(1 - e^{-β}) + q e^{-β} - (1 - q); the positive root is
+    taken in the form free of cancellation for the sign of B.
+    """
+
+    name = "overlap-exp"
+
+    def component_log_pdf(self, zeta, which):
+        log_norm = math.log(self.beta) - math.log(-math.expm1(-self.beta))
+        return log_norm + (self.beta * (zeta - 1) if which else -self.beta * zeta)
+
+    def component_cdf(self, zeta, which):
+        norm = -math.expm1(-self.beta)
+        if which:
+            return torch.exp(self.beta * (zeta - 1)) * -torch.expm1(-self.beta * zeta) / norm
+        return -torch.expm1(-self.beta * zeta) / norm
+
+    def _inverse_cdf(self, q, rho):
+        q64, rho64 = q.detach().double(), rho.detach().double()
+        e = math.exp(-self.beta)
+        b = rho64 * (1 - e) + q64 * e - (1 - q64)
+        root = torch.sqrt(b * b + 4 * (1 - q64) * q64 * e)
+        big = torch.where(b >= 0, b + root, root - b)  # |b| + root, never a difference of near-equals
+        u = torch.where(b >= 0, 2 * q64 * e / big, big / (2 * (1 - q64)).clamp_min(1e-300))
+        return (-torch.log(u) / self.beta).clamp(0.0, 1.0).to(q.dtype)
+
+    def sample_given(self, z, rho):
+        norm = -math.expm1(-self.beta)
+        zeta0 = -torch.log1p(-rho * norm) / self.beta
+        zeta1 = 1 + torch.log(math.exp(-self.beta) + rho * norm) / self.beta
+        return torch.where(z > 0, zeta1, zeta0)
+
+
+class PowerFunction(_OverlappingSmoothing):
+    """r(ζ|0) = ζ^{1/β - 1}/β, r(ζ|1) = (1 - ζ)^{1/β - 1}/β on [0, 1], β > 1 (patent [0275]):
+    the Beta(1/β, 1) and Beta(1, 1/β) densities, heavy-tailed; R(ζ|0) = ζ^{1/β}, R(ζ|1) = 1 - (1-ζ)^{1/β}.
+    """
+
+    name = "power"
+    min_beta = 1.0
+
+    def component_log_pdf(self, zeta, which):
+        return (1 / self.beta - 1) * torch.log(1 - zeta if which else zeta) - math.log(self.beta)
+
+    def component_cdf(self, zeta, which):
+        if which:
+            return 1 - (1 - zeta) ** (1 / self.beta)
+        return zeta ** (1 / self.beta)
+
+    def sample_given(self, z, rho):
+        return torch.where(z > 0, 1 - (1 - rho) ** self.beta, rho**self.beta)
+
+
+class Concrete(Smoothing):
+    """Gumbel/concrete relaxation with temperature τ = 1/β (paper 001 Eq. 10):
+    z = Θ(σ⁻¹(ρ) + l), ζ = σ((σ⁻¹(ρ) + l)/τ). ζ stands in for z in the energy (paper 001 Eq. 12);
+    trained models are evaluated in the limit τ -> 0, where ζ = z.
+    """
+
+    name = "concrete"
+    relaxed = True
+
+    def __call__(self, logits, rho, u):
+        shifted = torch.logit(rho) + logits  # logistic noise plus the logit
+        z = (shifted > 0).to(logits.dtype)
+        zeta = torch.sigmoid(self.beta * shifted)
+        return Smoothed(zeta, z, zeta)
+
+    def sample_given(self, z, rho):
+        return z
+
+
+SMOOTHINGS = {
+    cls.name: cls for cls in (SpikeAndExponential, OverlappingExponentials, PowerFunction, Concrete)
+}

@@ -1,0 +1,294 @@
+"""Training: model and sampler builders, schedules and a resumable trainer (the config is config.py).
+
+One step (paper 000 Sec. IV C, paper 001 App. A): draw K·D posterior samples per image, compute
+L_{K,D} without log Z (DVAE.objective), draw model samples from the negative-phase sampler, add
+kl_weight * log Z through Prior.log_partition_surrogate, and take an Adam step. Schedules are
+functions of training progress, so a run is fully described by its config, its weights and a few
+counters: β of the smoothing rises linearly from beta_start to beta_end, the KL weight rises
+linearly from 0 to 1 over kl_warmup_epochs, the learning rate decays by lr_decay per epoch down to
+min_lr, and (K, D) steps through kd_schedule every kd_epochs epochs.
+
+A checkpoint (output/checkpoint.pt) holds the config, weights, optimizer, sampler chains, random
+state and counters; output/metrics.jsonl has one JSON line per epoch. `Trainer.resume` continues
+exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .evaluation import evaluate
+from .model import DVAE
+from .networks import DECODERS, ENCODERS
+from .posterior import HierarchicalPosterior
+from .priors import PRIORS
+from .samplers import SAMPLERS, derived_seed
+from .smoothing import SMOOTHINGS
+
+__all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+_CHECKPOINT_VERSION = 1
+
+
+def build_model(config: TrainConfig, image_shape, pixel_mean=None) -> DVAE:
+    """The DVAE of `config` for images of `image_shape`, initialised from config.seed (torch's global
+    RNG is left as it was). pixel_mean (pixels,) sets the MLP decoder's output bias to the data's log-odds."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return _build_model(config, image_shape, pixel_mean)
+
+
+def _build_model(config, image_shape, pixel_mean) -> DVAE:
+    num_pixels = int(np.prod(image_shape))
+    kind = PRIORS[config.prior]
+    prior = kind.build(kind.sizes(config.latent), config.gamma)
+    smoothing = SMOOTHINGS[config.smoothing](config.beta_start)
+    encoder = ENCODERS[config.encoder](num_pixels, image_shape)
+    posterior = HierarchicalPosterior(encoder, prior.num_units, config.groups, config.encoder_hidden, smoothing)
+    decoder = DECODERS[config.encoder](prior.num_units, config.decoder_hidden, num_pixels, image_shape)
+    if pixel_mean is not None and decoder.output_bias is not None:
+        with torch.no_grad():
+            decoder.output_bias.copy_(torch.logit(torch.as_tensor(pixel_mean).float().clamp(1e-3, 1 - 1e-3)))
+    return DVAE(posterior, decoder, prior)
+
+
+def build_sampler(config: TrainConfig):
+    """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed."""
+    return SAMPLERS[config.sampler](config.negative_samples, config.sweeps or None, seed=derived_seed(config.seed, 3))
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str, enabled: bool):
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int, value: float) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 0.2 and done < self.total):
+            return
+        self.last = now
+        filled = int(30 * done / self.total)
+        rate = done / max(now - self.start, 1e-9)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
+                         f"objective {value:9.2f}  {rate:5.1f} steps/s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class Trainer:
+    """Trains a DVAE from a TrainConfig; `fit` runs to config.epochs with validation and checkpoints.
+
+    `sampler`, if given, replaces config.sampler for the negative phase: any object with the
+    contract of samplers.py (sample(model) -> states, state_dict, load_state_dict), e.g. a QPU sampler.
+    """
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, sampler=None):
+        self.config = config
+        self.data = (dataset or load_dataset(config.data)).subset(config.train_size, config.valid_size)
+        if self.data.train.shape[0] < config.batch_size:
+            raise ValueError(
+                f"batch_size: {config.batch_size} is more than the {self.data.train.shape[0]} training images"
+            )
+        self.model = build_model(config, self.data.image_shape, self.data.train.mean(axis=0))
+        if not self.model.prior.needs_sampler:
+            sampler = None
+        elif sampler is None:
+            sampler = build_sampler(config)
+        self.sampler = sampler
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.train_images = torch.from_numpy(self.data.train)
+        self.valid_images = torch.from_numpy(self.data.binary_valid(seed=config.seed))
+        self.output = Path(config.output)
+        self.epoch = 0
+        self.step = 0
+
+    # --- schedules (functions of progress, so nothing to checkpoint) ---
+    def beta_at(self, epochs_done: float) -> float:
+        c = self.config
+        return c.beta_start + (c.beta_end - c.beta_start) * min(epochs_done / c.epochs, 1.0)
+
+    def kl_weight_at(self, epochs_done: float) -> float:
+        warmup = self.config.kl_warmup_epochs
+        return 1.0 if warmup == 0 else min(epochs_done / warmup, 1.0)
+
+    def lr_at(self, epoch: int) -> float:
+        c = self.config
+        return max(c.lr * c.lr_decay**epoch, min(c.min_lr, c.lr))
+
+    def kd_at(self, epoch: int) -> tuple[int, int]:
+        stages = self.config.kd_schedule
+        return tuple(stages[min(epoch // self.config.kd_epochs, len(stages) - 1)])
+
+    # --- training ---
+    def train_epoch(self, progress: bool = False) -> dict:
+        c, model, prior = self.config, self.model, self.model.prior
+        model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.epoch)
+        k, d = self.kd_at(self.epoch)
+        shuffle = torch.Generator().manual_seed(derived_seed(c.seed, 1, self.epoch) >> 1)
+        order = torch.randperm(self.train_images.shape[0], generator=shuffle)
+        steps = self.train_images.shape[0] // c.batch_size
+        bar = _Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
+        total, sampling, start = 0.0, 0.0, time.perf_counter()
+        for i in range(steps):
+            x = self.train_images[order[i * c.batch_size : (i + 1) * c.batch_size]]
+            if self.data.dynamic:
+                x = torch.bernoulli(x, generator=self.generator)
+            done = self.epoch + i / steps
+            model.smoothing.beta = self.beta_at(done)
+            kl_weight = self.kl_weight_at(done)
+            objective = model.objective(x, kl_weight=kl_weight, num_importance=k, num_draws=d,
+                                        generator=self.generator)
+            negative = None
+            if self.sampler is not None:
+                tick = time.perf_counter()
+                negative = torch.from_numpy(self.sampler.sample(prior.numpy_model())).to(objective.dtype)
+                sampling += time.perf_counter() - tick
+            loss = -objective + kl_weight * prior.log_partition_surrogate(negative)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged at step {self.step}: the loss is {loss.detach().item()}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += objective.detach().item()
+            self.step += 1
+            bar.update(i + 1, total / (i + 1))
+        bar.close()
+        seconds = time.perf_counter() - start
+        self.epoch += 1
+        return {
+            "epoch": self.epoch, "step": self.step, "train_objective": total / steps,
+            "lr": self.lr_at(self.epoch - 1), "beta": model.smoothing.beta, "kl_weight": kl_weight, "K": k, "D": d,
+            "seconds": seconds, "step_seconds": seconds / steps, "sampling_share": sampling / seconds,
+        }
+
+    def validate(self, importance_samples: int = 1, **options) -> dict:
+        """evaluate() on the validation images with log Z from population annealing."""
+        log_z = self.model.prior.log_partition(
+            population=self.config.log_z_population, seed=derived_seed(self.config.seed, 2, self.epoch)
+        )
+        return evaluate(self.model, self.valid_images, importance_samples=importance_samples, log_z=log_z,
+                        seed=derived_seed(self.config.seed, 4, self.epoch), **options)
+
+    def fit(self, *, progress: bool = True, log=print) -> list[dict]:
+        """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
+        c = self.config
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        history = []
+        while self.epoch < c.epochs:
+            metrics = self.train_epoch(progress)
+            if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
+                v = self.validate(true_elbo=False)
+                bound = "q_elbo" if "q_elbo" in v else "elbo"  # a QBM prior's classical-energy bound
+                metrics.update({f"val_{bound}": v[bound], f"val_{bound}_stderr": v[f"{bound}_stderr"],
+                                "log_z": v["log_z"], "log_z_std": v["log_z_std"], "active_units": v["active_units"]})
+            with open(self.output / METRICS, "a") as f:  # before the checkpoint: resume drops lines after it
+                f.write(json.dumps(metrics) + "\n")
+            if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
+                self.save_checkpoint()
+            history.append(metrics)
+            log(_format_metrics(metrics))
+        return history
+
+    # --- checkpoints ---
+    def state_dict(self) -> dict:
+        return {
+            "version": _CHECKPOINT_VERSION,
+            "config": self.config.to_dict(),
+            "image_shape": list(self.data.image_shape),
+            "beta": self.model.smoothing.beta,
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": None if self.sampler is None else self.sampler.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.smoothing.beta = state["beta"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+    def save_checkpoint(self) -> Path:
+        """Write output/checkpoint.pt atomically. The sampler then reloads what was saved (restarting
+        its chains), so this run continues exactly as one resumed from the checkpoint would."""
+        state = self.state_dict()
+        path = self.output / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        return path
+
+    @classmethod
+    def resume(cls, output, *, dataset: Dataset | None = None, sampler=None, **overrides) -> "Trainer":
+        """The trainer saved in output/checkpoint.pt; `overrides` may change e.g. epochs. Metrics
+        lines written after the checkpoint are dropped."""
+        state = _read_checkpoint(Path(output) / CHECKPOINT)
+        config = TrainConfig.from_dict({**state["config"], **overrides})
+        trainer = cls(config, dataset, sampler=sampler)
+        trainer.load_state_dict(state)
+        metrics = Path(config.output) / METRICS
+        if metrics.exists():
+            lines = [line for line in metrics.read_text().splitlines() if json.loads(line)["epoch"] <= trainer.epoch]
+            metrics.write_text("".join(line + "\n" for line in lines))
+        return trainer
+
+
+def _read_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: {path} does not exist")
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"checkpoint: {path} could not be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint: {path} is not a qvae-core DVAE checkpoint (version {_CHECKPOINT_VERSION})")
+    return state
+
+
+def load_checkpoint(path) -> tuple[TrainConfig, DVAE, dict]:
+    """(config, model in eval mode at its saved β, the raw checkpoint) from a checkpoint file or run directory."""
+    path = Path(path)
+    state = _read_checkpoint(path / CHECKPOINT if path.is_dir() else path)
+    config = TrainConfig.from_dict(state["config"])
+    model = build_model(config, tuple(state["image_shape"]))
+    model.load_state_dict(state["model"])
+    model.smoothing.beta = state["beta"]
+    return config, model.eval(), state
+
+
+def _format_metrics(m: dict) -> str:
+    text = f"epoch {m['epoch']:4d}  objective {m['train_objective']:9.3f}  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
+    for key in ("val_elbo", "val_q_elbo"):
+        if key in m:
+            text += f"  {key} {m[key]:9.3f} ± {m[key + '_stderr']:.3f}"
+            text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    return text + f"  {m['step_seconds'] * 1e3:.0f} ms/step, sampling {100 * m['sampling_share']:.0f}%"

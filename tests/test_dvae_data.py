@@ -1,0 +1,121 @@
+"""Data loaders: the packaged subset, the npz layout of binarized_mnist.npz, .amat files, IDX files
+with dynamic binarisation, $QVAE_DATA, and clear errors for missing or malformed files."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qvae_core.dvae.data import load_dataset
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist.npz"
+needs_shared = pytest.mark.skipif(not SHARED_MNIST.exists(), reason="../shared/data/binarized_mnist.npz not present")
+
+
+def test_packaged_subset_loads_without_data_at_hand(monkeypatch):
+    monkeypatch.delenv("QVAE_DATA", raising=False)
+    data = load_dataset()
+    assert data.train.shape == (2000, 784) and data.valid.shape == (1000, 784)
+    assert data.train.dtype == np.float32 and set(np.unique(data.train)) == {0.0, 1.0}
+    assert data.image_shape == (28, 28) and not data.dynamic
+    assert 0.12 < data.train.mean() < 0.14  # MNIST's ink fraction
+
+
+@needs_shared
+def test_packaged_subset_is_the_head_of_the_shared_file():
+    full, subset = load_dataset(SHARED_MNIST), load_dataset()
+    assert full.train.shape == (50000, 784) and full.valid.shape == (10000, 784)
+    np.testing.assert_array_equal(subset.train, full.train[:2000])
+    np.testing.assert_array_equal(subset.valid, full.valid[:1000])
+    assert full.train.mean() == pytest.approx(0.1306, abs=5e-5)  # data/README.md
+    assert full.valid.mean() == pytest.approx(0.1311, abs=5e-5)
+
+
+def _bits(n, seed):
+    return (np.random.default_rng(seed).random((n, 784)) < 0.2).astype(np.uint8)
+
+
+def test_npz_packed_and_unpacked_and_environment(tmp_path, monkeypatch):
+    train, valid = _bits(7, 0), _bits(3, 1)
+    packed = tmp_path / "packed.npz"
+    np.savez(packed, train=np.packbits(train, axis=1), valid=np.packbits(valid, axis=1))
+    np.savez(tmp_path / "plain.npz", train=train, valid=valid)
+    for path in (packed, tmp_path / "plain.npz"):
+        data = load_dataset(path)
+        np.testing.assert_array_equal(data.train, train)
+        np.testing.assert_array_equal(data.valid, valid)
+    monkeypatch.setenv("QVAE_DATA", str(packed))
+    np.testing.assert_array_equal(load_dataset().train, train)
+
+
+def test_amat_files_by_directory_or_file(tmp_path):
+    train, valid = _bits(5, 2), _bits(4, 3)
+    for name, bits in (("train", train), ("valid", valid)):
+        lines = "\n".join(" ".join(str(v) for v in row) for row in bits)
+        (tmp_path / f"binarized_mnist_{name}.amat").write_text(lines + "\n")
+    for path in (tmp_path, tmp_path / "binarized_mnist_valid.amat"):
+        data = load_dataset(path)
+        np.testing.assert_array_equal(data.train, train)
+        np.testing.assert_array_equal(data.valid, valid)
+
+
+def _idx_bytes(images):
+    count, rows, cols = images.shape
+    return np.array([0x803, count, rows, cols], ">u4").tobytes() + images.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_idx_images_are_dynamically_binarised(tmp_path, compressed):
+    images = np.random.default_rng(4).integers(0, 256, (10_003, 2, 3))
+    name = "train-images-idx3-ubyte" + (".gz" if compressed else "")
+    (tmp_path / name).write_bytes(gzip.compress(_idx_bytes(images)) if compressed else _idx_bytes(images))
+    data = load_dataset(tmp_path)
+    assert data.dynamic and data.image_shape == (2, 3)
+    np.testing.assert_allclose(data.train, images[:3].reshape(3, 6) / 255, rtol=1e-6)
+    np.testing.assert_allclose(data.valid, images[3:].reshape(10_000, 6) / 255, rtol=1e-6)
+    first, again = data.binary_valid(seed=1), data.binary_valid(seed=1)
+    np.testing.assert_array_equal(first, again)
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert abs(first.mean() - data.valid.mean()) < 5 * np.sqrt(0.25 / first.size)
+
+
+def test_missing_and_malformed_files_name_the_path(tmp_path):
+    missing = tmp_path / "nowhere.npz"
+    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
+        load_dataset(missing)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_dataset(tmp_path)  # an empty directory
+
+    np.savez(tmp_path / "nokey.npz", train=np.zeros((2, 98), np.uint8))
+    with pytest.raises(ValueError, match=r"nokey.npz lacks the arrays \['valid'\]"):
+        load_dataset(tmp_path / "nokey.npz")
+    np.savez(tmp_path / "wide.npz", train=np.zeros((2, 99), np.uint8), valid=np.zeros((2, 98), np.uint8))
+    with pytest.raises(ValueError, match=r"wide.npz\['train'\] has shape \(2, 99\)"):
+        load_dataset(tmp_path / "wide.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match="junk.npz is not a readable .npz"):
+        load_dataset(tmp_path / "junk.npz")
+
+    amat = tmp_path / "amat"
+    amat.mkdir()
+    (amat / "binarized_mnist_train.amat").write_text(" ".join("0" * 783) + "\n")  # one value short
+    (amat / "binarized_mnist_valid.amat").write_text(" ".join("1" * 784) + "\n")
+    with pytest.raises(ValueError, match="binarized_mnist_train.amat is not an .amat file"):
+        load_dataset(amat)
+    (amat / "binarized_mnist_train.amat").write_text(" ".join("0" * 783 + "2") + "\n")
+    with pytest.raises(ValueError, match="binarized_mnist_train.amat"):
+        load_dataset(amat)
+
+    idx = tmp_path / "train-images-idx3-ubyte"
+    idx.write_bytes(np.array([0x801, 1, 1, 1], ">u4").tobytes())
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte is not an IDX file of images"):
+        load_dataset(idx)
+    idx.write_bytes(_idx_bytes(np.zeros((10_001, 2, 2)))[:-1])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte holds 40003 pixel bytes"):
+        load_dataset(idx)
+
+    other = tmp_path / "images.csv"
+    other.write_text("0,1\n")
+    with pytest.raises(ValueError, match="images.csv is not a"):
+        load_dataset(other)
