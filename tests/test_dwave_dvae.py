@@ -41,3 +41,33 @@ def test_short_dvae_training_with_the_qpu_sampler(tmp_path):
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["sampler"] == {"beta_eff": sampler.beta_eff} and 0.5 < sampler.beta_eff < 8
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 2
+
+
+def test_qvae_core_train_with_the_qpu_sampler(tmp_path, monkeypatch):
+    """`qvae-core train --sampler qpu`, the client configured from DWAVE_API_* as a user would."""
+    from qvae_core.cli import main
+
+    with qd.SAPIServer([qd.qpu_solver("chimera", (1, 2))], beta=BETA, sweeps=100, seed=4) as server:
+        monkeypatch.setenv("DWAVE_API_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("DWAVE_API_TOKEN", server.token or "local-token")
+        for var in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):  # no user config file, no shared cache
+            monkeypatch.setenv(var, str(tmp_path / "home"))
+        args = ["train", "--prior", "chimera", "--latent", "1,2", "--groups", "2", "--encoder-hidden", "32",
+                "--decoder-hidden", "32", "--epochs", "1", "--batch-size", "50", "--train-size", "100",
+                "--valid-size", "50", "--log-z-population", "200", "--final-importance-samples", "1",
+                "--sampler", "qpu", "--negative-samples", "400", "--beta-eff", str(BETA),
+                "--qpu-solver", '{"topology__type": "chimera"}', "--qpu-schedule", "pause-and-quench",
+                "--output", str(tmp_path / "run"), "--no-progress"]
+        assert main(args) == 0
+        problems = server.problems()
+    assert len(problems) == 2 * 5  # steps x spin-reversal transforms
+    assert {p["params"]["num_reads"] for p in problems} == {80}
+    assert all("anneal_schedule" in p["params"] for p in problems)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert 0.5 < saved["sampler"]["beta_eff"] < 8  # tracked by pseudo-likelihood from 2.0
+
+
+def test_qpu_options_are_validated():
+    for bad in ({"beta_eff": 0.0}, {"beta_tracking": "magic"}, {"qpu_schedule": "reverse"}, {"qpu_solver": "{oops"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(prior="chimera", latent="1,2", sampler="qpu", **bad)

@@ -8,6 +8,7 @@ SMOOTHINGS, ENCODERS, SAMPLERS) when a config is made.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -32,6 +33,10 @@ def _option(default, help: str, parse=None):
     return field(default=default, metadata={"help": help, "parse": parse})
 
 
+BETA_TRACKING = ("none", "pseudolikelihood", "appendix-c")
+QPU_SCHEDULES = ("default", "pause-and-quench")
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; stored in every checkpoint, so a run can be rebuilt from it."""
@@ -50,9 +55,16 @@ class TrainConfig:
     smoothing: str = _option("spike-exp", "spike-exp | overlap-exp | power | concrete")
     beta_start: float = _option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = _option(10.0, "... and at the end, linear in between (paper 000: 10)")
-    sampler: str = _option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing)")
+    sampler: str = _option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
+                                  "qpu (a D-Wave solver; extra `dwave`)")
     negative_samples: int = _option(1000, "chains (pcd) or population (pa) of the negative phase")
     sweeps: int = _option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    qpu_solver: str = _option("", "qpu: solver name, or feature filters as JSON; empty: the configured "
+                                  "solver (dwave-cloud-client config file or DWAVE_API_* variables)")
+    beta_eff: float = _option(1.0, "qpu: effective inverse temperature of the QPU samples (paper 001 App. C)")
+    beta_tracking: str = _option("pseudolikelihood", "qpu: none | pseudolikelihood | appendix-c")
+    beta_lr: float = _option(0.01, "qpu: learning rate of the appendix-c update of beta_eff (Eq. C3)")
+    qpu_schedule: str = _option("default", "qpu: default | pause-and-quench (paper 001 App. B)")
     epochs: int = _option(20, "epochs to train to")
     batch_size: int = _option(200, "images per step (paper 000: 200)")
     lr: float = _option(1e-3, "Adam learning rate")
@@ -85,7 +97,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-        for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs"):
+        for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
+                     "beta_lr"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -93,6 +106,18 @@ class TrainConfig:
         if self.lr <= 0 or not 0 < self.lr_decay <= 1 or self.min_lr < 0 or self.kl_warmup_epochs < 0:
             raise ValueError("lr, lr_decay, min_lr, kl_warmup_epochs: need lr > 0, 0 < lr_decay <= 1, min_lr >= 0, "
                              "kl_warmup_epochs >= 0")
+        if self.beta_eff <= 0 or self.beta_lr <= 0:
+            raise ValueError(f"beta_eff, beta_lr: must be > 0, got {self.beta_eff}, {self.beta_lr}")
+        for name, choices in (("beta_tracking", BETA_TRACKING), ("qpu_schedule", QPU_SCHEDULES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}: expected one of {list(choices)}, got {getattr(self, name)!r}")
+        if self.qpu_solver.startswith("{"):
+            try:
+                filters = json.loads(self.qpu_solver)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"qpu_solver: not valid JSON feature filters ({exc})") from None
+            if not isinstance(filters, dict):
+                raise ValueError("qpu_solver: feature filters must be a JSON object")
         kind = PRIORS[self.prior]
         kind.sizes(self.latent)  # raises ValueError naming latent
         if self.gamma < 0 or (self.gamma > 0 and not kind.quantum):

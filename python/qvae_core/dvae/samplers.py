@@ -7,7 +7,8 @@ Every sampler has the same small contract, which a QPU sampler implements as wel
     sampler.state_dict() / load_state_dict(state)   tensors and ints only, for checkpoints
 
 Variants are picked by name from SAMPLERS: "pcd" (persistent chains: block Gibbs, or CT-QMC
-worldlines for a QBM) and "pa" (a population-annealing run per gradient, classical or quantum).
+worldlines for a QBM), "pa" (a population-annealing run per gradient, classical or quantum) and
+"qpu" (qvae_core.dwave.QPUSampler: a D-Wave solver through dwave-cloud-client, paper 001).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 import qvae_core as q
 
-__all__ = ["PersistentChains", "PopulationAnnealing", "SAMPLERS", "derived_seed"]
+__all__ = ["PersistentChains", "PopulationAnnealing", "qpu_sampler", "SAMPLERS", "derived_seed"]
 
 
 def derived_seed(seed: int, *keys: int) -> int:
@@ -93,4 +94,23 @@ class PopulationAnnealing:
         self._calls = int(state["calls"])
 
 
-SAMPLERS = {"pcd": PersistentChains, "pa": PopulationAnnealing}
+def qpu_sampler(config, seed: int):
+    """The QPU negative phase of a TrainConfig: solver by name or JSON feature filters (else the
+    configured one), beta_eff tracked by pseudo-likelihood or the App. C update, and the default
+    or the paper's pause-and-quench anneal (paper 001 App. B-C). Needs the `dwave` extra."""
+    import json
+
+    from ..dwave import AppendixC, PauseAndQuench, PseudoLikelihood, QPUSampler
+
+    solver = json.loads(config.qpu_solver) if config.qpu_solver.startswith("{") else (config.qpu_solver or None)
+    tracking = {
+        "none": lambda: None,
+        "pseudolikelihood": PseudoLikelihood,
+        "appendix-c": lambda: AppendixC(config.beta_lr, seed=derived_seed(seed, 1)),
+    }[config.beta_tracking]()
+    schedule = PauseAndQuench() if config.qpu_schedule == "pause-and-quench" else None
+    return QPUSampler(solver, num_samples=config.negative_samples, beta_eff=config.beta_eff,
+                      beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, 2))
+
+
+SAMPLERS = {"pcd": PersistentChains, "pa": PopulationAnnealing, "qpu": qpu_sampler}
