@@ -49,10 +49,17 @@ class Case:
 CASES = tuple(Case(f"{n}x{n}", n) for n in RBM_SIZES) + (Case(f"pegasus({PEGASUS_M})"),)
 
 
-def random_rbm(n: int, seed: int = 0) -> q.RBM:
-    """n x n RBM with N(0, 0.1^2) weights and N(0, 0.01^2) biases."""
+def random_rbm(
+    num_visible: int, num_hidden: int | None = None, *, weight_std: float = 0.1, bias_std: float = 0.01, seed: int = 0
+) -> q.RBM:
+    """RBM with N(0, weight_std^2) weights and N(0, bias_std^2) biases; square when num_hidden is None."""
+    num_hidden = num_visible if num_hidden is None else num_hidden
     rng = np.random.default_rng(seed)
-    return q.RBM(rng.normal(0.0, 0.1, (n, n)), rng.normal(0.0, 0.01, n), rng.normal(0.0, 0.01, n))
+    return q.RBM(
+        rng.normal(0.0, weight_std, (num_visible, num_hidden)),
+        rng.normal(0.0, bias_std, num_visible),
+        rng.normal(0.0, bias_std, num_hidden),
+    )
 
 
 def pegasus_bm(seed: int = 0) -> q.BoltzmannMachine:
@@ -153,12 +160,41 @@ def calibrate(run, target_s: float) -> int:
         k *= 2
 
 
+def best_rate(run, target_s: float, repeats: int) -> float:
+    """Units of run (sweeps, products) per second: best of `repeats` timed run(k) of ~target_s."""
+    k = calibrate(run, target_s)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(k)
+        times.append(time.perf_counter() - start)
+    return k / min(times)
+
+
+BENCHMARK_ROUND_S = 0.05  # target duration of a pytest-benchmark round of sweeps
+BENCHMARK_ROUNDS = 10
+
+
+def benchmark_best_rate(benchmark, run) -> float | None:
+    """pytest-benchmark rounds of run(k); k / best round time, or None when disabled (one call, k = 1)."""
+    k = calibrate(run, BENCHMARK_ROUND_S) if benchmark.enabled else 1
+    benchmark.pedantic(run, args=(k,), rounds=BENCHMARK_ROUNDS, warmup_rounds=1)
+    if benchmark.enabled:
+        benchmark.extra_info["per_round"] = k
+        return k / benchmark.stats.stats.min
+    return None
+
+
 @dataclass
 class Results:
     """Measured rates: rates[(runner name, case name)] = sweeps/s, and numpy's SGEMM GFLOP/s."""
 
     rates: dict = field(default_factory=dict)
     sgemm_gflops: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.rates or self.sgemm_gflops)
 
     def markdown(self) -> str:
         """Markdown table of the rates, then whether each goal of the issue is met."""

@@ -1,27 +1,55 @@
-"""pytest-benchmark suite for the block-Gibbs samplers: `pytest benchmarks/` (not in `tests`).
+"""pytest-benchmark suites for the samplers: `pytest benchmarks/` (not in `tests`).
 
-Rates measured by the tests are collected into one Results and printed as a Markdown
-summary (the same table as report.py) at the end of the run.
+Each suite (block Gibbs, population annealing, CT-QMC) collects what its tests measure into one
+Results, printed as a Markdown summary (the same tables as report.py) at the end of the run.
 """
 
+import _anneal_cases
+import _ctqmc_cases
+import _gibbs_cases
 import pytest
-from _gibbs_cases import Results
 
-_RESULTS = pytest.StashKey[Results]()
+_SUITES = {  # fixture name -> (summary title, Results factory, markdown arguments)
+    "results": ("block-Gibbs summary (best round)", _gibbs_cases.Results, {}),
+    "anneal_results": ("population-annealing summary", _anneal_cases.Results, {}),
+    "ctqmc_results": ("CT-QMC summary (best round)", _ctqmc_cases.Results, {}),
+    "qbm_anneal_results": (
+        "quantum log Z / log_diag summary",
+        _anneal_cases.Results,
+        {"cases": _ctqmc_cases.QBM_CASES, "goal": None},
+    ),
+}
+_RESULTS = pytest.StashKey[dict]()
 
 
 def pytest_configure(config):
-    config.stash[_RESULTS] = Results()
+    config.stash[_RESULTS] = {name: factory() for name, (_, factory, _) in _SUITES.items()}
 
 
 @pytest.fixture
-def results(request) -> Results:
-    return request.config.stash[_RESULTS]
+def results(request) -> _gibbs_cases.Results:
+    return request.config.stash[_RESULTS]["results"]
+
+
+@pytest.fixture
+def anneal_results(request) -> _anneal_cases.Results:
+    return request.config.stash[_RESULTS]["anneal_results"]
+
+
+@pytest.fixture
+def ctqmc_results(request) -> _ctqmc_cases.Results:
+    return request.config.stash[_RESULTS]["ctqmc_results"]
+
+
+@pytest.fixture
+def qbm_anneal_results(request) -> _anneal_cases.Results:
+    return request.config.stash[_RESULTS]["qbm_anneal_results"]
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables
 def pytest_terminal_summary(terminalreporter, config):
-    results = config.stash[_RESULTS]
-    if results.rates or results.sgemm_gflops:
-        terminalreporter.write_sep("-", "block-Gibbs summary (best round)")
-        terminalreporter.write_line(results.markdown())
+    for name, (title, _, arguments) in _SUITES.items():
+        results = config.stash[_RESULTS][name]
+        if results.measured:
+            terminalreporter.write_sep("-", title)
+            terminalreporter.write_line(results.markdown(**arguments))

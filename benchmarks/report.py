@@ -1,45 +1,87 @@
-"""Block-Gibbs throughput without pytest: prints the Markdown table of the benchmark suite.
+"""Benchmark tables without pytest: block Gibbs, population annealing and CT-QMC, in Markdown.
 
-Usage: python benchmarks/report.py [--quick]
-Each rate is the best of several timed calls of k sweeps (k calibrated to a target duration).
+Usage: python benchmarks/report.py [--quick] [--only {gibbs,anneal,ctqmc} ...]
+A sweep rate is the best of several timed calls of k sweeps (k calibrated to a target duration);
+an annealing case is independent runs with seeds 0, 1, ... (fewer with --quick).
+The CT-QMC reference rows need `pip install dwave-samplers`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from _gibbs_cases import CASES, RUNNERS, SGEMM_FLOPS, Results, calibrate, sgemm_runner, torch
+import _anneal_cases
+import _ctqmc_cases
+import _gibbs_cases
+from _gibbs_cases import best_rate
+
+SECTIONS = ("gibbs", "anneal", "ctqmc")
 
 
-def best_rate(run, target_s: float, repeats: int) -> float:
-    """Units of run (sweeps, products) per second: best of `repeats` timed run(k) of ~target_s."""
-    k = calibrate(run, target_s)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(k)
-        times.append(time.perf_counter() - start)
-    return k / min(times)
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def gibbs_report(target_s: float, repeats: int) -> str:
+    """Block-Gibbs sweeps/s of qvae-core and torch, and numpy's SGEMM rate."""
+    results = _gibbs_cases.Results()
+    results.sgemm_gflops = best_rate(_gibbs_cases.sgemm_runner(), target_s, repeats) * _gibbs_cases.SGEMM_FLOPS / 1e9
+    for case in _gibbs_cases.CASES:
+        model = case.model()
+        for name, make_runner in _gibbs_cases.RUNNERS.items():
+            if name == "torch" and _gibbs_cases.torch is None:
+                continue
+            _progress(f"measuring {name} on {case.name} ...")
+            results.rates[name, case.name] = best_rate(make_runner(model), target_s, repeats)
+    return results.markdown()
+
+
+def anneal_results(cases, quick: bool) -> _anneal_cases.Results:
+    """Runs of each case: all of case.runs, or with --quick 2 for log Z and 1 for log_diag."""
+    results = _anneal_cases.Results()
+    for case in cases:
+        runs = min(case.runs, 2 if case.states is None else 1) if quick else case.runs
+        _progress(f"running {case.quantity} on {case.name} (population {case.population}) x {runs} ...")
+        problem, measured = _anneal_cases.measure(case, runs)
+        for run in measured:
+            results.add(case, problem, run)
+    return results
+
+
+def ctqmc_report(target_s: float, repeats: int, quick: bool) -> str:
+    """CT-QMC sweeps/s against dwave-samplers and block Gibbs, then quantum log Z and log_diag."""
+    results = _ctqmc_cases.Results()
+    for n in _ctqmc_cases.SIZES:
+        model = _ctqmc_cases.qbm(n)
+        for name, make_runner in _ctqmc_cases.RUNNERS.items():
+            if _ctqmc_cases.runner_available(name):
+                _progress(f"measuring {name} on {n}x{n} ...")
+                results.rates[name, n] = best_rate(make_runner(model), target_s, repeats)
+    qbm = anneal_results(_ctqmc_cases.QBM_CASES, quick)
+    return results.markdown() + "\n\n" + qbm.markdown(_ctqmc_cases.QBM_CASES, goal=None)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Block-Gibbs sweeps/s of qvae-core vs torch, and numpy SGEMM.")
-    parser.add_argument("--quick", action="store_true", help="short run: 0.05 s calls, best of 3 (default 0.5 s, best of 5)")
+    parser = argparse.ArgumentParser(description="Markdown tables of the qvae-core benchmarks.")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short run: 0.05 s calls, best of 3 (default 0.5 s, best of 5), and fewer seeds",
+    )
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="sections to run (default all)")
     args = parser.parse_args(argv)
     target_s, repeats = (0.05, 3) if args.quick else (0.5, 5)
 
-    results = Results()
-    results.sgemm_gflops = best_rate(sgemm_runner(), target_s, repeats) * SGEMM_FLOPS / 1e9
-    for case in CASES:
-        model = case.model()
-        for name, make_runner in RUNNERS.items():
-            if name == "torch" and torch is None:
-                continue
-            print(f"measuring {name} on {case.name} ...", file=sys.stderr)
-            results.rates[name, case.name] = best_rate(make_runner(model), target_s, repeats)
-    print(results.markdown())
+    sections = {
+        "gibbs": ("Block Gibbs", lambda: gibbs_report(target_s, repeats)),
+        "anneal": ("Population annealing", lambda: anneal_results(_anneal_cases.CASES, args.quick).markdown()),
+        "ctqmc": ("CT-QMC", lambda: ctqmc_report(target_s, repeats, args.quick)),
+    }
+    for key in SECTIONS:
+        if key in args.only:
+            title, report = sections[key]
+            print(f"## {title}\n\n{report()}\n", flush=True)
 
 
 if __name__ == "__main__":
