@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("dwave.cloud")
 pytest.importorskip("dwave_networkx")
 torch = pytest.importorskip("torch")
+import qvae_core as q  # noqa: E402
 from qvae_core import dwave as qd  # noqa: E402
 from qvae_core.dvae import TrainConfig, Trainer  # noqa: E402
 
@@ -71,3 +72,26 @@ def test_qpu_options_are_validated():
     for bad in ({"beta_eff": 0.0}, {"beta_tracking": "magic"}, {"qpu_schedule": "reverse"}, {"qpu_solver": "{oops"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainConfig(prior="chimera", latent="1,2", sampler="qpu", **bad)
+
+
+def test_train_on_a_chip_with_inactive_qubits(tmp_path, monkeypatch):
+    """Real chips have inactive qubits: save the working graph, train a prior on exactly it."""
+    from qvae_core.cli import main
+
+    solver = qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12])
+    with qd.SAPIServer([solver], beta=BETA, sweeps=100, seed=5) as server:
+        monkeypatch.setenv("DWAVE_API_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("DWAVE_API_TOKEN", server.token or "local-token")
+        for var in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.setenv(var, str(tmp_path / "home"))
+        graph = tmp_path / "chip.npz"
+        assert main(["working-graph", str(graph)]) == 0
+        topology = q.graphs.load(graph)
+        assert topology.num_units == 14 and 3 not in topology.nodes and 12 not in topology.nodes
+        args = ["train", "--prior", "graph", "--latent", str(graph), "--groups", "2", "--encoder-hidden", "32",
+                "--decoder-hidden", "32", "--epochs", "1", "--batch-size", "50", "--train-size", "100",
+                "--valid-size", "50", "--log-z-population", "200", "--final-importance-samples", "1",
+                "--sampler", "qpu", "--negative-samples", "200", "--beta-eff", str(BETA),
+                "--output", str(tmp_path / "run"), "--no-progress"]
+        assert main(args) == 0
+        assert len(server.problems()) == 2 * 5

@@ -182,3 +182,20 @@ def test_from_ising_bad_input():
         q.RBM.from_ising(np.zeros(3), [[0, 1]], [1.0], num_visible=1 + 1)
     with pytest.raises(ValueError, match="offset"):
         q.BoltzmannMachine.from_ising(np.zeros(2), [[0, 1]], [1.0], np.nan)
+
+
+def test_topology_save_and_load(tmp_path):
+    pytest.importorskip("dwave_networkx")
+    topo = q.graphs.pegasus(2)
+    q.graphs.save(topo, tmp_path / "t.npz")
+    back = q.graphs.load(tmp_path / "t.npz")
+    assert back.name == topo.name
+    np.testing.assert_array_equal(back.nodes, topo.nodes)
+    np.testing.assert_array_equal(back.edges, topo.edges)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    for path in (tmp_path / "missing.npz", tmp_path / "bad.npz"):
+        with pytest.raises(ValueError, match=path.name):
+            q.graphs.load(path)
+    np.savez(tmp_path / "loops.npz", name=np.array("x"), nodes=np.arange(3), edges=np.array([[1, 1]]))
+    with pytest.raises(ValueError, match="self-loops"):
+        q.graphs.load(tmp_path / "loops.npz")

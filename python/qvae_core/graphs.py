@@ -16,7 +16,17 @@ from . import _core
 from ._validation import finite_array, positive_int, seed_value
 from .models import BoltzmannMachine, _check_edges
 
-__all__ = ["Topology", "chimera", "pegasus", "zephyr", "from_networkx", "coloring", "random_boltzmann_machine"]
+__all__ = [
+    "Topology",
+    "chimera",
+    "pegasus",
+    "zephyr",
+    "from_networkx",
+    "save",
+    "load",
+    "coloring",
+    "random_boltzmann_machine",
+]
 
 
 class Topology(NamedTuple):
@@ -71,6 +81,27 @@ def zephyr(m: int, t: int = 4) -> Topology:
     m = positive_int(m, "m")
     t = positive_int(t, "t")
     return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
+
+
+def save(topology: Topology, path) -> None:
+    """Writes a topology (e.g. a solver's working graph) to an .npz file: name, nodes, edges."""
+    np.savez(path, name=np.array(topology.name), nodes=topology.nodes, edges=topology.edges)
+
+
+def load(path) -> Topology:
+    """Reads a topology written by `save`; a missing or malformed file raises ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            name, nodes, edges = str(data["name"]), np.asarray(data["nodes"]), np.asarray(data["edges"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a topology file written by qvae_core.graphs.save ({exc})") from None
+    if nodes.ndim != 1 or not np.issubdtype(nodes.dtype, np.integer) or np.any(np.diff(nodes) <= 0):
+        raise ValueError(f"{path}: nodes must be increasing integer labels")
+    try:
+        edges = _check_edges(edges, nodes.shape[0])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return Topology(name, nodes.astype(np.int64), np.array(edges))
 
 
 def coloring(num_units: int, edges) -> np.ndarray:

@@ -45,8 +45,9 @@ class TrainConfig:
                                      "packaged subset)")
     train_size: int = _option(0, "use the first N training images (0: all)")
     valid_size: int = _option(0, "use the first N validation images (0: all)")
-    prior: str = _option("rbm", "bernoulli | rbm | chimera | pegasus | zephyr")
-    latent: str = _option("32x32", "bernoulli: N; rbm: NVxNH; chimera: M[,N[,T]]; pegasus: M; zephyr: M[,T]")
+    prior: str = _option("rbm", "bernoulli | rbm | chimera | pegasus | zephyr | graph")
+    latent: str = _option("32x32", "bernoulli: N; rbm: NVxNH; chimera: M[,N[,T]]; pegasus: M; zephyr: M[,T]; "
+                                   "graph: a topology .npz (qvae-core working-graph)")
     gamma: float = _option(0.0, "transverse field; > 0 makes the prior a QBM trained on the Q-ELBO")
     groups: int = _option(8, "groups of the hierarchical posterior (paper 000: 8)")
     encoder: str = _option("mlp", "mlp | conv (28x28 images; paper 001 App. A)")

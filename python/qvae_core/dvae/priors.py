@@ -189,9 +189,15 @@ class PriorKind:
     counts: tuple  # how many integers the spec may have
     build: Callable  # (sizes, gamma) -> Prior
     quantum: bool = True  # whether a transverse field is allowed
+    from_file: bool = False  # `latent` names a topology file (qvae_core.graphs.save) instead
 
     def sizes(self, latent: str) -> list:
-        """The integers of `latent`; ValueError naming `latent` if it does not fit the spec."""
+        """The integers of `latent` (or its file name); ValueError naming `latent` if it does not fit."""
+        if self.from_file:
+            try:
+                return [q.graphs.load(latent)]
+            except ValueError as exc:
+                raise ValueError(f"latent: {exc}") from None
         try:
             sizes = [int(v) for v in str(latent).split(self.separator)]
         except ValueError:
@@ -217,4 +223,7 @@ PRIORS = {
     "chimera": PriorKind("M[,N[,T]]", ",", (1, 2, 3), _graph_prior(q.graphs.chimera)),
     "pegasus": PriorKind("M", ",", (1,), _graph_prior(q.graphs.pegasus)),
     "zephyr": PriorKind("M[,T]", ",", (1, 2), _graph_prior(q.graphs.zephyr)),
+    # Any graph saved by qvae_core.graphs.save, e.g. a QPU's working graph without its inactive
+    # qubits (`qvae-core working-graph`), so that a --sampler qpu run matches the chip.
+    "graph": PriorKind("FILE.npz", "", (1,), _graph_prior(lambda topology: topology), from_file=True),
 }

@@ -1,4 +1,5 @@
-"""`qvae-core sapi-server`: a local D-Wave Solver API for offline development (loopback only)."""
+"""`qvae-core sapi-server`: a local D-Wave Solver API for offline development (loopback only);
+`qvae-core working-graph`: a solver's working graph saved for `qvae-core train --prior graph`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def register(subparsers) -> None:
                    help="inject faults: rate-limit, server-error, poll-error, failed, truncated, slow "
                    "(e.g. rate-limit:3, slow:2:20)")
     p.set_defaults(func=serve)
+
+    w = subparsers.add_parser(
+        "working-graph",
+        help="save a QPU solver's working graph (active qubits and couplers) for --prior graph",
+        description="Connects with the dwave-cloud-client configuration (config file or DWAVE_API_*) and "
+        "writes the solver's working graph as a topology .npz (qvae_core.graphs.load reads it).",
+    )
+    w.add_argument("output", help="the .npz file to write")
+    w.add_argument("--solver", default="", help="solver name or JSON feature filters (default: the configured one)")
+    w.set_defaults(func=save_working_graph)
 
 
 def _solver_definitions(args):
@@ -67,4 +78,25 @@ def serve(args) -> int:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def save_working_graph(args) -> int:
+    import json
+    import sys
+
+    from ..graphs import save
+    from .hardware import working_graph
+
+    try:
+        from dwave.cloud import Client
+    except ImportError:
+        print("qvae-core working-graph: needs dwave-cloud-client: pip install 'qvae-core[dwave]'", file=sys.stderr)
+        return 2
+    filters = json.loads(args.solver) if args.solver.startswith("{") else ({"name": args.solver} if args.solver else {})
+    with Client.from_config() as client:
+        solver = client.get_solver(**filters)
+        topology = working_graph(solver)
+    save(topology, args.output)
+    print(f"wrote {args.output}: {topology.name}, {topology.num_units} qubits, {len(topology.edges)} couplers")
     return 0
