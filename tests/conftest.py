@@ -30,6 +30,13 @@ def random_rbm(nv, nh, *, scale=1.0, bias_scale=0.5, seed=0):
     return q.RBM(rng.normal(0, scale, (nv, nh)), rng.normal(0, bias_scale, nv), rng.normal(0, bias_scale, nh))
 
 
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch):
+    """Requests to the local SAPI server stay on loopback even where a proxy is configured."""
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -16,12 +16,6 @@ from qvae_core.dvae import TrainConfig, Trainer  # noqa: E402
 BETA = 2.0
 
 
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch):
-    for var in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
-
-
 def test_short_dvae_training_with_the_qpu_sampler(tmp_path):
     # A complete C(1,2) solver: the DVAE's chimera 1,2 prior is exactly its working graph.
     with qd.SAPIServer([qd.qpu_solver("chimera", (1, 2))], beta=BETA, sweeps=100, seed=1) as server:

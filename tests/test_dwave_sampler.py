@@ -25,12 +25,6 @@ CHIMERA = "local_chimera_1x2x4"
 FAST = dict(timeout=20.0, retry_backoff=0.01)
 
 
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch):
-    for var in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def server():
     solvers = [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),

@@ -30,12 +30,6 @@ def media(name):
     return f"application/vnd.dwave.sapi.{name}+json; version=3.0.0"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch):
-    for var in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def server():
     solvers = [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),
