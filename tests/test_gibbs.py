@@ -146,7 +146,7 @@ def test_sampler_bad_input(kwargs, name):
 
 def test_run_bad_input_and_model_type():
     s = q.GibbsSampler(random_rbm(2, 3), 2, seed=0)
-    for bad in (-1, 1.5, "3"):
+    for bad in (-1, 1.5, "3", 2**70):
         with pytest.raises(ValueError, match="num_sweeps"):
             s.run(bad)
     with pytest.raises(ValueError, match="model"):

@@ -43,12 +43,15 @@ def binary_states(value, name: str, num_units: int, *, rows: int | None = None) 
     return np.ascontiguousarray(arr, dtype=np.uint8).copy()
 
 
+_MAX_COUNT = 2**63 - 1  # counts travel to C++ as 64-bit sizes
+
+
 def positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """An int >= minimum (bool and non-integral floats refused)."""
+    """An int in [minimum, 2**63) (bool and non-integral floats refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if not minimum <= value <= _MAX_COUNT:
+        raise ValueError(f"{name}: must be in [{minimum}, 2**63), got {value}")
     return int(value)
 
 
