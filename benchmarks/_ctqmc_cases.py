@@ -16,7 +16,11 @@ its rows are skipped when it is missing). Read from its source (dwave/samplers/s
     break proposals at rate Hd along imaginary time, then heat bath on the domains. Time is
     discretised into 2^16 Trotter slices (break positions are integers in [0, 65536)), so this is
     continuous-time QMC in all but name;
-  * the reads (chains) run one after another on one thread, each from a fresh random classical state.
+  * the reads (chains) run one after another on one thread, each from a fresh random classical state
+    (no breaks), so the first sweeps of a call are a little cheaper than at equilibrium: with few
+    sweeps per call its rate is slightly optimistic. (Worldlines cannot be carried between calls:
+    its reinitQuantum copies n break positions per qubit whatever num_breaks says.)
+With Hp = Hd = 1 its tau = 0 marginals match q.exact.marginals on a 6x6 QBM (Hd = 0: the classical ones).
 """
 
 from __future__ import annotations
