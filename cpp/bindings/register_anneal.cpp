@@ -38,7 +38,6 @@ AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sw
   if (population < 2 || subpops < 1 || subpops > population)
     throw std::invalid_argument("population / num_subpopulations out of range");
   AnnealOptions o;
-  o.population = population;
   o.seed = seed;
   o.sweeps_per_step = sweeps_per_step;
   o.schedule.assign(schedule.data(), schedule.data() + schedule.size());

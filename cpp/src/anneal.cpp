@@ -30,8 +30,8 @@ double normalized_ess(const std::vector<double>& logw) {
   return s1 * s1 / (static_cast<double>(logw.size()) * s2);
 }
 
-double adaptive_step(const std::vector<double>& a, double max_dt, double target) {
-  std::vector<double> logw(a.size());
+double adaptive_step(const std::vector<double>& a, double max_dt, double target,
+                     std::vector<double>& logw) {
   auto ess_at = [&](double dt) {
     for (std::size_t i = 0; i < a.size(); ++i) logw[i] = -dt * a[i];
     return normalized_ess(logw);
@@ -106,7 +106,7 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
     double t_next;
     if (opt.schedule.empty()) {
       chains.weight_slope(t, slope.data(), opt.num_threads);
-      t_next = t + pa::adaptive_step(slope, 1.0 - t, opt.target_ess);
+      t_next = t + pa::adaptive_step(slope, 1.0 - t, opt.target_ess, logw);
       if (1.0 - t_next < 1e-12) t_next = 1.0;
     } else {
       t_next = opt.schedule[step + 1];

@@ -117,13 +117,17 @@ RbmChains::RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chai
       for (std::size_t i = 0; i < n; ++i) state_[c * n + i] = u[i] < 0.5f;
     }
   }
-  set_model(model_);
+  allocate_scratch();
 }
 
 void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {
   if (model->nv != model_->nv || model->nh != model_->nh)
     throw std::invalid_argument("model: layer sizes differ from the chains'");
   model_ = std::move(model);
+  allocate_scratch();
+}
+
+void RbmChains::allocate_scratch() {
   const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
   idx_.assign(chunks * kChunk * std::max(model_->nv, model_->nh), 0);
   uniforms_.assign(chunks * kChunk * std::max(model_->ld_v, model_->ld_h), 0.5f);

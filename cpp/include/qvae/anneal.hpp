@@ -18,7 +18,6 @@
 namespace qvae {
 
 struct AnnealOptions {
-  std::size_t population = 1000;
   std::size_t num_subpopulations = 10;
   std::size_t sweeps_per_step = 5;
   std::vector<double> schedule;   // explicit t values ending at 1; empty = adaptive
@@ -52,8 +51,10 @@ namespace pa {
 double log_mean_exp(const double* x, std::size_t count);
 // Normalised effective sample size (sum w)^2 / (R sum w^2) of weights exp(l).
 double normalized_ess(const std::vector<double>& logw);
-// Largest dt in (0, max_dt] whose weights exp(-dt * a_i) keep the ESS >= target (bisection).
-double adaptive_step(const std::vector<double>& a, double max_dt, double target);
+// Largest dt in (0, max_dt] whose weights exp(-dt * a_i) keep the ESS >= target (bisection);
+// logw is scratch of a's size.
+double adaptive_step(const std::vector<double>& a, double max_dt, double target,
+                     std::vector<double>& logw);
 // Systematic resampling of each sub-population; writes parent indices.
 void resample(const std::vector<double>& logw, std::size_t num_subpops, LaneRng& rng,
               std::vector<std::size_t>& parent);

@@ -35,12 +35,8 @@ class RbmChains {
 
   // Advances every chain by num_sweeps sweeps (hidden then visible) at inverse temperature beta.
   std::size_t run(std::size_t num_sweeps, double beta, std::size_t num_threads, const PollFn& poll);
-  // Sweeps chains [first, last) on the calling thread.
-  void sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps, float beta);
-
   std::size_t num_chains() const { return num_chains_; }
   std::size_t num_units() const { return model_->num_units(); }
-  const std::uint8_t* state() const { return state_.data(); }
   void get_state(std::uint8_t* out) const { std::copy(state_.begin(), state_.end(), out); }
   // Energies of every chain in double precision, in parallel.
   void energies(double* out, std::size_t num_threads) const;
@@ -55,10 +51,12 @@ class RbmChains {
   void prepare_weights(std::size_t num_threads);
   void weight_slope(double t, double* out, std::size_t num_threads) const;
   void log_weights(double t, double t_next, double* out, std::size_t num_threads) const;
-  const RbmModel& model() const { return *model_; }
   void set_model(std::shared_ptr<const RbmModel> model);
 
  private:
+  void allocate_scratch();
+  // Sweeps chains [first, last) on the calling thread.
+  void sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps, float beta);
   void half_sweep(std::size_t first, std::size_t last, bool to_hidden, float beta, std::size_t chunk);
 
   std::shared_ptr<const RbmModel> model_;
@@ -79,11 +77,9 @@ class GraphChains {
               const std::uint8_t* initial_state /* nullable */);
 
   std::size_t run(std::size_t num_sweeps, double beta, std::size_t num_threads, const PollFn& poll);
-  void sweep_group(std::size_t group, std::size_t num_sweeps, float beta);
 
   std::size_t num_chains() const { return num_chains_; }
   std::size_t num_units() const { return model_->num_units(); }
-  std::size_t num_groups() const { return rng_.size(); }
   // Copies the states out as (num_chains, n) uint8.
   void get_state(std::uint8_t* out) const;
   void set_state(const std::uint8_t* in);
@@ -98,10 +94,10 @@ class GraphChains {
   void log_weights(double t, double t_next, double* out, std::size_t) const {
     for (std::size_t i = 0; i < num_chains_; ++i) out[i] = -(t_next - t) * energy_[i];
   }
-  const GraphModel& model() const { return *model_; }
   void set_model(std::shared_ptr<const GraphModel> model);
 
  private:
+  void sweep_group(std::size_t group, std::size_t num_sweeps, float beta);
   std::shared_ptr<const GraphModel> model_;
   std::size_t num_chains_;
   std::vector<float> z_;        // (groups, n, kGroup): unit-major, chains in lanes
