@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._validation import finite_array, num_threads as num_threads_arg, positive_int, seed_value
+from ._validation import anneal_settings, finite_array, seed_value
+from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 from .quantum import QBM
 
@@ -73,18 +74,10 @@ def anneal(
     is `target_ess`; or an increasing array of t values in (0, 1] ending at 1 (a leading 0 is
     allowed). Reproducible for a seed whatever `num_threads`.
     """
-    population = positive_int(population, "population", minimum=2)
+    population, sweeps_per_step, target, num_subpopulations, max_steps = anneal_settings(
+        population, sweeps_per_step, target_ess, num_subpopulations, max_steps
+    )
     seed = seed_value(seed)
-    sweeps_per_step = positive_int(sweeps_per_step, "sweeps_per_step", minimum=0)
-    num_subpopulations = positive_int(num_subpopulations, "num_subpopulations")
-    if num_subpopulations > population // 2:
-        raise ValueError(
-            f"num_subpopulations: at most population // 2 = {population // 2}, got {num_subpopulations}"
-        )
-    max_steps = positive_int(max_steps, "max_steps")
-    target = float(finite_array(target_ess, "target_ess", ndim=0))
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target_ess: must be in (0, 1), got {target}")
     ts = _check_schedule(schedule)
     threads = num_threads_arg(num_threads)
     if isinstance(model, QBM):

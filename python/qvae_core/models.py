@@ -15,7 +15,7 @@ from ._validation import binary_states, finite_array
 __all__ = ["RBM", "BoltzmannMachine"]
 
 
-def _ising_from_binary(bias, edges, weights, num_units):
+def _ising_from_binary(bias, edges, weights):
     """(h, J, offset) with E(z) = H(2z-1) + offset: J = -w/4, h = -b/2 - sum_j w_ij/4."""
     J = -weights / 4.0
     h = -bias / 2.0
@@ -25,7 +25,7 @@ def _ising_from_binary(bias, edges, weights, num_units):
     return h, J, offset
 
 
-def _binary_from_ising(h, edges, J, offset, num_units):
+def _binary_from_ising(h, edges, J, offset):
     """(bias, weights, constant) with H(s) + offset = E(z) + constant."""
     weights = -4.0 * J
     bias = -2.0 * h
@@ -86,7 +86,7 @@ class RBM(_Model):
         """(h, edges, J, offset) with E(z) = sum h_i s_i + sum J_k s_i s_j + offset, s = 2z - 1."""
         edges = self.edges
         bias = np.concatenate([self.visible_bias, self.hidden_bias])
-        h, J, offset = _ising_from_binary(bias, edges, self.weights.ravel(), self.num_units)
+        h, J, offset = _ising_from_binary(bias, edges, self.weights.ravel())
         return h, edges, J, offset
 
     @classmethod
@@ -103,7 +103,7 @@ class RBM(_Model):
         lo, hi = edges.min(axis=1), edges.max(axis=1)
         if np.any(lo >= num_visible) or np.any(hi < num_visible):
             raise ValueError("edges: every edge must join a visible unit to a hidden unit")
-        bias, weights, constant = _binary_from_ising(h, edges, J, offset, n)
+        bias, weights, constant = _binary_from_ising(h, edges, J, offset)
         W = np.zeros((num_visible, n - num_visible))
         np.add.at(W, (lo, hi - num_visible), weights)
         return cls(W, bias[:num_visible], bias[num_visible:]), constant
@@ -147,7 +147,7 @@ class BoltzmannMachine(_Model):
 
     def to_ising(self):
         """(h, edges, J, offset) with E(z) = sum h_i s_i + sum J_k s_i s_j + offset, s = 2z - 1."""
-        h, J, offset = _ising_from_binary(self.bias, self.edges, self.weights, self.num_units)
+        h, J, offset = _ising_from_binary(self.bias, self.edges, self.weights)
         return h, self.edges.copy(), J, offset
 
     @classmethod
@@ -157,7 +157,7 @@ class BoltzmannMachine(_Model):
         The constant is zero when the arguments came from to_ising.
         """
         h, edges, J, offset = _check_ising(h, edges, J, offset)
-        bias, weights, constant = _binary_from_ising(h, edges, J, offset, h.shape[0])
+        bias, weights, constant = _binary_from_ising(h, edges, J, offset)
         return cls(bias, edges, weights), constant
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import binary_states, finite_array, positive_int, seed_value
+from ._validation import anneal_settings, binary_states, finite_array, positive_int, seed_value
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 
@@ -34,6 +34,10 @@ class QBM:
         g = np.ascontiguousarray(g, dtype=np.float64)
         g.flags.writeable = False
         self.gamma = g
+        # The C++ path-integral model: RBM layers or colour classes as blocks.
+        self._is_rbm = isinstance(model, RBM)
+        kind = _core.QmcRbmModel if self._is_rbm else _core.QmcGraphModel
+        self._compiled = kind(model._compiled, g)
 
     @property
     def num_units(self) -> int:
@@ -42,18 +46,6 @@ class QBM:
     def energy(self, states) -> np.ndarray:
         """The classical (diagonal) energy E(z) of each row of `states`."""
         return self.model.energy(binary_states(states, "states", self.num_units))
-
-    @property
-    def _compiled(self):
-        """The C++ path-integral model: RBM layers or colour classes as blocks."""
-        if getattr(self, "_compiled_cache", None) is None:
-            kind = _core.QmcRbmModel if isinstance(self.model, RBM) else _core.QmcGraphModel
-            self._compiled_cache = kind(self.model._compiled, self.gamma)
-        return self._compiled_cache
-
-    @property
-    def _is_rbm(self) -> bool:
-        return isinstance(self.model, RBM)
 
     def __repr__(self) -> str:
         return f"QBM({self.model!r}, gamma in [{self.gamma.min():g}, {self.gamma.max():g}])"
@@ -134,23 +126,9 @@ def log_diag(
     if not isinstance(qbm, QBM):
         raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
     states = binary_states(states, "states", qbm.num_units)
-    population = positive_int(population, "population", minimum=2)
-    num_subpopulations = positive_int(num_subpopulations, "num_subpopulations")
-    if num_subpopulations > population // 2:
-        raise ValueError(f"num_subpopulations: at most population // 2 = {population // 2}")
-    target = float(finite_array(target_ess, "target_ess", ndim=0))
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target_ess: must be in (0, 1), got {target}")
+    settings = anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
+    population, sweeps_per_step, target, num_subpopulations, max_steps = settings
     run = _core.log_diag_qmc_rbm if qbm._is_rbm else _core.log_diag_qmc_graph
-    out = run(
-        qbm._compiled,
-        states,
-        population,
-        seed_value(seed),
-        positive_int(sweeps_per_step, "sweeps_per_step", minimum=0),
-        target,
-        num_subpopulations,
-        positive_int(max_steps, "max_steps"),
-        num_threads_arg(num_threads),
-    )
+    out = run(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
+              num_subpopulations, max_steps, num_threads_arg(num_threads))
     return out["log_diag"], out["log_diag_std"]
