@@ -23,23 +23,23 @@ void register_chains(py::module_& m, const char* name) {
       });
 }
 
+// A classical model plus one transverse field per unit.
+template <class Model, class Classical>
+void register_model(py::module_& m, const char* name) {
+  py::class_<Model, std::shared_ptr<Model>>(m, name)
+      .def(py::init([](std::shared_ptr<Classical> classical, const carray<double>& gamma) {
+             require_shape(gamma, {static_cast<py::ssize_t>(classical->num_units())}, "gamma");
+             return std::make_shared<Model>(classical, gamma.data());
+           }),
+           py::arg("classical"), py::arg("gamma"))
+      .def_property_readonly("num_units", &Model::num_units);
+}
+
 }  // namespace
 
 void register_ctqmc(py::module_& m) {
-  py::class_<qvae::QmcRbmModel, std::shared_ptr<qvae::QmcRbmModel>>(m, "QmcRbmModel")
-      .def(py::init([](std::shared_ptr<qvae::RbmModel> rbm, const carray<double>& gamma) {
-             require_shape(gamma, {static_cast<py::ssize_t>(rbm->num_units())}, "gamma");
-             return std::make_shared<qvae::QmcRbmModel>(rbm, gamma.data());
-           }),
-           py::arg("rbm"), py::arg("gamma"))
-      .def_property_readonly("num_units", &qvae::QmcRbmModel::num_units);
-  py::class_<qvae::QmcGraphModel, std::shared_ptr<qvae::QmcGraphModel>>(m, "QmcGraphModel")
-      .def(py::init([](std::shared_ptr<qvae::GraphModel> graph, const carray<double>& gamma) {
-             require_shape(gamma, {static_cast<py::ssize_t>(graph->num_units())}, "gamma");
-             return std::make_shared<qvae::QmcGraphModel>(graph, gamma.data());
-           }),
-           py::arg("graph"), py::arg("gamma"))
-      .def_property_readonly("num_units", &qvae::QmcGraphModel::num_units);
+  register_model<qvae::QmcRbmModel, qvae::RbmModel>(m, "QmcRbmModel");
+  register_model<qvae::QmcGraphModel, qvae::GraphModel>(m, "QmcGraphModel");
   register_chains<qvae::QmcRbmModel>(m, "QmcRbmChains");
   register_chains<qvae::QmcGraphModel>(m, "QmcGraphChains");
 }

@@ -53,13 +53,13 @@ class GraphChains:
     def state(self) -> numpy.typing.NDArray[numpy.uint8]:
         ...
 class QmcRbmModel:
-    def __init__(self, rbm: RbmModel, gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+    def __init__(self, classical: RbmModel, gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
         ...
     @property
     def num_units(self) -> int:
         ...
 class QmcGraphModel:
-    def __init__(self, graph: GraphModel, gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+    def __init__(self, classical: GraphModel, gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
         ...
     @property
     def num_units(self) -> int:
