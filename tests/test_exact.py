@@ -17,25 +17,25 @@ def brute(model):
     return lz, p @ S, (S.T * p) @ S, S, logw - lz
 
 
+def check_against_brute_force(model):
+    lz, marg, corr, S, logp = brute(model)
+    assert q.exact.log_z(model) == pytest.approx(lz, abs=1e-10)
+    np.testing.assert_allclose(q.exact.marginals(model), marg, atol=1e-12)
+    np.testing.assert_allclose(q.exact.correlations(model), corr, atol=1e-12)
+    np.testing.assert_allclose(q.exact.log_prob(model, S), logp, atol=1e-10)
+
+
 @pytest.mark.parametrize("nv, nh", [(3, 5), (5, 3), (4, 4), (1, 7)])
 def test_rbm_exact_matches_brute_force(nv, nh):
     rbm = random_rbm(nv, nh, scale=1.5, seed=nv * 10 + nh)
-    lz, marg, corr, S, logp = brute(rbm)
-    assert q.exact.log_z(rbm) == pytest.approx(lz, abs=1e-10)
-    np.testing.assert_allclose(q.exact.marginals(rbm), marg, atol=1e-12)
-    np.testing.assert_allclose(q.exact.correlations(rbm), corr, atol=1e-12)
-    np.testing.assert_allclose(q.exact.log_prob(rbm, S), logp, atol=1e-10)
+    check_against_brute_force(rbm)
 
 
 def test_bm_exact_matches_brute_force():
     rng = np.random.default_rng(3)
     edges = np.array([(i, j) for i in range(7) for j in range(i + 1, 7) if rng.random() < 0.5])
     bm = q.BoltzmannMachine(rng.normal(size=7), edges, rng.normal(0, 2, len(edges)))
-    lz, marg, corr, S, logp = brute(bm)
-    assert q.exact.log_z(bm) == pytest.approx(lz, abs=1e-10)
-    np.testing.assert_allclose(q.exact.marginals(bm), marg, atol=1e-12)
-    np.testing.assert_allclose(q.exact.correlations(bm), corr, atol=1e-12)
-    np.testing.assert_allclose(q.exact.log_prob(bm, S), logp, atol=1e-10)
+    check_against_brute_force(bm)
 
 
 def test_log_z_of_independent_units_is_closed_form():
