@@ -60,9 +60,10 @@ class DVAE(nn.Module):
 
         K = 1: the ELBO E[log p(x|ζ)] - KL with KL = -H(q) + E_q[E(z)] + log Z, each expectation
         analytic in its last conditional step (PosteriorSample.entropy, Prior.expected_energy).
-        K > 1: log mean_k w_k, log w = log p(x|ζ) + kl_weight (-E(z) - log q(z|x)), with the
-        smoothing's stand-in `post` for z (exact value for the spike, relaxed for concrete, mean
-        field for overlapping smoothings; the spike's jump gradient is linearised in log mean_k).
+        K > 1: log mean_k w_k with log w = log p(x|ζ) + kl_weight (-E(z) - log q(z|x)), the joint
+        importance weight of (z, ζ) (r(ζ|z) cancels). Its gradient is exact in expectation: ζ by
+        reparameterisation and the discrete z through `_flip_gains` (concrete instead puts its
+        relaxed ζ in place of z, paper 001 Eq. 12).
         """
         xs = x.repeat(num_importance * num_draws, 1)  # (K·D·B, pixels), block k + K·d
         s = self.posterior(xs, generator)
@@ -70,9 +71,34 @@ class DVAE(nn.Module):
         if num_importance == 1:
             kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
             return (log_px - kl_weight * kl).mean()
-        log_w = log_px - kl_weight * (self.prior.energy(s.post) + s.log_q(s.post))
-        log_w = log_w.view(num_draws, num_importance, x.shape[0])
-        return (torch.logsumexp(log_w, dim=1) - math.log(num_importance)).mean()
+        z = s.post if self.smoothing.relaxed else s.z.detach()
+        log_w = (log_px - kl_weight * (self.prior.energy(z) + s.log_q(z))).view(num_draws, num_importance, -1)
+        bound = torch.logsumexp(log_w, dim=1) - math.log(num_importance)  # (D, B)
+        if self.smoothing.relaxed:
+            return bound.mean()
+        gains = self._flip_gains(log_w.detach(), z, s.logits.detach(), kl_weight)
+        jump = (gains * s.post).sum(1).view_as(log_w).sum(1)  # value 0 after the subtraction below
+        return (bound + jump - jump.detach()).mean()
+
+    def _flip_gains(self, log_w, z, logits, kl_weight):
+        """G(z_l = 1) - G(z_l = 0) for every draw k and unit l, (K·D·B, n), G = log mean_k w_k of the
+        draw's (d, b), other units and ζ held: the exact derivative of E[G] with respect to
+        P(z_l = 1), to be multiplied by the smoothing's stand-in `post`, whose gradient is that of
+        P(z_l = 1 | ζ) (overlapping smoothings) or the spike's boundary term (paper 000 App. D),
+        which reads the gain only where z_l = 0, at ζ_l = 0 as on the boundary.
+
+        Flipping z_l changes log w_k by δ = kl_weight (1 - 2 z_l)(-∂E/∂z_l - logit_l) (E and log q
+        are linear in each z_l), so G changes by log(1 - w̃_k + w̃_k e^δ), w̃_k = w_k / Σ_j w_j.
+        """
+        with torch.enable_grad():
+            probe = z.detach().requires_grad_()
+            (energy_slope,) = torch.autograd.grad(self.prior.energy(probe).sum(), probe)
+        up = 1 - 2 * z
+        delta = -kl_weight * up * (energy_slope + logits)
+        log_share = (log_w - torch.logsumexp(log_w, dim=1, keepdim=True)).reshape(-1, 1)
+        log_rest = torch.where(log_share > -math.log(2), torch.log(-torch.expm1(log_share)),
+                               torch.log1p(-torch.exp(log_share)))  # log(1 - w̃), no cancellation
+        return up * torch.logaddexp(log_rest, log_share + delta)
 
     @torch.no_grad()
     def draws(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> Draws:

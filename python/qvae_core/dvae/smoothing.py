@@ -43,7 +43,9 @@ class Smoothed(NamedTuple):
     multilinear function f(z) (the prior energy E(z), log q(z|x)) gives unbiased gradients of
     E[f(z)]: for overlapping smoothings post is smooth in l and ζ; for the spike, where z jumps
     when ρ crosses 1 - q, post carries the jump term of paper 000 App. D,
-    ∂z_l -> (z_l - 1) ∂ log(1 - q_l).
+    ∂z_l -> (z_l - 1) ∂ log(1 - q_l). For a function G of z that is not multilinear (the
+    importance-weighted bound), the same gradient of post multiplies G(z_l = 1) - G(z_l = 0)
+    instead of ∂G/∂z_l (DVAE._flip_gains).
     """
 
     zeta: torch.Tensor
