@@ -85,7 +85,7 @@ def test_rbm_as_boltzmann_machine_has_the_same_energy():
 
 @pytest.mark.parametrize(
     "make, units, max_colors",
-    [(lambda: q.graphs.chimera(2), 32, 2), (lambda: q.graphs.pegasus(3), 128, 6), (lambda: q.graphs.zephyr(2), 160, 6)],
+    [(lambda: q.graphs.chimera(2), 32, 2), (lambda: q.graphs.pegasus(3), 128, 4), (lambda: q.graphs.zephyr(2), 160, 5)],
     ids=["chimera", "pegasus", "zephyr"],
 )
 def test_topologies_and_colorings(make, units, max_colors):
@@ -98,6 +98,19 @@ def test_topologies_and_colorings(make, units, max_colors):
     assert colors.max() + 1 <= max_colors
     bm = q.graphs.random_boltzmann_machine(topo, seed=0)
     assert bm.num_units == units and bm.num_colors == colors.max() + 1
+
+
+@pytest.mark.parametrize("n, edges, num_colors", [
+    (5, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0)], 3),  # odd cycle
+    (4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)], 4),  # K4, inside every Pegasus cell
+    (6, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 2),  # path: bipartite
+    (3, [], 1),
+])
+def test_coloring_is_proper_and_minimal_on_small_graphs(n, edges, num_colors):
+    edges = np.array(edges, np.int64).reshape(-1, 2)
+    colors = q.graphs.coloring(n, edges)
+    assert np.all(colors[edges[:, 0]] != colors[edges[:, 1]])
+    assert colors.max() + 1 == num_colors
 
 
 def test_chimera_is_two_coloured():

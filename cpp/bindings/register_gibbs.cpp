@@ -68,7 +68,7 @@ void register_models(py::module_& m) {
           return carray<std::int32_t>(colors.size(), colors.data());
         },
         py::arg("num_units"), py::arg("edges"),
-        "Proper colouring: two colours for bipartite graphs, else largest-degree-first greedy.");
+        "Proper colouring by DSatur: two colours for bipartite graphs, few otherwise (Pegasus: 4).");
 }
 
 void register_gibbs(py::module_& m) {

@@ -124,7 +124,7 @@ def anneal_rbm(model: RbmModel, population: typing.SupportsInt | typing.Supports
     """
 def greedy_coloring(num_units: typing.SupportsInt | typing.SupportsIndex, edges: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.int32]:
     """
-    Proper colouring: two colours for bipartite graphs, else largest-degree-first greedy.
+    Proper colouring by DSatur: two colours for bipartite graphs, few otherwise (Pegasus: 4).
     """
 def log_diag_qmc_graph(model: QmcGraphModel, states: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """

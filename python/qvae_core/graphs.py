@@ -105,7 +105,7 @@ def load(path) -> Topology:
 
 
 def coloring(num_units: int, edges) -> np.ndarray:
-    """A proper colouring as int32 per unit: 2 colours if bipartite, else greedy (few)."""
+    """A proper colouring as int32 per unit: 2 colours if bipartite, else DSatur (few: Pegasus 4, Zephyr 5)."""
     num_units = positive_int(num_units, "num_units")
     return np.asarray(_core.greedy_coloring(num_units, _check_edges(edges, num_units)))
 

@@ -117,7 +117,7 @@ class BoltzmannMachine(_Model):
 
     `edges` is an (m, 2) integer array of distinct unordered pairs without self-loops;
     `colors` (optional) is a proper colouring used as the block-Gibbs blocks; by default
-    bipartite graphs (Chimera) get two colours and others a greedy colouring.
+    bipartite graphs (Chimera) get two colours and others a DSatur colouring (Pegasus: 4).
     """
 
     def __init__(self, bias, edges, weights, *, colors=None):

@@ -51,7 +51,7 @@ struct GraphModel {
   double energy(const std::uint8_t* state) const;
 };
 
-// Greedy proper colouring (2 colours when the graph is bipartite), deterministic.
+// Proper colouring by DSatur (2 colours when the graph is bipartite), deterministic.
 std::vector<std::int32_t> greedy_coloring(std::size_t n, std::size_t m, const std::int64_t* edges);
 
 }  // namespace qvae
