@@ -16,9 +16,9 @@ void register_chains(py::module_& m, const char* name) {
                                return out;
                              })
       .def_property_readonly("mean_kinks_per_unit", &Chains::mean_kinks_per_unit)
-      .def_property_readonly("energy_integrals", [](const Chains& self) {
+      .def_property_readonly("energy_integrals", [](Chains& self) {
         carray<double> out(self.num_chains());
-        self.energies(out.mutable_data(), 1);
+        self.energies(out.mutable_data(), 0);
         return out;
       });
 }

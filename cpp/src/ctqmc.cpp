@@ -110,7 +110,21 @@ double QmcRbmModel::reference_log_z(bool clamped) const { return qvae::reference
 
 QmcGraphModel::QmcGraphModel(std::shared_ptr<const GraphModel> model, const double* g)
     : classical(std::move(model)), gamma(g, g + classical->num_units()),
-      blocks(classical->color, gamma) {}
+      blocks(classical->color, gamma), into(blocks.num_blocks()) {
+  const GraphModel& m = *classical;
+  for (std::size_t b = 0; b < into.size(); ++b) {
+    Neighbours& nb = into[b];
+    nb.ptr.assign(1, 0);
+    for (std::size_t u = 0; u < m.n; ++u) {
+      for (auto e = m.row_ptr[u]; e < m.row_ptr[u + 1]; ++e)
+        if (blocks.block_of[m.nbr[e]] == static_cast<std::int32_t>(b)) {
+          nb.local.push_back(blocks.local[m.nbr[e]]);
+          nb.w.push_back(m.nbr_w[e]);
+        }
+      nb.ptr.push_back(static_cast<std::int64_t>(nb.local.size()));
+    }
+  }
+}
 
 double QmcGraphModel::local_field(std::size_t u, const std::uint8_t* z) const {
   const GraphModel& m = *classical;
@@ -266,19 +280,17 @@ struct SparseFields {
     for (std::size_t l = 0; l < members.size(); ++l) {
       const std::int32_t u = members[l];
       float f = g.bias[u];
-      for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) f += s.z[g.nbr[e]] ? g.nbr_w[e] : 0.0f;
+      for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) f += static_cast<float>(s.z[g.nbr[e]]) * g.nbr_w[e];
       s.field[l] = f;
     }
   }
   void flip(std::int32_t u, double t, float sign) {
-    const GraphModel& g = *model.classical;
-    for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) {
-      const std::int32_t v = g.nbr[e];
-      if (model.blocks.block_of[v] != block) continue;
-      const std::int32_t l = model.blocks.local[v];
+    const QmcGraphModel::Neighbours& nb = model.into[block];
+    for (auto e = nb.ptr[u]; e < nb.ptr[u + 1]; ++e) {
+      const std::int32_t l = nb.local[e];
       s.integral[l] += static_cast<float>(t - s.since[l]) * s.field[l];
       s.since[l] = t;
-      s.field[l] += sign * g.nbr_w[e];
+      s.field[l] += sign * nb.w[e];
     }
   }
   float at(std::int32_t l, double t) const {
@@ -470,7 +482,7 @@ QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_
   }
   for (std::size_t k = 0; k < (num_chains + kChunk - 1) / kChunk; ++k)
     scratch_.push_back(std::make_unique<QmcScratch>());
-  for (std::size_t c = 0; c < num_chains; ++c) refresh_energy(c);
+  for (QmcPath& p : paths_) p.energy_integral = std::numeric_limits<double>::quiet_NaN();
 }
 
 template <class Model>
@@ -487,7 +499,7 @@ void QmcChains<Model>::set_model(std::shared_ptr<const Model> model) {
       model->blocks.block_of != model_->blocks.block_of)
     throw std::invalid_argument("model: units or blocks differ from the chains'");
   model_ = std::move(model);
-  for (std::size_t c = 0; c < paths_.size(); ++c) refresh_energy(c);
+  for (QmcPath& p : paths_) p.energy_integral = std::numeric_limits<double>::quiet_NaN();
 }
 
 template <class Model>
@@ -511,19 +523,24 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
     }
     for (auto& list : p.kinks)
       std::sort(list.begin(), list.end(), [](const Kink& a, const Kink& b) { return a.time < b.time; });
-    refresh_energy(c);
+    p.energy_integral = std::numeric_limits<double>::quiet_NaN();
   }
 }
 
 template <class Model>
 void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda) {
   if (num_sweeps == 0) return;
-  const double e = sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c],
-                                *scratch_[c / kChunk]);
-  if (std::isnan(e))
-    refresh_energy(c);
-  else
-    paths_[c].energy_integral = e;
+  paths_[c].energy_integral = sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c],
+                                            *scratch_[c / kChunk]);  // NaN: stale, see energies()
+}
+
+template <class Model>
+void QmcChains<Model>::refresh_stale_energies(std::size_t num_threads) {
+  const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
+  ThreadPool::global().parallel_for(chunks, resolve_threads(num_threads), [&](std::size_t chunk) {
+    for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
+      if (std::isnan(paths_[c].energy_integral)) refresh_energy(c);
+  });
 }
 
 template <class Model>
@@ -561,7 +578,13 @@ double QmcChains<Model>::mean_kinks_per_unit() const {
 }
 
 template <class Model>
-void QmcChains<Model>::energies(double* out, std::size_t) const {
+void QmcChains<Model>::energies(double* out, std::size_t num_threads) {
+  refresh_stale_energies(num_threads);
+  for (std::size_t c = 0; c < paths_.size(); ++c) out[c] = paths_[c].energy_integral;
+}
+
+template <class Model>
+void QmcChains<Model>::weight_slope(double, double* out, std::size_t) const {
   for (std::size_t c = 0; c < paths_.size(); ++c) out[c] = paths_[c].energy_integral;
 }
 

@@ -71,6 +71,12 @@ struct QmcGraphModel {
   std::shared_ptr<const GraphModel> classical;
   std::vector<double> gamma;
   QmcBlocks blocks;
+  struct Neighbours {  // per block, CSR over all units: each unit's neighbours inside the block
+    std::vector<std::int64_t> ptr;
+    std::vector<std::int32_t> local;  // index within the block
+    std::vector<float> w;
+  };
+  std::vector<Neighbours> into;  // per block
   QmcGraphModel(std::shared_ptr<const GraphModel> model, const double* gamma);
   std::size_t num_units() const { return classical->num_units(); }
   double local_field(std::size_t unit, const std::uint8_t* z) const;
@@ -80,7 +86,7 @@ struct QmcGraphModel {
 struct QmcPath {
   std::vector<std::uint8_t> z0;
   std::vector<std::vector<Kink>> kinks;  // per block, sorted by time
-  double energy_integral = 0.0;          // int_0^1 E(z(tau)) dtau
+  double energy_integral = 0.0;          // int_0^1 E(z(tau)) dtau; NaN until computed
   std::size_t num_kinks() const;
 };
 
@@ -112,15 +118,17 @@ class QmcChains {
   void set_model(std::shared_ptr<const Model> model);
 
   // Population-annealing interface: weights of lambda are -(lambda' - lambda) int E dtau.
-  void energies(double* out, std::size_t) const;
+  // A path's int E dtau is computed when asked for if its last update could not give it.
+  void energies(double* out, std::size_t num_threads);
   void permute(const std::vector<std::size_t>& parent);
-  void prepare_weights(std::size_t) {}
-  void weight_slope(double, double* out, std::size_t threads) const { energies(out, threads); }
+  void prepare_weights(std::size_t num_threads) { refresh_stale_energies(num_threads); }
+  void weight_slope(double, double* out, std::size_t) const;
   void log_weights(double t, double t_next, double* out, std::size_t) const;
 
  private:
   void sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda);
   void refresh_energy(std::size_t c);
+  void refresh_stale_energies(std::size_t num_threads);
 
   std::shared_ptr<const Model> model_;
   std::vector<QmcPath> paths_, spare_;
