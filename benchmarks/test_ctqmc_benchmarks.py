@@ -11,21 +11,21 @@ import dataclasses
 import numpy as np
 import pytest
 from _anneal_cases import benchmark_case
-from _ctqmc_cases import QBM_CASES, RUNNERS, SIZES, exact_log_diag_hidden_field, qbm, runner_available
+from _ctqmc_cases import QBM_CASES, RUNNERS, SWEEP_CASES, exact_log_diag_hidden_field, runner_available
 from _gibbs_cases import benchmark_best_rate
 
 import qvae_core as q
 
 
-@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"{n}x{n}")
+@pytest.mark.parametrize("case", SWEEP_CASES)
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_ctqmc_sweeps(benchmark, ctqmc_results, runner, n):
+def test_ctqmc_sweeps(benchmark, ctqmc_results, runner, case):
     if not runner_available(runner):
         pytest.skip("dwave-samplers is not installed")
-    benchmark.group = f"ctqmc {n}x{n}"
-    rate = benchmark_best_rate(benchmark, RUNNERS[runner](qbm(n)))
+    benchmark.group = f"ctqmc {case}"
+    rate = benchmark_best_rate(benchmark, RUNNERS[runner](SWEEP_CASES[case]()))
     if rate is not None:
-        benchmark.extra_info["sweeps_per_s"] = ctqmc_results.rates[runner, n] = rate
+        benchmark.extra_info["sweeps_per_s"] = ctqmc_results.rates[runner, case] = rate
 
 
 @pytest.mark.parametrize("case", QBM_CASES, ids=lambda c: f"{c.quantity}-{c.name}-{c.population}".replace(" ", ""))
