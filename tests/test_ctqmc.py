@@ -245,3 +245,46 @@ def test_graph_qbm_reproducible_for_any_thread_count():
     r1 = q.anneal(qbm, population=64, seed=1, num_threads=1)
     r2 = q.anneal(qbm, population=64, seed=1, num_threads=2)
     assert r1.log_z == r2.log_z
+
+
+@pytest.mark.parametrize("kind", ["rbm", "dense-graph"])
+def test_checkpoint_restore_continues_exactly(kind):
+    """Worldlines, tau = 0 slices and random streams make a checkpoint that a sampler with another
+    seed continues bit for bit."""
+    qbm = q.QBM(random_rbm(4, 5, seed=2), 1.0) if kind == "rbm" else random_graph_qbm("dense-graph", 1.0, seed=4)
+    a = q.PathIntegralSampler(qbm, 30, seed=1)
+    a.run(10)
+    checkpoint = a.checkpoint()
+    assert checkpoint["kink_offsets"][-1] == len(checkpoint["kink_times"]) == a.kink_counts.sum() > 0
+    expected, kinks = a.run(6), a.kink_counts
+    b = q.PathIntegralSampler(qbm, 30, seed=77)
+    b.restore(checkpoint)
+    np.testing.assert_array_equal(b.run(6), expected)
+    np.testing.assert_array_equal(b.kink_counts, kinks)
+
+
+def test_checkpoint_bad_kinks():
+    qbm = q.QBM(random_rbm(3, 3, seed=5), 1.5)
+    sampler = q.PathIntegralSampler(qbm, 4, seed=0)
+    sampler.run(20)
+    good = sampler.checkpoint()
+    offsets, times, units = good["kink_offsets"], good["kink_times"], good["kink_units"]
+    assert offsets[1] >= 2 and units[0] // 3 == units[1] // 3  # chain 0 starts with two kinks of one block
+    odd = {**good, "kink_offsets": np.r_[offsets[0], offsets[1:] - 1], "kink_times": times[1:], "kink_units": units[1:]}
+    late = {**good, "kink_times": np.where(np.arange(len(times)) == 0, 1.0, times)}
+    swapped = {**good, "kink_times": np.r_[times[1], times[0], times[2:]]}
+    far = {**good, "kink_units": np.where(np.arange(len(units)) == 0, 6, units)}
+    cases = [
+        (odd, "odd number"),
+        (late, r"outside \[0, 1\)"),
+        (swapped, "not increasing"),
+        (far, "out of range"),
+        ({**good, "kink_offsets": offsets[:-1]}, "kink_offsets"),
+        ({**good, "kink_offsets": offsets + 1}, "offsets"),
+        ({**good, "kink_times": np.where(np.arange(len(times)) == 0, np.nan, times)}, "kink_times"),
+        ({k: v for k, v in good.items() if k != "kink_units"}, "missing kink_units"),
+    ]
+    for checkpoint, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sampler.restore(checkpoint)
+    np.testing.assert_array_equal(sampler.checkpoint()["kink_times"], times)  # a failed restore changes nothing

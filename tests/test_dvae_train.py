@@ -51,7 +51,8 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path, prior, gamma, sample
     config = {**TINY, "prior": prior, "latent": latent, "gamma": gamma, "sampler": sampler, "epochs": 2,
               "train_size": 200, "valid_size": 100, "kl_warmup_epochs": 1.5, "kd_schedule": [[1, 2], [2, 1]],
               "kd_epochs": 1}
-    straight = Trainer(TrainConfig(**config, output=str(tmp_path / "straight")))
+    # No checkpoint until the end: saving one must not disturb a run (the chains carry on whole).
+    straight = Trainer(TrainConfig(**config, checkpoint_every=10, output=str(tmp_path / "straight")))
     straight.fit(progress=False, log=lambda line: None)
 
     interrupted = Trainer(TrainConfig(**config, output=str(tmp_path / "resumed")))

@@ -151,3 +151,49 @@ def test_run_bad_input_and_model_type():
             s.run(bad)
     with pytest.raises(ValueError, match="model"):
         q.GibbsSampler(np.zeros((2, 2)), 2)
+
+
+def _dense_graph_bm(seed=9, n=10):
+    rng = np.random.default_rng(seed)
+    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
+    return q.BoltzmannMachine(rng.normal(0, 0.5, n), edges, rng.normal(0, 1.0, len(edges)))
+
+
+@pytest.mark.parametrize("model", [random_rbm(5, 7, seed=3), _dense_graph_bm()], ids=["rbm", "graph"])
+def test_checkpoint_restore_continues_exactly(model, tmp_path):
+    """A sampler restored from a checkpoint (through an .npz file, under another seed) draws exactly
+    what the checkpointed one draws next; the checkpoint is not modified."""
+    a = q.GibbsSampler(model, 40, seed=1)
+    a.run(3)
+    np.savez(tmp_path / "chains.npz", **a.checkpoint())
+    expected = [a.run(5), a.run(2)]
+    b = q.GibbsSampler(model, 40, seed=99)
+    with np.load(tmp_path / "chains.npz") as saved:
+        checkpoint = dict(saved)
+    copy = {k: v.copy() for k, v in checkpoint.items()}
+    b.restore(checkpoint)
+    np.testing.assert_array_equal(b.run(5), expected[0])
+    np.testing.assert_array_equal(b.run(2), expected[1])
+    for key in copy:
+        np.testing.assert_array_equal(checkpoint[key], copy[key])
+
+
+def test_checkpoint_bad_input():
+    sampler = q.GibbsSampler(random_rbm(3, 4), 20, seed=0)
+    good = sampler.checkpoint()
+    zero_lane = good["streams"].copy()
+    zero_lane[0, [0, 16, 32, 48]] = 0  # lane 0 of stream 0: all four state words
+    cases = [
+        ([1, 2], "mapping"),
+        ({"state": good["state"]}, "missing streams"),
+        ({**good, "state": good["state"][:5]}, "state"),
+        ({**good, "state": good["state"] * 2}, "state"),
+        ({**good, "streams": good["streams"][:1]}, "streams"),
+        ({**good, "streams": good["streams"].astype(np.int64) - 2**40}, "streams"),
+        ({**good, "streams": good["streams"].astype(float)}, "streams"),
+        ({**good, "streams": zero_lane}, "all zero"),
+    ]
+    for checkpoint, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sampler.restore(checkpoint)
+    np.testing.assert_array_equal(sampler.checkpoint()["streams"], good["streams"])  # a failed restore changes nothing

@@ -78,7 +78,23 @@ py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run
                                self.get_state(out.mutable_data());
                                return out;
                              })
-      .def("set_model", [](Chains& self, std::shared_ptr<Model> model) { self.set_model(model); });
+      .def("set_model", [](Chains& self, std::shared_ptr<Model> model) { self.set_model(model); })
+      .def_property_readonly("num_chains", &Chains::num_chains)
+      .def_property_readonly("num_units", &Chains::num_units)
+      .def_property_readonly("streams",
+                             [](const Chains& self) {
+                               carray<std::uint32_t> out({self.num_streams(), qvae::LaneRng::kStateWords});
+                               self.get_streams(out.mutable_data());
+                               return out;
+                             })
+      .def("set_streams",
+           [](Chains& self, const carray<std::uint32_t>& streams) {
+             require_shape(streams, {static_cast<py::ssize_t>(self.num_streams()),
+                                     static_cast<py::ssize_t>(qvae::LaneRng::kStateWords)},
+                           "streams");
+             self.set_streams(streams.data());
+           },
+           py::arg("streams"), "Sets the random streams, (num_streams, 64) uint32, as `streams` gave them.");
   return cls;
 }
 

@@ -16,6 +16,29 @@ void register_chains(py::module_& m, const char* name) {
                                return out;
                              })
       .def_property_readonly("mean_kinks_per_unit", &Chains::mean_kinks_per_unit)
+      .def_property_readonly("kinks",
+                             [](const Chains& self) {
+                               const auto offsets = self.kink_offsets();
+                               carray<std::int64_t> starts(offsets.size());
+                               std::copy(offsets.begin(), offsets.end(), starts.mutable_data());
+                               const auto total = static_cast<std::size_t>(offsets.back());
+                               carray<double> times(total);
+                               carray<std::int32_t> units(total);
+                               self.get_kinks(times.mutable_data(), units.mutable_data());
+                               return py::make_tuple(starts, times, units);
+                             })
+      .def("set_kinks",
+           [](Chains& self, const carray<std::int64_t>& offsets, const carray<double>& times,
+              const carray<std::int32_t>& units) {
+             require_shape(offsets, {static_cast<py::ssize_t>(self.num_chains() + 1)}, "kink offsets");
+             require_shape(times, {-1}, "kink times");
+             require_shape(units, {times.shape(0)}, "kink units");
+             if (offsets.at(0) != 0 || offsets.at(self.num_chains()) != times.shape(0))
+               throw std::invalid_argument("kinks: offsets must run from 0 to the number of kinks");
+             self.set_kinks(offsets.data(), times.data(), units.data());
+           },
+           py::arg("offsets"), py::arg("times"), py::arg("units"),
+           "Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.")
       .def_property_readonly("energy_integrals", [](Chains& self) {
         carray<double> out(self.num_chains());
         self.energies(out.mutable_data(), 0);

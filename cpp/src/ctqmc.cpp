@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 #include "qvae/math.hpp"
 #include "qvae/thread_pool.hpp"
@@ -568,6 +569,54 @@ void QmcChains<Model>::kink_counts(std::int64_t* out) const {
   for (std::size_t c = 0; c < paths_.size(); ++c)
     for (const auto& list : paths_[c].kinks)
       for (const Kink& k : list) ++out[c * n + k.unit];
+}
+
+template <class Model>
+std::vector<std::int64_t> QmcChains<Model>::kink_offsets() const {
+  std::vector<std::int64_t> offsets(1, 0);
+  for (const QmcPath& p : paths_) offsets.push_back(offsets.back() + static_cast<std::int64_t>(p.num_kinks()));
+  return offsets;
+}
+
+template <class Model>
+void QmcChains<Model>::get_kinks(double* times, std::int32_t* units) const {
+  for (const QmcPath& p : paths_)
+    for (const auto& list : p.kinks)
+      for (const Kink& k : list) {
+        *times++ = k.time;
+        *units++ = k.unit;
+      }
+}
+
+template <class Model>
+void QmcChains<Model>::set_kinks(const std::int64_t* offsets, const double* times, const std::int32_t* units) {
+  const std::size_t n = num_units();
+  const auto& block_of = model_->blocks.block_of;
+  std::vector<std::vector<std::vector<Kink>>> kinks(paths_.size());
+  std::vector<std::size_t> per_unit(n);
+  for (std::size_t c = 0; c < paths_.size(); ++c) {
+    if (offsets[c + 1] < offsets[c]) throw std::invalid_argument("kinks: offsets decrease");
+    kinks[c].resize(model_->blocks.num_blocks());
+    std::fill(per_unit.begin(), per_unit.end(), 0);
+    for (auto i = offsets[c]; i < offsets[c + 1]; ++i) {
+      if (units[i] < 0 || static_cast<std::size_t>(units[i]) >= n)
+        throw std::invalid_argument("kinks: unit out of range in chain " + std::to_string(c));
+      if (!(times[i] >= 0.0 && times[i] < 1.0))
+        throw std::invalid_argument("kinks: time outside [0, 1) in chain " + std::to_string(c));
+      auto& list = kinks[c][block_of[units[i]]];
+      if (!list.empty() && !(list.back().time < times[i]))
+        throw std::invalid_argument("kinks: times not increasing within a block in chain " + std::to_string(c));
+      list.push_back({times[i], units[i]});
+      ++per_unit[units[i]];
+    }
+    for (std::size_t u = 0; u < n; ++u)
+      if (per_unit[u] % 2 != 0)
+        throw std::invalid_argument("kinks: an odd number on unit " + std::to_string(u) + " in chain " + std::to_string(c));
+  }
+  for (std::size_t c = 0; c < paths_.size(); ++c) {
+    paths_[c].kinks.swap(kinks[c]);
+    paths_[c].energy_integral = std::numeric_limits<double>::quiet_NaN();
+  }
 }
 
 template <class Model>

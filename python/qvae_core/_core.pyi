@@ -37,8 +37,21 @@ class RbmChains:
         """
     def set_model(self, arg0: RbmModel) -> None:
         ...
+    def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
+        """
+        Sets the random streams, (num_streams, 64) uint32, as `streams` gave them.
+        """
+    @property
+    def num_chains(self) -> int:
+        ...
+    @property
+    def num_units(self) -> int:
+        ...
     @property
     def state(self) -> numpy.typing.NDArray[numpy.uint8]:
+        ...
+    @property
+    def streams(self) -> numpy.typing.NDArray[numpy.uint32]:
         ...
 class GraphChains:
     def __init__(self, model: GraphModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
@@ -49,8 +62,21 @@ class GraphChains:
         """
     def set_model(self, arg0: GraphModel) -> None:
         ...
+    def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
+        """
+        Sets the random streams, (num_streams, 64) uint32, as `streams` gave them.
+        """
+    @property
+    def num_chains(self) -> int:
+        ...
+    @property
+    def num_units(self) -> int:
+        ...
     @property
     def state(self) -> numpy.typing.NDArray[numpy.uint8]:
+        ...
+    @property
+    def streams(self) -> numpy.typing.NDArray[numpy.uint32]:
         ...
 class QmcRbmModel:
     def __init__(self, classical: RbmModel, gamma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
@@ -71,8 +97,16 @@ class QmcRbmChains:
         """
         Advances every worldline configuration by num_sweeps cluster sweeps.
         """
+    def set_kinks(self, offsets: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], units: typing.Annotated[numpy.typing.ArrayLike, numpy.int32]) -> None:
+        """
+        Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.
+        """
     def set_model(self, arg0: QmcRbmModel) -> None:
         ...
+    def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
+        """
+        Sets the random streams, (num_streams, 64) uint32, as `streams` gave them.
+        """
     @property
     def energy_integrals(self) -> numpy.typing.NDArray[numpy.float64]:
         ...
@@ -80,10 +114,22 @@ class QmcRbmChains:
     def kink_counts(self) -> numpy.typing.NDArray[numpy.int64]:
         ...
     @property
+    def kinks(self) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int32]]:
+        ...
+    @property
     def mean_kinks_per_unit(self) -> float:
         ...
     @property
+    def num_chains(self) -> int:
+        ...
+    @property
+    def num_units(self) -> int:
+        ...
+    @property
     def state(self) -> numpy.typing.NDArray[numpy.uint8]:
+        ...
+    @property
+    def streams(self) -> numpy.typing.NDArray[numpy.uint32]:
         ...
 class QmcGraphChains:
     def __init__(self, model: QmcGraphModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
@@ -92,8 +138,16 @@ class QmcGraphChains:
         """
         Advances every worldline configuration by num_sweeps cluster sweeps.
         """
+    def set_kinks(self, offsets: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], units: typing.Annotated[numpy.typing.ArrayLike, numpy.int32]) -> None:
+        """
+        Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.
+        """
     def set_model(self, arg0: QmcGraphModel) -> None:
         ...
+    def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
+        """
+        Sets the random streams, (num_streams, 64) uint32, as `streams` gave them.
+        """
     @property
     def energy_integrals(self) -> numpy.typing.NDArray[numpy.float64]:
         ...
@@ -101,10 +155,22 @@ class QmcGraphChains:
     def kink_counts(self) -> numpy.typing.NDArray[numpy.int64]:
         ...
     @property
+    def kinks(self) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int32]]:
+        ...
+    @property
     def mean_kinks_per_unit(self) -> float:
         ...
     @property
+    def num_chains(self) -> int:
+        ...
+    @property
+    def num_units(self) -> int:
+        ...
+    @property
     def state(self) -> numpy.typing.NDArray[numpy.uint8]:
+        ...
+    @property
+    def streams(self) -> numpy.typing.NDArray[numpy.uint32]:
         ...
 def anneal_graph(model: GraphModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """

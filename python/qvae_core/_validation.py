@@ -43,6 +43,29 @@ def binary_states(value, name: str, num_units: int, *, rows: int | None = None) 
     return np.ascontiguousarray(arr, dtype=np.uint8).copy()
 
 
+def checkpoint_parts(checkpoint, keys) -> list:
+    """The values of `keys` in a sampler checkpoint (a mapping, e.g. a loaded .npz)."""
+    if not hasattr(checkpoint, "keys") or not hasattr(checkpoint, "__getitem__"):
+        raise ValueError(f"checkpoint: expected a mapping of arrays, got {type(checkpoint).__name__}")
+    missing = [key for key in keys if key not in checkpoint.keys()]
+    if missing:
+        raise ValueError(f"checkpoint: missing {', '.join(missing)}")
+    return [checkpoint[key] for key in keys]
+
+
+def integer_array(value, name: str, dtype, shape) -> np.ndarray:
+    """A new C-contiguous array of `dtype` from integers within its range; shape entries -1 are free."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "ui":
+        raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
+    if arr.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (-1: any), got {arr.shape}")
+    info = np.iinfo(dtype)
+    if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
+        raise ValueError(f"{name}: values outside the range of {np.dtype(dtype).name}")
+    return np.ascontiguousarray(arr, dtype=dtype).copy()
+
+
 _MAX_COUNT = 2**63 - 1  # counts travel to C++ as 64-bit sizes
 
 

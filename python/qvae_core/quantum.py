@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import anneal_settings, binary_states, finite_array, positive_int, seed_value
+from ._validation import (anneal_settings, binary_states, checkpoint_parts, finite_array, integer_array,
+                          positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
+from .samplers import restored_chains
 
 __all__ = ["QBM", "PathIntegralSampler", "log_diag"]
 
@@ -92,6 +94,27 @@ class PathIntegralSampler:
     def kink_counts(self) -> np.ndarray:
         """Kinks of every worldline, (num_chains, n) int64."""
         return self._chains.kink_counts
+
+    def checkpoint(self) -> dict:
+        """All that determines the chains' future: the tau = 0 `state`, the random `streams` and the
+        kinks (chain c's are kink_times[o[c]:o[c+1]] on kink_units[...], o = `kink_offsets`).
+        `restore` continues from it exactly."""
+        offsets, times, units = self._chains.kinks
+        return {"state": self.state, "streams": self._chains.streams,
+                "kink_offsets": offsets, "kink_times": times, "kink_units": units}
+
+    def restore(self, checkpoint) -> None:
+        """Continue from `checkpoint()` of chains of the same number and QBM size (a new seed or
+        QBM is fine): the next runs give what the checkpointed sampler's would have given."""
+        offsets, times, units = checkpoint_parts(checkpoint, ("kink_offsets", "kink_times", "kink_units"))
+        chains = restored_chains(self._chains, self.qbm._compiled, self.seed, checkpoint)
+        times = finite_array(times, "checkpoint['kink_times']", ndim=1)
+        try:
+            chains.set_kinks(integer_array(offsets, "checkpoint['kink_offsets']", np.int64, (self.num_chains + 1,)),
+                             times, integer_array(units, "checkpoint['kink_units']", np.int32, times.shape))
+        except ValueError as exc:
+            raise ValueError(f"checkpoint: {exc}") from None
+        self._chains = chains
 
     def set_model(self, qbm: QBM) -> None:
         """Continue the same worldlines under new parameters (same kind, units and blocks)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import binary_states, positive_int, seed_value
+from ._validation import binary_states, checkpoint_parts, integer_array, positive_int, seed_value
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 
@@ -35,6 +35,16 @@ class GibbsSampler:
             init = binary_states(initial_state, "initial_state", model.num_units, rows=self.num_chains)
         chains_type = _core.RbmChains if isinstance(model, RBM) else _core.GraphChains
         self._chains = chains_type(model._compiled, self.num_chains, self.seed, init)
+
+    def checkpoint(self) -> dict:
+        """All that determines the chains' future: `state` (num_chains, n) uint8 and the random
+        `streams` (num_streams, 64) uint32. `restore` continues from it exactly."""
+        return {"state": self.state, "streams": self._chains.streams}
+
+    def restore(self, checkpoint) -> None:
+        """Continue from `checkpoint()` of chains of the same number and model size (a new seed or
+        model is fine): the next runs give what the checkpointed sampler's would have given."""
+        self._chains = restored_chains(self._chains, self.model._compiled, self.seed, checkpoint)
 
     @staticmethod
     def _check_model(model):
@@ -68,3 +78,16 @@ class GibbsSampler:
 
     def __repr__(self) -> str:
         return f"GibbsSampler({self.model!r}, num_chains={self.num_chains}, seed={self.seed})"
+
+
+def restored_chains(chains, compiled_model, seed: int, checkpoint):
+    """New chains like `chains` (of `compiled_model`) with the states and streams of `checkpoint`."""
+    state, streams = checkpoint_parts(checkpoint, ("state", "streams"))
+    restored = type(chains)(compiled_model, chains.num_chains, seed,
+                            binary_states(state, "checkpoint['state']", chains.num_units, rows=chains.num_chains))
+    words = integer_array(streams, "checkpoint['streams']", np.uint32, chains.streams.shape)
+    try:
+        restored.set_streams(words)
+    except ValueError as exc:
+        raise ValueError(f"checkpoint['streams']: {exc}") from None
+    return restored

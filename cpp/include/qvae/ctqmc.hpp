@@ -114,6 +114,16 @@ class QmcChains {
   std::size_t num_units() const { return model_->num_units(); }
   void get_state(std::uint8_t* out) const;    // tau = 0 slices, (num_chains, n)
   void kink_counts(std::int64_t* out) const;  // (num_chains, n)
+  // Random streams, (num_streams, LaneRng::kStateWords) words: with the states, all a checkpoint needs.
+  std::size_t num_streams() const { return rng_.size(); }
+  void get_streams(std::uint32_t* out) const { save_streams(rng_, out); }
+  void set_streams(const std::uint32_t* in) { load_streams(rng_, in); }
+  // Kinks of every path as flat arrays: chain c's are [offsets[c], offsets[c+1]), block by block,
+  // each block's in time order. set_kinks keeps z(0) and takes the kinks only if they are valid:
+  // units in range, times in [0, 1) increasing within a block, an even number per unit.
+  std::vector<std::int64_t> kink_offsets() const;  // (num_chains + 1)
+  void get_kinks(double* times, std::int32_t* units) const;
+  void set_kinks(const std::int64_t* offsets, const double* times, const std::int32_t* units);
   double mean_kinks_per_unit() const;
   void set_model(std::shared_ptr<const Model> model);
 

@@ -38,6 +38,10 @@ class RbmChains {
   std::size_t num_chains() const { return num_chains_; }
   std::size_t num_units() const { return model_->num_units(); }
   void get_state(std::uint8_t* out) const { std::copy(state_.begin(), state_.end(), out); }
+  // Random streams, (num_streams, LaneRng::kStateWords) words: with the states, all a checkpoint needs.
+  std::size_t num_streams() const { return rng_.size(); }
+  void get_streams(std::uint32_t* out) const { save_streams(rng_, out); }
+  void set_streams(const std::uint32_t* in) { load_streams(rng_, in); }
   // Energies of every chain in double precision, in parallel.
   void energies(double* out, std::size_t num_threads) const;
   // Replica i takes the state of replica parent[i] (resampling); random streams stay put.
@@ -83,6 +87,10 @@ class GraphChains {
   // Copies the states out as (num_chains, n) uint8.
   void get_state(std::uint8_t* out) const;
   void set_state(const std::uint8_t* in);
+  // Random streams, (num_streams, LaneRng::kStateWords) words: with the states, all a checkpoint needs.
+  std::size_t num_streams() const { return rng_.size(); }
+  void get_streams(std::uint32_t* out) const { save_streams(rng_, out); }
+  void set_streams(const std::uint32_t* in) { load_streams(rng_, in); }
   void energies(double* out, std::size_t num_threads) const;
   void permute(const std::vector<std::size_t>& parent);
 

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <vector>
 
 namespace qvae {
 
@@ -58,6 +60,28 @@ class LaneRng {
     for (std::size_t i = 0; i < n; i += kLanes) next_uniform(out + i);
   }
 
+  // The generator's state, kStateWords words (checkpoints). load throws std::invalid_argument
+  // for a lane whose state is all zero (absorbing: it would only ever yield zeros).
+  static constexpr std::size_t kStateWords = 4 * kLanes;
+  void save(std::uint32_t* out) const {
+    for (int l = 0; l < kLanes; ++l) {
+      out[l] = s0_[l];
+      out[kLanes + l] = s1_[l];
+      out[2 * kLanes + l] = s2_[l];
+      out[3 * kLanes + l] = s3_[l];
+    }
+  }
+  void load(const std::uint32_t* in) {
+    for (int l = 0; l < kLanes; ++l)
+      if ((in[l] | in[kLanes + l] | in[2 * kLanes + l] | in[3 * kLanes + l]) == 0)
+        throw std::invalid_argument("streams: a generator lane is all zero");
+    for (int l = 0; l < kLanes; ++l) {
+      s0_[l] = in[l];
+      s1_[l] = in[kLanes + l];
+      s2_[l] = in[2 * kLanes + l];
+      s3_[l] = in[3 * kLanes + l];
+    }
+  }
   static constexpr std::size_t padded(std::size_t n) {
     return (n + kLanes - 1) / kLanes * kLanes;
   }
@@ -87,5 +111,16 @@ class LaneRng {
   alignas(64) std::uint32_t s2_[kLanes]{};
   alignas(64) std::uint32_t s3_[kLanes]{};
 };
+
+// All streams of a set of chains, one after another: (streams, LaneRng::kStateWords).
+inline void save_streams(const std::vector<LaneRng>& rngs, std::uint32_t* out) {
+  for (std::size_t i = 0; i < rngs.size(); ++i) rngs[i].save(out + i * LaneRng::kStateWords);
+}
+// Loads every stream or, when one is invalid, none.
+inline void load_streams(std::vector<LaneRng>& rngs, const std::uint32_t* in) {
+  std::vector<LaneRng> loaded(rngs.size());
+  for (std::size_t i = 0; i < rngs.size(); ++i) loaded[i].load(in + i * LaneRng::kStateWords);
+  rngs.swap(loaded);
+}
 
 }  // namespace qvae

@@ -31,9 +31,8 @@ class PersistentChains:
     the current parameters (paper 000: 1000 chains x 200 sweeps). Classical models use block Gibbs
     (GibbsSampler), QBMs continuous-time worldlines (PathIntegralSampler, tau = 0 slices).
 
-    The chains restart from their saved states (worldlines from their tau = 0 slices) with a new
-    seed whenever a state is loaded, so a run that saves and reloads at a checkpoint continues
-    exactly like a run resumed from that checkpoint.
+    state_dict holds the chains' full checkpoint (states, random streams, worldlines), so a run
+    resumed from it continues exactly as if it had never stopped.
     """
 
     default_sweeps = 200
@@ -43,29 +42,32 @@ class PersistentChains:
         self.sweeps = self.default_sweeps if sweeps is None else sweeps
         self.seed = seed
         self._chains = None
-        self._initial_state = None
-        self._restarts = 0
+        self._checkpoint = None  # loaded but not yet restored: the chains need the model first
 
     def sample(self, model) -> np.ndarray:
         if self._chains is None:
             kind = q.PathIntegralSampler if isinstance(model, q.QBM) else q.GibbsSampler
-            self._chains = kind(
-                model,
-                self.num_samples,
-                seed=derived_seed(self.seed, self._restarts),
-                initial_state=self._initial_state,
-            )
+            self._chains = kind(model, self.num_samples, seed=derived_seed(self.seed, 0))
+            if self._checkpoint is not None:
+                self._chains.restore(self._checkpoint)
+                self._checkpoint = None
         else:
             self._chains.set_model(model)
         return self._chains.run(self.sweeps)
 
     def state_dict(self) -> dict:
-        states = None if self._chains is None else torch.from_numpy(self._chains.state)
-        return {"states": states, "restarts": self._restarts}
+        checkpoint = self._checkpoint if self._chains is None else self._chains.checkpoint()
+        if checkpoint is None:
+            return {"chains": None}
+        # torch has no uint32 to save: the streams travel as their int32 bit pattern
+        return {"chains": {key: torch.from_numpy(value.view(np.int32) if key == "streams" else value)
+                           for key, value in checkpoint.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        self._initial_state = None if state["states"] is None else state["states"].numpy()
-        self._restarts = int(state["restarts"]) + 1
+        chains = state["chains"]
+        self._checkpoint = None if chains is None else {
+            key: value.numpy().view(np.uint32) if key == "streams" else value.numpy() for key, value in chains.items()
+        }
         self._chains = None
 
 

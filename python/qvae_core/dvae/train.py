@@ -38,7 +38,7 @@ __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2  # 2: persistent chains saved whole (states, streams, worldlines)
 
 
 def build_model(config: TrainConfig, image_shape, pixel_mean=None) -> DVAE:
@@ -239,15 +239,12 @@ class Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
 
     def save_checkpoint(self) -> Path:
-        """Write output/checkpoint.pt atomically. The sampler then reloads what was saved (restarting
-        its chains), so this run continues exactly as one resumed from the checkpoint would."""
-        state = self.state_dict()
+        """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly
+        as this one does (weights, optimizer, random generators, the sampler's chains)."""
         path = self.output / CHECKPOINT
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
-        if self.sampler is not None:
-            self.sampler.load_state_dict(state["sampler"])
         return path
 
     @classmethod
