@@ -314,9 +314,11 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   const std::size_t n = members.size();
   s.z.assign(path.z0.begin(), path.z0.end());
   fields.start(blocks, block);
+  const bool gives_energy = blocks.num_blocks() == 2;  // else edges between other blocks are unseen
   double src_rate = 0.0, src_integral = 0.0, src_since = 0.0;  // int sum_{m not in block} b_m z_m
-  for (std::size_t u = 0; u < s.z.size(); ++u)
-    src_rate += (s.z[u] & (blocks.block_of[u] != block)) * bias[u];
+  if (gives_energy)
+    for (std::size_t u = 0; u < s.z.size(); ++u)
+      src_rate += (s.z[u] & (blocks.block_of[u] != block)) * bias[u];
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
   // Kinks of the other blocks change the fields; two blocks need no merging.
@@ -398,9 +400,11 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
 
   // (A folded slot's area was added to its member's first slot: count it there only.)
   double coupled = 0.0;
-  for (std::size_t l = 0; l < n; ++l) coupled += s.value[l] * s.area[l];
-  for (std::size_t k = n; k < slots; ++k)
-    coupled += (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * s.area[k];
+  if (gives_energy) {
+    for (std::size_t l = 0; l < n; ++l) coupled += s.value[l] * s.area[l];
+    for (std::size_t k = n; k < slots; ++k)
+      coupled += (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * s.area[k];
+  }
 
   // New state: z(0) of the members and their kinks, where adjacent segments differ.
   for (std::size_t l = 0; l < n; ++l) path.z0[members[l]] = static_cast<std::uint8_t>(s.value[l]);
@@ -412,7 +416,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
   }
   own.resize(kept);
-  return blocks.num_blocks() == 2 ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
+  return gives_energy ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
 }
 
 // A number of sweeps (every block once, in order) of one chain; returns the last update's value.
