@@ -91,6 +91,12 @@ class PathIntegralSampler:
         return self._chains.mean_kinks_per_unit
 
     @property
+    def energy_integrals(self) -> np.ndarray:
+        """int_0^1 E(z(tau)) dtau of every worldline, (num_chains,) float64. Its mean over equilibrated
+        chains estimates <E(sigma^z)> = Tr(E e^{-H}) / Z, the classical part of the QBM energy."""
+        return self._chains.energy_integrals
+
+    @property
     def kink_counts(self) -> np.ndarray:
         """Kinks of every worldline, (num_chains, n) int64."""
         return self._chains.kink_counts
