@@ -13,7 +13,7 @@ from ._validation import (anneal_settings, binary_states, checkpoint_parts, fini
                           positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
-from .samplers import restored_chains
+from .samplers import _restored_chains
 
 __all__ = ["QBM", "PathIntegralSampler", "log_diag"]
 
@@ -110,10 +110,10 @@ class PathIntegralSampler:
                 "kink_offsets": offsets, "kink_times": times, "kink_units": units}
 
     def restore(self, checkpoint) -> None:
-        """Continue from `checkpoint()` of chains of the same number and QBM size (a new seed or
-        QBM is fine): the next runs give what the checkpointed sampler's would have given."""
+        """Continue from a `checkpoint()` of as many chains of as many units: the next runs draw what
+        the checkpointed sampler's would have, under this sampler's QBM (its seed no longer matters)."""
         offsets, times, units = checkpoint_parts(checkpoint, ("kink_offsets", "kink_times", "kink_units"))
-        chains = restored_chains(self._chains, self.qbm._compiled, self.seed, checkpoint)
+        chains = _restored_chains(self._chains, self.qbm._compiled, self.seed, checkpoint)
         times = finite_array(times, "checkpoint['kink_times']", ndim=1)
         try:
             chains.set_kinks(integer_array(offsets, "checkpoint['kink_offsets']", np.int64, (self.num_chains + 1,)),

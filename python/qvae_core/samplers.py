@@ -42,9 +42,9 @@ class GibbsSampler:
         return {"state": self.state, "streams": self._chains.streams}
 
     def restore(self, checkpoint) -> None:
-        """Continue from `checkpoint()` of chains of the same number and model size (a new seed or
-        model is fine): the next runs give what the checkpointed sampler's would have given."""
-        self._chains = restored_chains(self._chains, self.model._compiled, self.seed, checkpoint)
+        """Continue from a `checkpoint()` of as many chains of as many units: the next runs draw what
+        the checkpointed sampler's would have, under this sampler's model (its seed no longer matters)."""
+        self._chains = _restored_chains(self._chains, self.model._compiled, self.seed, checkpoint)
 
     @staticmethod
     def _check_model(model):
@@ -80,7 +80,7 @@ class GibbsSampler:
         return f"GibbsSampler({self.model!r}, num_chains={self.num_chains}, seed={self.seed})"
 
 
-def restored_chains(chains, compiled_model, seed: int, checkpoint):
+def _restored_chains(chains, compiled_model, seed: int, checkpoint):
     """New chains like `chains` (of `compiled_model`) with the states and streams of `checkpoint`."""
     state, streams = checkpoint_parts(checkpoint, ("state", "streams"))
     restored = type(chains)(compiled_model, chains.num_chains, seed,
