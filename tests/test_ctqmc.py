@@ -290,6 +290,12 @@ def test_checkpoint_bad_kinks():
     np.testing.assert_array_equal(sampler.checkpoint()["kink_times"], times)  # a failed restore changes nothing
 
 
+def _scaled(model, factor):
+    if isinstance(model, q.RBM):
+        return q.RBM(factor * model.weights, factor * model.visible_bias, factor * model.hidden_bias)
+    return q.BoltzmannMachine(factor * model.bias, model.edges, factor * model.weights, colors=model.colors)
+
+
 def _path_energy(model, state, times, units):
     """int_0^1 E(z(tau)) dtau of one worldline, walking its kinks in time order."""
     order = np.argsort(times)
@@ -314,6 +320,12 @@ def test_energy_integrals_match_the_worldlines_and_exact_energy(kind):
         lo, hi = c["kink_offsets"][i], c["kink_offsets"][i + 1]
         expected = _path_energy(qbm.model, c["state"][i], c["kink_times"][lo:hi], c["kink_units"][lo:hi])
         assert energies[i] == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    doubled = q.QBM(_scaled(qbm.model, 2.0), qbm.gamma)
+    sampler.set_model(doubled)  # the same worldlines weigh differently: recomputed when asked for
+    for i in range(3):
+        lo, hi = c["kink_offsets"][i], c["kink_offsets"][i + 1]
+        expected = _path_energy(doubled.model, c["state"][i], c["kink_times"][lo:hi], c["kink_units"][lo:hi])
+        assert sampler.energy_integrals[i] == pytest.approx(expected, rel=1e-6)  # float32 graph weights
     h, edges, j, offset = qbm.model.to_ising()  # E(z) in spins s = 2z - 1
     m, cor = q.exact.marginals(qbm), q.exact.correlations(qbm)
     spin, pair = 2 * m - 1, 4 * cor[edges[:, 0], edges[:, 1]] - 2 * m[edges[:, 0]] - 2 * m[edges[:, 1]] + 1
