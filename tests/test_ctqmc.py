@@ -325,7 +325,7 @@ def test_energy_integrals_match_the_worldlines_and_exact_energy(kind):
     for i in range(3):
         lo, hi = c["kink_offsets"][i], c["kink_offsets"][i + 1]
         expected = _path_energy(doubled.model, c["state"][i], c["kink_times"][lo:hi], c["kink_units"][lo:hi])
-        assert sampler.energy_integrals[i] == pytest.approx(expected, rel=1e-6)  # float32 graph weights
+        assert sampler.energy_integrals[i] == pytest.approx(expected, rel=1e-9)
     h, edges, j, offset = qbm.model.to_ising()  # E(z) in spins s = 2z - 1
     m, cor = q.exact.marginals(qbm), q.exact.correlations(qbm)
     spin, pair = 2 * m - 1, 4 * cor[edges[:, 0], edges[:, 1]] - 2 * m[edges[:, 0]] - 2 * m[edges[:, 1]] + 1

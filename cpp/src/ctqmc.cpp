@@ -130,7 +130,7 @@ QmcGraphModel::QmcGraphModel(std::shared_ptr<const GraphModel> model, const doub
 double QmcGraphModel::local_field(std::size_t u, const std::uint8_t* z) const {
   const GraphModel& m = *classical;
   double f = m.bias64[u];
-  for (auto e = m.row_ptr[u]; e < m.row_ptr[u + 1]; ++e) f += z[m.nbr[e]] ? m.nbr_w[e] : 0.0f;
+  for (auto e = m.row_ptr[u]; e < m.row_ptr[u + 1]; ++e) f += z[m.nbr[e]] ? m.nbr_w64[e] : 0.0;
   return f;
 }
 

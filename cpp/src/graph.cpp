@@ -56,22 +56,23 @@ GraphModel::GraphModel(std::size_t n_, const double* b, std::size_t m, const std
   for (std::size_t i = 0; i < n; ++i) row_ptr[i + 1] += row_ptr[i];
   nbr.resize(2 * m);
   nbr_w.resize(2 * m);
+  nbr_w64.resize(2 * m);
   std::vector<std::int64_t> fill(row_ptr.begin(), row_ptr.end() - 1);
   for (std::size_t k = 0; k < m; ++k) {
     std::int32_t i = edge_i[k], j = edge_j[k];
-    float x = static_cast<float>(weights[k]);
-    nbr[fill[i]] = j, nbr_w[fill[i]++] = x;
-    nbr[fill[j]] = i, nbr_w[fill[j]++] = x;
+    nbr[fill[i]] = j, nbr_w64[fill[i]++] = weights[k];
+    nbr[fill[j]] = i, nbr_w64[fill[j]++] = weights[k];
   }
   // Neighbours in increasing order: a fixed summation order and a streaming access pattern.
   for (std::size_t i = 0; i < n; ++i) {
-    std::vector<std::pair<std::int32_t, float>> row;
-    for (auto e = row_ptr[i]; e < row_ptr[i + 1]; ++e) row.emplace_back(nbr[e], nbr_w[e]);
+    std::vector<std::pair<std::int32_t, double>> row;
+    for (auto e = row_ptr[i]; e < row_ptr[i + 1]; ++e) row.emplace_back(nbr[e], nbr_w64[e]);
     std::sort(row.begin(), row.end(),
               [](const auto& x, const auto& y) { return x.first < y.first; });
     for (std::size_t e = 0; e < row.size(); ++e)
-      nbr[row_ptr[i] + e] = row[e].first, nbr_w[row_ptr[i] + e] = row[e].second;
+      nbr[row_ptr[i] + e] = row[e].first, nbr_w64[row_ptr[i] + e] = row[e].second;
   }
+  for (std::size_t e = 0; e < nbr_w.size(); ++e) nbr_w[e] = static_cast<float>(nbr_w64[e]);
   order.resize(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),

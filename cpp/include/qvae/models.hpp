@@ -39,6 +39,7 @@ struct GraphModel {
   std::vector<std::int64_t> row_ptr;    // CSR by unit, size n+1
   std::vector<std::int32_t> nbr;
   std::vector<float> nbr_w;
+  std::vector<double> nbr_w64;          // the same weights in double, for exact energy changes
   std::vector<float> bias;
   std::vector<double> bias64;
   std::vector<std::int32_t> edge_i, edge_j;  // the edge list, for energies
