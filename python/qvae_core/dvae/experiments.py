@@ -50,7 +50,8 @@ def run(name: str, args) -> dict:
     if (output / CHECKPOINT).exists():
         trainer = Trainer.resume(output, epochs=args.epochs)
     else:
-        config = TrainConfig(**{**COMMON, **RUNS[name]}, data=args.data, epochs=args.epochs, output=str(output))
+        config = TrainConfig(**{**COMMON, **RUNS[name]}, data=args.data, epochs=args.epochs, seed=args.seed,
+                             output=str(output))
         trainer = Trainer(config)
     trainer.fit(progress=False, log=lambda line: print(f"{name}: {line}", flush=True))
     model, images = trainer.model, trainer.valid_images.numpy()
@@ -98,6 +99,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="dataset path (default: $QVAE_DATA, else the packaged subset)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every run (use another --output per seed)")
     parser.add_argument("--output", default="runs/results")
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to do (default: all)")
     parser.add_argument("--ll-images", type=int, default=1000)
