@@ -33,11 +33,15 @@ def test_chimera_bm_with_strong_couplings_matches_exact():
     check_against_exact(bm, {"seed": 5}, burn_in=1000)
 
 
-def test_non_bipartite_bm_matches_exact():
-    rng = np.random.default_rng(9)
-    n = 10
+def _dense_graph_bm(seed=9, n=10):
+    """A random BM on n units with edge probability 0.4: not bipartite."""
+    rng = np.random.default_rng(seed)
     edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
-    bm = q.BoltzmannMachine(rng.normal(0, 0.5, n), edges, rng.normal(0, 1.0, len(edges)))
+    return q.BoltzmannMachine(rng.normal(0, 0.5, n), edges, rng.normal(0, 1.0, len(edges)))
+
+
+def test_non_bipartite_bm_matches_exact():
+    bm = _dense_graph_bm()
     assert bm.num_colors > 2
     check_against_exact(bm, {"seed": 6}, burn_in=500)
 
@@ -151,12 +155,6 @@ def test_run_bad_input_and_model_type():
             s.run(bad)
     with pytest.raises(ValueError, match="model"):
         q.GibbsSampler(np.zeros((2, 2)), 2)
-
-
-def _dense_graph_bm(seed=9, n=10):
-    rng = np.random.default_rng(seed)
-    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
-    return q.BoltzmannMachine(rng.normal(0, 0.5, n), edges, rng.normal(0, 1.0, len(edges)))
 
 
 @pytest.mark.parametrize("model", [random_rbm(5, 7, seed=3), _dense_graph_bm()], ids=["rbm", "graph"])
