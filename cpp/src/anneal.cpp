@@ -99,10 +99,10 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
 
   double t = 0.0;
   res.schedule.push_back(0.0);
-  chains.prepare_weights(opt.num_threads);
   for (std::size_t step = 0; t < 1.0; ++step) {
     if (step >= opt.max_steps)
       throw std::runtime_error("population annealing: max_steps reached before t = 1");
+    chains.prepare_weights(opt.num_threads);  // weights of the current population at t
     double t_next;
     if (opt.schedule.empty()) {
       chains.weight_slope(t, slope.data(), opt.num_threads);
@@ -140,7 +140,6 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
       res.interrupted = true;
       return res;
     }
-    chains.prepare_weights(opt.num_threads);
   }
   res.subpopulation_log_z = sub_log_z;
   pa::combine(sub_log_z, res.log_z, res.log_z_std);

@@ -307,13 +307,10 @@ void GraphChains::energies(double* out, std::size_t num_threads) const {
   const std::size_t n = m.n;
   ThreadPool::global().parallel_for(rng_.size(), resolve_threads(num_threads), [&](std::size_t g) {
     const float* zg = &z_[g * n * kGroup];
+    std::vector<std::uint8_t> state(n);  // one lane unpacked: GraphModel::energy reads it contiguously
     for (std::size_t l = 0; l < kGroup && g * kGroup + l < num_chains_; ++l) {
-      double e = 0.0;
-      for (std::size_t i = 0; i < n; ++i) e -= m.bias64[i] * zg[i * kGroup + l];
-      for (std::size_t k = 0; k < m.edge_w64.size(); ++k)
-        if (zg[m.edge_i[k] * kGroup + l] != 0.0f && zg[m.edge_j[k] * kGroup + l] != 0.0f)
-          e -= m.edge_w64[k];
-      out[g * kGroup + l] = e;
+      for (std::size_t i = 0; i < n; ++i) state[i] = zg[i * kGroup + l] != 0.0f;
+      out[g * kGroup + l] = m.energy(state.data());
     }
   });
 }
