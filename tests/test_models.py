@@ -175,6 +175,16 @@ def test_bad_colors():
         q.BoltzmannMachine(np.zeros(3), [[0, 1]], [1.0], colors=[0, 0, 1])
     with pytest.raises(ValueError, match="colors"):
         q.BoltzmannMachine(np.zeros(3), [[0, 1]], [1.0], colors=[0, 1])
+    for colors in ([0, -1, 0], [0, 2**31, 0], [0.0, 1.0, 0.0]):
+        with pytest.raises(ValueError, match="colors"):
+            q.BoltzmannMachine(np.zeros(3), [[0, 1]], [1.0], colors=colors)
+
+
+def test_colors_become_dense_blocks():
+    """Colours name blocks: gaps in the numbering are closed, the order kept."""
+    bm = q.BoltzmannMachine(np.zeros(3), [[0, 1], [1, 2]], [1.0, 1.0], colors=[7, 1000, 7])
+    np.testing.assert_array_equal(bm.colors, [0, 1, 0])
+    assert bm.num_colors == 2
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,13 @@ GraphModel::GraphModel(std::size_t n_, const double* b, std::size_t m, const std
                        const double* weights, const std::int32_t* colors)
     : n(n_), color(colors, colors + n_), row_ptr(n_ + 1, 0), bias(n_), bias64(b, b + n_),
       edge_i(m), edge_j(m), edge_w64(weights, weights + m) {
+  // Colours are the sweep's blocks, numbered 0, 1, ...: renumber the given ones densely, in order.
+  std::vector<std::int32_t> used(color);
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  if (!used.empty() && used.front() < 0) throw std::invalid_argument("colors: must be non-negative");
+  for (auto& c : color)
+    c = static_cast<std::int32_t>(std::lower_bound(used.begin(), used.end(), c) - used.begin());
   for (std::size_t i = 0; i < n; ++i) bias[i] = static_cast<float>(b[i]);
   for (std::size_t k = 0; k < m; ++k) {
     edge_i[k] = static_cast<std::int32_t>(edges[2 * k]);

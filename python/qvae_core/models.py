@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import binary_states, finite_array
+from ._validation import binary_states, finite_array, integer_array
 
 __all__ = ["RBM", "BoltzmannMachine"]
 
@@ -129,17 +129,11 @@ class BoltzmannMachine(_Model):
         self.weights = finite_array(weights, "weights", ndim=1, shape=(self.edges.shape[0],))
         if colors is None:
             colors = _core.greedy_coloring(n, self.edges)
-        else:
-            colors = np.array(colors, copy=True)
-            if colors.shape != (n,) or not np.issubdtype(colors.dtype, np.integer):
-                raise ValueError(f"colors: expected {n} integers, got shape {colors.shape}")
-            if colors.size and colors.min() < 0:
-                raise ValueError("colors: must be non-negative")
-            if np.any(colors[self.edges[:, 0]] == colors[self.edges[:, 1]]):
-                raise ValueError("colors: adjacent units share a colour")
-        self.colors = np.asarray(colors, dtype=np.int32)
+        else:  # the core checks the colouring is proper and non-negative, and renumbers it densely
+            colors = integer_array(colors, "colors", np.int32, (n,))
+        self._compiled = _core.GraphModel(n, self.bias, self.edges, self.weights, colors)
+        self.colors = self._compiled.colors
         self.colors.flags.writeable = False
-        self._compiled = _core.GraphModel(n, self.bias, self.edges, self.weights, self.colors)
 
     @property
     def num_colors(self) -> int:

@@ -45,7 +45,8 @@ struct GraphModel {
   std::vector<std::int32_t> edge_i, edge_j;  // the edge list, for energies
   std::vector<double> edge_w64;
 
-  // edges: m pairs (i, j), i != j, unique; colors: one per unit, a proper colouring.
+  // edges: m pairs (i, j), i != j, unique; colors: one per unit, a proper colouring (renumbered
+  // densely to 0, 1, ... in their order).
   GraphModel(std::size_t n, const double* bias, std::size_t m, const std::int64_t* edges,
              const double* weights, const std::int32_t* colors);
   std::size_t num_units() const { return n; }
