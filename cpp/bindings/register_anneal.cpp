@@ -82,7 +82,7 @@ py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint6
     if constexpr (is_paths<Chains>) kinks = chains.mean_kinks_per_unit();
   }
   raise_if_interrupted();
-  if (r.interrupted) throw py::error_already_set();
+  if (r.interrupted) throw std::runtime_error("population annealing: interrupted");
   py::dict d = to_dict(r, samples);
   if constexpr (is_paths<Chains>) d["mean_kinks_per_unit"] = kinks;
   return d;

@@ -71,7 +71,8 @@ std::vector<std::int32_t> rbm_blocks(std::size_t nv, std::size_t nh) {
 
 double reference_log_z(const std::vector<double>& gamma, bool clamped) {
   double total = 0.0;
-  for (double g : gamma) total += std::log(std::cosh(g)) + (clamped ? 0.0 : std::log(2.0));
+  for (double g : gamma)  // log cosh g without overflow, plus log 2 per free tau = 0 spin
+    total += std::abs(g) + std::log1p(std::exp(-2.0 * std::abs(g))) - (clamped ? std::log(2.0) : 0.0);
   return total;
 }
 
@@ -180,9 +181,8 @@ struct QmcScratch {
   std::vector<double> since;       // sparse fields: time each unit's integral was last advanced
   std::vector<std::uint8_t> z;     // current values of all units during a walk
   std::vector<std::int32_t> slot, redirect;
-  struct Boundary {
-    double time;
-    std::int32_t unit, before, after;
+  struct Boundary {  // slots of the segments before and after boundary k (its time and unit: edges[k])
+    std::int32_t before, after;
   };
   std::vector<Boundary> bounds;
   std::vector<Kink> cuts, others, fresh, edges;
@@ -330,13 +330,12 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   const std::size_t num_others = sources->size();
   std::vector<Kink>& own = path.kinks[block];
   const std::size_t num_own = own.size();
-  const std::size_t num_kinks = num_others + num_own;
-  const std::size_t max_slots = n + num_kinks + num_cuts;
+  const std::size_t max_slots = n + num_own + num_cuts;  // a segment per member and per boundary
   const std::size_t padded = pad_to(max_slots, LaneRng::kLanes);
   ensure_size(s.area, padded);
   ensure_size(s.value, padded);
   ensure_size(s.redirect, max_slots);
-  ensure_size(s.bounds, num_kinks + num_cuts);
+  ensure_size(s.bounds, num_own + num_cuts);
   s.seg_start.assign(n, 0.0f);
   std::fill_n(s.area.begin(), n, 0.0f);
   s.slot.resize(n);
@@ -358,7 +357,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
       const std::int32_t before = s.slot[l], after = static_cast<std::int32_t>(n + k);
       s.area[before] += F - s.seg_start[l];
       s.area[after] = 0.0f;
-      s.bounds[k] = Boundary{b.time, b.unit, before, after};
+      s.bounds[k] = Boundary{before, after};
       s.seg_start[l] = F;
       s.slot[l] = after;
     }
@@ -412,7 +411,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   std::size_t kept = 0;
   for (std::size_t k = 0; k < num_bounds; ++k) {
     const Boundary& b = s.bounds[k];
-    own[kept] = {b.time, b.unit};
+    own[kept] = s.edges[k];
     kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
   }
   own.resize(kept);
@@ -517,9 +516,9 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
     for (std::size_t l = 0; l < gamma.size(); ++l) {
       p.z0[l] = clamp ? clamp[l] : (rng.next_double() < 0.5);
       if (gamma[l] <= 0.0) continue;
+      const double limit = std::exp(-gamma[l]);
       std::size_t k;  // Poisson(Gamma) conditioned on even, by rejection (acceptance >= 1/2)
       do {
-        const double limit = std::exp(-gamma[l]);
         double prod = rng.next_double();
         for (k = 0; prod > limit; ++k) prod *= rng.next_double();
       } while (k % 2 != 0);
