@@ -25,6 +25,23 @@ def assert_within_sigma(estimate, exact, n_samples, name, *, k=K_SIGMA):
     )
 
 
+def assert_log_z(estimate, std, exact, *, cap, k=K_SIGMA):
+    """An annealing log Z within `cap` nats of the exact value and within k of its reported SEs."""
+    err = estimate - exact
+    assert abs(err) <= cap, f"log Z off by {err:.4f} (SE {std:.4f}), more than {cap}"
+    assert abs(err) <= k * std, f"log Z off by {err / std:.1f} SE"
+
+
+def assert_log_diag(estimate, se, exact, *, cap=0.05, k=K_SIGMA):
+    """Every log_diag estimate within `cap` nats of exact and within k standard errors pooled over
+    the batch (each state's SE comes from 10 sub-populations: t-distributed with 9 dof, too noisy
+    alone for a k-sigma check)."""
+    err = np.asarray(estimate) - np.asarray(exact)
+    pooled = np.sqrt(np.mean(np.asarray(se) ** 2))
+    assert np.all(np.abs(err) <= cap), err
+    assert np.all(np.abs(err) <= k * pooled), err / pooled
+
+
 def random_rbm(nv, nh, *, scale=1.0, bias_scale=0.5, seed=0):
     rng = np.random.default_rng(seed)
     return q.RBM(rng.normal(0, scale, (nv, nh)), rng.normal(0, bias_scale, nv), rng.normal(0, bias_scale, nh))

@@ -7,7 +7,7 @@ from itertools import product
 
 import numpy as np
 import pytest
-from conftest import assert_within_sigma, random_rbm
+from conftest import assert_log_diag, assert_log_z, assert_within_sigma, random_rbm
 
 import qvae_core as q
 
@@ -69,8 +69,7 @@ def test_quantum_log_z_matches_exact(gamma):
     qbm = random_qbm(5, 5, gamma, seed=int(gamma * 100))
     exact = q.exact.log_z(qbm)
     res = q.anneal(qbm, seed=5)
-    assert abs(res.log_z - exact) <= 0.03, (res.log_z, exact, res.log_z_std)
-    assert abs(res.log_z - exact) <= 5 * res.log_z_std
+    assert_log_z(res.log_z, res.log_z_std, exact, cap=0.03)
     assert res.mean_kinks_per_unit > 0
 
 
@@ -82,12 +81,8 @@ def test_log_diag_matches_exact_for_random_and_high_energy_states():
     pick = np.concatenate([rng.choice(len(S), 6, replace=False), np.argsort(E)[-4:]])  # + highest energies
     est, se = q.log_diag(qbm, S[pick], seed=8)
     exact = q.exact.log_diag(qbm, S[pick])
-    assert np.all(np.abs(est - exact) <= 0.05), est - exact
-    # Each SE comes from 10 sub-populations (t-distributed, 9 dof); pooled over the batch it is a
-    # stable scale for a k-sigma check.
-    pooled_se = np.sqrt(np.mean(se**2))
-    assert np.all(np.abs(est - exact) <= 5 * pooled_se), (est - exact) / pooled_se
-    assert np.all(est >= -E[pick] - 3 * pooled_se)  # Golden-Thompson: <z|e^{-H}|z> >= e^{-E(z)}
+    assert_log_diag(est, se, exact)
+    assert np.all(est >= -E[pick] - 3 * np.sqrt(np.mean(se**2)))  # Golden-Thompson: <z|e^{-H}|z> >= e^{-E(z)}
 
 
 def test_factorised_large_qbm_is_exact():
@@ -97,10 +92,10 @@ def test_factorised_large_qbm_is_exact():
     rbm = q.RBM(np.zeros((nv, nh)), rng.normal(0, 1, nv), rng.normal(0, 1, nh))
     qbm = q.QBM(rbm, rng.uniform(0, 2, nv + nh))
     res = q.anneal(qbm, seed=1)
-    assert abs(res.log_z - q.exact.log_z(qbm)) <= max(0.03, 4 * res.log_z_std)
+    assert_log_z(res.log_z, res.log_z_std, q.exact.log_z(qbm), cap=0.03, k=4)
     states = rng.integers(0, 2, (3, nv + nh), dtype=np.uint8)
     est, se = q.log_diag(qbm, states, seed=2)
-    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+    assert_log_diag(est, se, q.exact.log_diag(qbm, states))
     S = q.PathIntegralSampler(qbm, 4000, seed=3).run(100).astype(float)
     assert_within_sigma(S.mean(axis=0), q.exact.marginals(qbm), 4000, "marginals")
 
@@ -110,24 +105,24 @@ def test_gamma_on_hidden_layer_only_is_exact_at_10x200():
     qbm = q.QBM(rbm, np.r_[np.zeros(10), np.full(200, 1.0)])
     res = q.anneal(qbm, seed=3)
     exact = q.exact.log_z(qbm)
-    assert abs(res.log_z - exact) <= 0.05 and abs(res.log_z - exact) <= 5 * res.log_z_std
+    assert_log_z(res.log_z, res.log_z_std, exact, cap=0.05)
     states = q.PathIntegralSampler(qbm, 5, seed=4).run(50)
     est, se = q.log_diag(qbm, states, seed=5)
-    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+    assert_log_diag(est, se, q.exact.log_diag(qbm, states))
 
 
 def test_gamma_zero_reproduces_the_classical_model():
     rbm = random_rbm(5, 6, seed=11)
     qbm = q.QBM(rbm, 0.0)
     res = q.anneal(qbm, seed=6)
-    assert abs(res.log_z - q.exact.log_z(rbm)) <= max(0.03, 4 * res.log_z_std)
+    assert_log_z(res.log_z, res.log_z_std, q.exact.log_z(rbm), cap=0.03, k=4)
     sampler = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=7)
     S = sampler.run(100).astype(float)
     assert sampler.mean_kinks_per_unit == 0.0
     assert_within_sigma(S.mean(axis=0), q.exact.marginals(rbm), NUM_CHAINS, "marginals")
     states = S[:4].astype(np.uint8)
     est, _ = q.log_diag(qbm, states, seed=1)
-    np.testing.assert_allclose(est, -rbm.energy(states), atol=1e-5)  # no kinks: exactly -E(z)
+    np.testing.assert_array_equal(est, -rbm.energy(states))  # no kinks: exactly -E(z)
 
 
 def test_log_z_within_the_quantum_bounds():
@@ -231,10 +226,10 @@ def test_graph_qbm_matches_exact(kind, gamma):
     assert_within_sigma(S.T @ S / NUM_CHAINS, q.exact.correlations(qbm), NUM_CHAINS, "correlations")
     res = q.anneal(qbm, seed=2)
     exact = q.exact.log_z(qbm)
-    assert abs(res.log_z - exact) <= 0.03 and abs(res.log_z - exact) <= 5 * res.log_z_std
+    assert_log_z(res.log_z, res.log_z_std, exact, cap=0.03)
     states = S[:4].astype(np.uint8)
     est, se = q.log_diag(qbm, states, seed=3)
-    np.testing.assert_allclose(est, q.exact.log_diag(qbm, states), atol=0.05)
+    assert_log_diag(est, se, q.exact.log_diag(qbm, states))
 
 
 def test_graph_qbm_reproducible_for_any_thread_count():
@@ -319,7 +314,8 @@ def test_energy_integrals_match_the_worldlines_and_exact_energy(kind):
     for i in range(20):
         lo, hi = c["kink_offsets"][i], c["kink_offsets"][i + 1]
         expected = _path_energy(qbm.model, c["state"][i], c["kink_times"][lo:hi], c["kink_units"][lo:hi])
-        assert energies[i] == pytest.approx(expected, rel=1e-5, abs=1e-4)
+        # the RBM walk sums float32 segment areas; graphs integrate on demand in double
+        assert energies[i] == pytest.approx(expected, rel=1e-5 if kind == "rbm" else 1e-9)
     doubled = q.QBM(_scaled(qbm.model, 2.0), qbm.gamma)
     sampler.set_model(doubled)  # the same worldlines weigh differently: recomputed when asked for
     for i in range(3):
