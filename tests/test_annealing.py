@@ -96,7 +96,8 @@ def test_combine_log_z_is_log_mean_exp():
     logs = [10.0, 10.5, 9.0]
     combined, se = q.combine_log_z(logs)
     assert combined == pytest.approx(np.log(np.mean(np.exp(logs))), abs=1e-12)
-    assert se > 0
+    z = np.exp(logs)
+    assert se == pytest.approx(np.std(z / z.mean(), ddof=1) / np.sqrt(3), rel=1e-12)  # SE of mean Z, relative
     with pytest.raises(ValueError, match="results"):
         q.combine_log_z([1.0, np.nan])
 

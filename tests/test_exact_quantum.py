@@ -112,8 +112,8 @@ def test_hidden_only_field_scales_to_large_hidden_layers():
     gamma = qbm.gamma
     assert q.exact.log_z(rbm) <= lz <= q.exact.log_z(rbm) + np.log(np.cosh(gamma)).sum()
     assert marg.shape == (210,) and np.all((marg > 0) & (marg < 1))
-    np.testing.assert_allclose(corr, corr.T, atol=1e-14)
-    np.testing.assert_allclose(np.diag(corr), marg, atol=1e-14)
+    np.testing.assert_allclose(corr, corr.T, atol=1e-14)  # symmetric and diagonal = marginals by
+    np.testing.assert_allclose(np.diag(corr), marg, atol=1e-14)  # construction: a guard on the layout
     S = np.random.default_rng(0).integers(0, 2, (20, 210))
     assert np.all(q.exact.log_diag(qbm, S) >= -rbm.energy(S) - 1e-9)
     strong = q.QBM(random_rbm(10, 200, scale=100.0, bias_scale=100.0, seed=14), qbm.gamma)
