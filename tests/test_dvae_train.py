@@ -106,6 +106,9 @@ def test_train_evaluate_sample_commands(tmp_path, capsys):
     for name in written:
         assert (out / name).is_file(), name
     assert json.loads((out / "config.json").read_text())["encoder_hidden"] == [32, 32]
+    # the final evaluation anneals log Z as the run's validation does (its population and seed)
+    last_epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert json.loads((out / "evaluation.json").read_text())["log_z"] == last_epoch["log_z"]
 
     assert main(["train", "--resume", "--output", str(out), "--epochs", "2", "--no-progress",
                  "--final-importance-samples", "5"]) == 0

@@ -73,8 +73,9 @@ def _train(args) -> int:
         trainer = Trainer(TrainConfig.from_dict(values))
     print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
     trainer.fit(progress=not args.no_progress)
-    metrics = _report(trainer.model, trainer.valid_images.numpy(), trainer.config.final_importance_samples,
-                      trainer.output / "evaluation.json", seed=trainer.config.seed)
+    # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults
+    metrics = trainer.validate(importance_samples=trainer.config.final_importance_samples)
+    _write_json(metrics, trainer.output / "evaluation.json")
     _print_metrics(metrics)
     paths = _write_grids(trainer.model, trainer.valid_images.numpy(), trainer.data.image_shape, trainer.output,
                          seed=trainer.config.seed)
@@ -84,6 +85,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from .data import load_dataset
+    from .evaluation import evaluate
     from .train import load_checkpoint
 
     config, model, _ = load_checkpoint(args.checkpoint)
@@ -92,8 +94,9 @@ def _evaluate(args) -> int:
     if args.num_images:
         images = images[: args.num_images]
     output = Path(args.output) if args.output else _run_directory(args.checkpoint) / "evaluation.json"
-    metrics = _report(model, images, args.importance_samples, output, seed=args.seed,
-                      log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
+    metrics = evaluate(model, images, importance_samples=args.importance_samples, seed=args.seed,
+                       log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
+    _write_json(metrics, output)
     _print_metrics(metrics)
     print(f"wrote {output}")
     return 0
@@ -109,14 +112,9 @@ def _sample(args) -> int:
     return 0
 
 
-def _report(model, images, importance_samples, output: Path, *, seed, **options) -> dict:
-    """evaluate(), written to `output` as JSON."""
-    from .evaluation import evaluate
-
-    metrics = evaluate(model, images, importance_samples=importance_samples, seed=seed, **options)
+def _write_json(metrics: dict, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
 
 
 def _write_samples(model, image_shape, path: Path, num_samples: int, columns: int, seed: int) -> Path:
