@@ -32,7 +32,7 @@ def test_a_few_hundred_steps_improve_the_validation_elbo(tmp_path):
     assert trainer.step == 300
     gain = after["elbo"] - before["elbo"]
     assert gain > K_SIGMA * math.hypot(before["elbo_stderr"], after["elbo_stderr"]), (before["elbo"], after["elbo"])
-    assert history[-1]["val_elbo"] == pytest.approx(after["elbo"], abs=K_SIGMA * after["elbo_stderr"])
+    assert history[-1]["val_elbo"] == after["elbo"]  # the same validation: same log Z and seeds
     assert after["active_units"] > 0
 
 
