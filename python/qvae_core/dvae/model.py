@@ -66,7 +66,7 @@ class DVAE(nn.Module):
         relaxed ζ in place of z, paper 001 Eq. 12).
         """
         xs = x.repeat(num_importance * num_draws, 1)  # (K·D·B, pixels), block k + K·d
-        s = self.posterior(xs, generator)
+        s = self.posterior(x, generator, repeats=num_importance * num_draws)
         log_px = self._log_px(s.zeta, xs)
         if num_importance == 1:
             kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
@@ -104,7 +104,7 @@ class DVAE(nn.Module):
     def draws(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> Draws:
         """num_samples joint draws (z, ζ) ~ q(z, ζ|x) per image with their log p(x|ζ) and log q(z|x)."""
         xs = x.repeat(num_samples, 1)
-        s = self.posterior(xs, generator)
+        s = self.posterior(x, generator, repeats=num_samples)
         k, b = num_samples, x.shape[0]
         return Draws(
             self._log_px(s.zeta, xs).view(k, b),

@@ -74,13 +74,14 @@ class HierarchicalPosterior(nn.Module):
     def num_latent(self) -> int:
         return int(sum(self.sizes))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> PosteriorSample:
-        features = self.encoder(x)  # (B, F)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, repeats: int = 1) -> PosteriorSample:
+        """`repeats` draws per image, stacked as x.repeat(repeats, 1) would be; x is encoded once."""
+        features = self.encoder(x).repeat(repeats, 1)  # (repeats·B, F)
         parts: list[Smoothed] = []
         logits = []
         for head, size in zip(self.heads, self.sizes):
             group_logits = head(torch.cat([features, *(p.zeta for p in parts)], dim=1))  # (B, size)
-            rho, u = torch.rand((2, x.shape[0], size), generator=generator, dtype=x.dtype, device=x.device)
+            rho, u = torch.rand((2, features.shape[0], size), generator=generator, dtype=x.dtype, device=x.device)
             part = self.smoothing(group_logits, rho, u)
             if self.smoothing.relaxed and not self.training:
                 part = Smoothed(part.z, part.z, part.z)  # evaluation at τ -> 0 (paper 001 Sec. I A)
