@@ -137,8 +137,8 @@ def test_values_beyond_the_ranges_are_clipped_with_a_warning_saying_how_much(ser
         model = q.BoltzmannMachine(np.full(topo.num_units, 3.0), topo.edges, np.full(len(topo.edges), -3.0))
         h, _, J, _ = model.to_ising()
         h, J = np.abs(h / 0.5), np.abs(J / 0.5)  # programmed values before clipping
-        expected = (f"clipped {(h > 4).sum()} of 14 h values to h_range [-4.0, 4.0] (largest excess "
-                    f"{h.max() - 4:.4g}) and {len(J)} of {len(J)} J values to j_range [-1.0, 1.0] (largest excess 0.5)")
+        expected = (f"clipped {(h > 4).sum()} of 14 h values outside h_range [-4.0, 4.0] (largest excess "
+                    f"{h.max() - 4:.4g}) and {len(J)} of {len(J)} J values outside j_range [-1.0, 1.0] (largest excess 0.5)")
         assert 0 < (h > 4).sum() < 14
         with pytest.warns(qd.ClippingWarning, match=re.escape(expected)):
             sampler.sample(model, 10)

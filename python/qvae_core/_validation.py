@@ -43,6 +43,14 @@ def binary_states(value, name: str, num_units: int, *, rows: int | None = None) 
     return np.ascontiguousarray(arr, dtype=np.uint8).copy()
 
 
+def positive_float(value, name: str, *, allow_zero: bool = False) -> float:
+    """A finite float > 0 (>= 0 with allow_zero)."""
+    value = float(finite_array(value, name, ndim=0))
+    if value < 0.0 or (value == 0.0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'>=' if allow_zero else '>'} 0, got {value}")
+    return value
+
+
 def checkpoint_parts(checkpoint, keys) -> list:
     """The values of `keys` in a sampler checkpoint (a mapping, e.g. a loaded .npz)."""
     if not hasattr(checkpoint, "keys") or not hasattr(checkpoint, "__getitem__"):

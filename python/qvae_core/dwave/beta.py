@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import binary_states, finite_array, positive_int, seed_value
+from .._validation import binary_states, finite_array, positive_float, positive_int, seed_value
 from ..annealing import anneal
 from ..models import BoltzmannMachine
 
@@ -120,12 +120,8 @@ def appendix_c_update(model, samples, beta: float, learning_rate: float, *, popu
     """
     model = _check_model(model)
     z = binary_states(samples, "samples", model.num_units)
-    beta = float(finite_array(beta, "beta", ndim=0))
-    learning_rate = float(finite_array(learning_rate, "learning_rate", ndim=0))
-    if beta <= 0.0:
-        raise ValueError(f"beta: must be > 0, got {beta}")
-    if learning_rate <= 0.0:
-        raise ValueError(f"learning_rate: must be > 0, got {learning_rate}")
+    beta = positive_float(beta, "beta")
+    learning_rate = positive_float(learning_rate, "learning_rate")
     auxiliary = anneal(_scaled(model, beta), population=population, seed=seed).samples
     return beta + learning_rate * float(model.energy(auxiliary).mean() - model.energy(z).mean())
 
@@ -141,9 +137,7 @@ class PseudoLikelihood:
         self.smoothing = float(finite_array(smoothing, "smoothing", ndim=0))
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"smoothing: must be in [0, 1), got {self.smoothing}")
-        self.max_relative_stderr = float(finite_array(max_relative_stderr, "max_relative_stderr", ndim=0))
-        if self.max_relative_stderr <= 0.0:
-            raise ValueError(f"max_relative_stderr: must be > 0, got {self.max_relative_stderr}")
+        self.max_relative_stderr = positive_float(max_relative_stderr, "max_relative_stderr")
 
     def __call__(self, model, samples, beta_eff: float) -> float:
         estimate = estimate_beta_pseudolikelihood(model, samples)
@@ -159,9 +153,7 @@ class AppendixC:
     """beta_eff tracker of paper 001 App. C: one Eq. C3 step per batch (PA seeds drawn from `seed`)."""
 
     def __init__(self, learning_rate: float, *, population: int = 1000, seed=None):
-        self.learning_rate = float(finite_array(learning_rate, "learning_rate", ndim=0))
-        if self.learning_rate <= 0.0:
-            raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
+        self.learning_rate = positive_float(learning_rate, "learning_rate")
         self.population = positive_int(population, "population", minimum=2)
         self._rng = np.random.default_rng(seed_value(seed))
 

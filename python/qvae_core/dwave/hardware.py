@@ -14,7 +14,7 @@ import numpy as np
 from .._validation import finite_array
 from ..graphs import Topology
 
-__all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_excess"]
+__all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_violations"]
 
 # Slopes are compared after rounding, as dwave-system does, so that schedules built from the
 # fastest allowed ramp (e.g. by PauseAndQuench) are not refused for a rounding error.
@@ -145,7 +145,14 @@ def max_num_reads(properties: Mapping, params: Mapping) -> int:
     return min(limit, int((duration - programming) / (anneal_time + readout)))
 
 
-def range_excess(values: np.ndarray, bounds) -> np.ndarray:
-    """How far each value lies outside [bounds[0], bounds[1]] (0 inside)."""
-    lo, hi = (float(b) for b in bounds)
-    return np.maximum(np.maximum(values - hi, lo - values), 0.0)
+def range_violations(h: np.ndarray, J: np.ndarray, props: dict) -> list:
+    """What of an Ising problem lies outside the solver's h_range and j_range, one phrase per
+    offending kind ("3 of 16 h values outside h_range [-4.0, 4.0] (largest excess 0.5)")."""
+    found = []
+    for name, values, key in (("h", h, "h_range"), ("J", J, "j_range")):
+        lo, hi = (float(b) for b in props[key])
+        excess = np.maximum(np.maximum(values - hi, lo - values), 0.0)
+        if excess.size and excess.max() > 0.0:
+            found.append(f"{int((excess > 0).sum())} of {values.size} {name} values outside {key} "
+                         f"{list(props[key])} (largest excess {excess.max():.4g})")
+    return found

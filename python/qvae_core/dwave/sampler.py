@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import finite_array, positive_int, seed_value
+from .._validation import finite_array, positive_float, positive_int, seed_value
 from ..graphs import Topology
 from ..models import BoltzmannMachine, _check_edges
-from .hardware import PauseAndQuench, max_num_reads, range_excess, validate_anneal_schedule, working_graph
+from .hardware import PauseAndQuench, max_num_reads, range_violations, validate_anneal_schedule, working_graph
 
 __all__ = ["QPUSampler", "QPUSamplingError", "ClippingWarning"]
 
@@ -87,11 +87,9 @@ class QPUSampler:
             raise ValueError(f"beta_update: expected None or a callable, got {beta_update!r}")
         self.beta_update = beta_update
         self.num_spin_reversals = positive_int(num_spin_reversals, "num_spin_reversals")
-        self.timeout = _positive_float(timeout, "timeout")
+        self.timeout = positive_float(timeout, "timeout")
         self.max_retries = positive_int(max_retries, "max_retries", minimum=0)
-        self.retry_backoff = float(finite_array(retry_backoff, "retry_backoff", ndim=0))
-        if self.retry_backoff < 0:
-            raise ValueError(f"retry_backoff: must be >= 0, got {self.retry_backoff}")
+        self.retry_backoff = positive_float(retry_backoff, "retry_backoff", allow_zero=True)
         if solver is not None and not isinstance(solver, (str, Mapping)):
             raise ValueError(f"solver: expected a name, a dict of feature filters or None, got {solver!r}")
         if client is not None and client_options:
@@ -127,10 +125,7 @@ class QPUSampler:
 
     @beta_eff.setter
     def beta_eff(self, value) -> None:
-        value = float(finite_array(value, "beta_eff", ndim=0))
-        if value <= 0.0:
-            raise ValueError(f"beta_eff: must be > 0, got {value}")
-        self._beta_eff = value
+        self._beta_eff = positive_float(value, "beta_eff")
 
     def _get_solver(self, solver):
         if solver is None:
@@ -240,14 +235,9 @@ class QPUSampler:
 
     def _clip(self, h: np.ndarray, J: np.ndarray):
         props = self.solver.properties
-        notes = []
-        for name, values, key in (("h", h, "h_range"), ("J", J, "j_range")):
-            excess = range_excess(values, props[key])
-            if excess.size and excess.max() > 0.0:
-                notes.append(f"{int((excess > 0).sum())} of {values.size} {name} values to {key} "
-                             f"{list(props[key])} (largest excess {excess.max():.4g})")
-        if notes:
-            warnings.warn(f"clipped {' and '.join(notes)}: model / beta_eff (beta_eff = {self.beta_eff:.4g}) "
+        violations = range_violations(h, J, props)
+        if violations:
+            warnings.warn(f"clipped {' and '.join(violations)}: model / beta_eff (beta_eff = {self.beta_eff:.4g}) "
                           f"exceeds the solver's ranges", ClippingWarning, stacklevel=3)
         return np.clip(h, *props["h_range"]), np.clip(J, *props["j_range"])
 
@@ -344,9 +334,3 @@ def _edge_keys(edges: np.ndarray, n: int) -> np.ndarray:
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     return edges.min(axis=1) * n + edges.max(axis=1)
 
-
-def _positive_float(value, name: str) -> float:
-    value = float(finite_array(value, name, ndim=0))
-    if value <= 0.0:
-        raise ValueError(f"{name}: must be > 0, got {value}")
-    return value

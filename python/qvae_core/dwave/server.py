@@ -35,11 +35,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .._validation import finite_array, positive_int, seed_value
+from .._validation import finite_array, positive_float, positive_int, seed_value
 from ..models import BoltzmannMachine
 from ..samplers import GibbsSampler
 from . import qp
-from .hardware import max_num_reads, range_excess, validate_anneal_schedule
+from .hardware import max_num_reads, range_violations, validate_anneal_schedule
 from .solvers import qpu_solver
 
 __all__ = ["SAPIServer", "FAULTS", "default_solvers"]
@@ -194,9 +194,7 @@ class SAPIServer:
                  host: str = "127.0.0.1", port: int = 0, max_poll_wait: float = 30.0):
         if host not in _LOOPBACK:
             raise ValueError(f"host: the local SAPI server binds to loopback only {_LOOPBACK}, got {host!r}")
-        self.beta = float(finite_array(beta, "beta", ndim=0))
-        if self.beta <= 0.0:
-            raise ValueError(f"beta: must be > 0, got {self.beta}")
+        self.beta = positive_float(beta, "beta")
         self.sweeps = positive_int(sweeps, "sweeps")
         self.seed = seed_value(seed)
         self.token = token
@@ -434,7 +432,9 @@ class SAPIServer:
             else:  # QUBO x^T Q x is the binary model with bias -Q_ii and weight -Q_ij
                 h, _, J, _ = BoltzmannMachine(-decoded.linear, edges, -decoded.quadratic).to_ising()
             if not params.get("auto_scale", True):
-                self._check_ranges(h, J, props)
+                violations = range_violations(h, J, props)
+                if violations:
+                    raise ValueError(f"{' and '.join(violations)} with auto_scale off")
         except (ValueError, TypeError, KeyError) as exc:
             raise _HTTPError(400, str(exc)) from None
         index = next(self._counter)
@@ -464,17 +464,6 @@ class SAPIServer:
             raise ValueError(f"answer_mode: must be 'raw' or 'histogram', got {params['answer_mode']!r}")
         if "max_answers" in params and not (isinstance(params["max_answers"], int) and params["max_answers"] >= 1):
             raise ValueError(f"max_answers: must be a positive integer, got {params['max_answers']!r}")
-
-    @staticmethod
-    def _check_ranges(h: np.ndarray, J: np.ndarray, props: dict) -> None:
-        """With auto_scale off, the Ising form must lie within h_range and j_range."""
-        for name, values, key in (("h", h, "h_range"), ("J", J, "j_range")):
-            excess = range_excess(values, props[key])
-            if excess.size and excess.max() > 0.0:
-                raise ValueError(
-                    f"{name}: {int((excess > 0).sum())} value(s) outside {key} {props[key]} with auto_scale off "
-                    f"(worst by {excess.max():.4g})"
-                )
 
     def _poll(self, ids: list, timeout: float) -> list:
         """Statuses of the known problems among `ids`, once one is finished or `timeout` has passed."""
