@@ -197,7 +197,7 @@ def test_answers_are_boltzmann_samples_at_beta(client, auto_scale):
         (dict(num_reads=10001), "num_reads"),
         (dict(num_reads=600, annealing_time=2000.0), "num_reads"),
         (dict(anneal_schedule=[[0, 0], [0.1, 1]]), "slope"),
-        (dict(anneal_schedule=[[0, 0], [20, 1]], annealing_time=20.0), "mutually exclusive"),
+        (dict(anneal_schedule=[[0, 0], [20, 1]], annealing_time=20.0), "conflicts with anneal_schedule"),
         (dict(annealing_time=0.1), "annealing_time"),
         (dict(answer_mode="all"), "answer_mode"),
         (dict(x_experimental=1), "unknown parameter"),

@@ -124,6 +124,24 @@ def validate_anneal_schedule(schedule, properties: Mapping) -> list[list[float]]
     return points.tolist()
 
 
+def check_timing(params: Mapping, properties: Mapping) -> None:
+    """annealing_time within annealing_time_range and not together with an anneal_schedule (whose
+    own checks are validate_anneal_schedule's)."""
+    if "anneal_schedule" in params and "annealing_time" in params:
+        raise ValueError("annealing_time conflicts with anneal_schedule")
+    if "annealing_time" in params:
+        lo, hi = properties["annealing_time_range"]
+        if not lo <= float(params["annealing_time"]) <= hi:
+            raise ValueError(f"annealing_time: must be in [{lo}, {hi}], got {params['annealing_time']}")
+
+
+def anneal_time(params: Mapping, properties: Mapping) -> float:
+    """Microseconds one anneal takes: the schedule's last time, else annealing_time or the default."""
+    if "anneal_schedule" in params:
+        return float(params["anneal_schedule"][-1][0])
+    return float(params.get("annealing_time", properties["default_annealing_time"]))
+
+
 def max_num_reads(properties: Mapping, params: Mapping) -> int:
     """Most reads one problem may ask for with these parameters (as dwave-cloud-client estimates it).
 
@@ -133,16 +151,12 @@ def max_num_reads(properties: Mapping, params: Mapping) -> int:
     limit = int(properties["num_reads_range"][1])
     if "problem_run_duration_range" not in properties:
         return limit
-    if "anneal_schedule" in params:
-        anneal_time = float(params["anneal_schedule"][-1][0])
-    else:
-        anneal_time = float(params.get("annealing_time", properties["default_annealing_time"]))
     readout = float(params.get("readout_thermalization", properties.get("default_readout_thermalization", 0.0)))
     programming = float(
         params.get("programming_thermalization", properties.get("default_programming_thermalization", 0.0))
     )
     duration = float(properties["problem_run_duration_range"][1])
-    return min(limit, int((duration - programming) / (anneal_time + readout)))
+    return min(limit, int((duration - programming) / (anneal_time(params, properties) + readout)))
 
 
 def range_violations(h: np.ndarray, J: np.ndarray, props: dict) -> list:

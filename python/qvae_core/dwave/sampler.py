@@ -22,7 +22,8 @@ import numpy as np
 from .._validation import finite_array, positive_float, positive_int, seed_value
 from ..graphs import Topology
 from ..models import BoltzmannMachine, _check_edges
-from .hardware import PauseAndQuench, max_num_reads, range_violations, validate_anneal_schedule, working_graph
+from .hardware import (PauseAndQuench, check_timing, max_num_reads, range_violations, validate_anneal_schedule,
+                       working_graph)
 
 __all__ = ["QPUSampler", "QPUSamplingError", "ClippingWarning"]
 
@@ -148,16 +149,12 @@ class QPUSampler:
                 raise ValueError(f"solver_params: {key!r} is not a parameter of solver {self.solver.name!r}")
         props = self.solver.properties
         if anneal_schedule is not None:
-            if "annealing_time" in params:
-                raise ValueError("solver_params: annealing_time conflicts with anneal_schedule")
             points = anneal_schedule.points(props) if isinstance(anneal_schedule, PauseAndQuench) else anneal_schedule
             params["anneal_schedule"] = validate_anneal_schedule(points, props)
-        if "annealing_time" in params:
-            lo, hi = props["annealing_time_range"]
-            if not lo <= float(params["annealing_time"]) <= hi:
-                raise ValueError(
-                    f"solver_params: annealing_time must be in [{lo}, {hi}], got {params['annealing_time']}"
-                )
+        try:
+            check_timing(params, props)
+        except ValueError as exc:
+            raise ValueError(f"solver_params: {exc}") from None
         if "answer_mode" in accepted:
             params.setdefault("answer_mode", "raw")  # reads in the order they were taken
         params["auto_scale"] = False

@@ -39,7 +39,7 @@ from .._validation import finite_array, positive_float, positive_int, seed_value
 from ..models import BoltzmannMachine
 from ..samplers import GibbsSampler
 from . import qp
-from .hardware import max_num_reads, range_violations, validate_anneal_schedule
+from .hardware import anneal_time, check_timing, max_num_reads, range_violations, validate_anneal_schedule
 from .solvers import qpu_solver
 
 __all__ = ["SAPIServer", "FAULTS", "default_solvers"]
@@ -359,12 +359,11 @@ class SAPIServer:
         if problem.fault == "truncated":
             keep = np.cumsum(counts) <= max(num_reads // 2, 1)
             z, energies, counts = z[keep], energies[keep], counts[keep]
-        anneal_time = (problem.params["anneal_schedule"][-1][0] if "anneal_schedule" in problem.params
-                       else float(problem.params.get("annealing_time", props["default_annealing_time"])))
+        per_sample = anneal_time(problem.params, props)
         readout, delay = 100.0, 20.0
-        sampling = num_reads * (anneal_time + readout + delay)
+        sampling = num_reads * (per_sample + readout + delay)
         timing = {
-            "qpu_anneal_time_per_sample": anneal_time,
+            "qpu_anneal_time_per_sample": per_sample,
             "qpu_readout_time_per_sample": readout,
             "qpu_delay_time_per_sample": delay,
             "qpu_sampling_time": sampling,
@@ -447,14 +446,9 @@ class SAPIServer:
         unknown = [k for k in params if k not in props["parameters"]]  # experimental x_* ones too
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} for this solver")
+        check_timing(params, props)
         if "anneal_schedule" in params:
-            if "annealing_time" in params:
-                raise ValueError("annealing_time and anneal_schedule are mutually exclusive")
             validate_anneal_schedule(params["anneal_schedule"], props)
-        if "annealing_time" in params:
-            t_lo, t_hi = props["annealing_time_range"]
-            if not t_lo <= float(params["annealing_time"]) <= t_hi:
-                raise ValueError(f"annealing_time: must be in [{t_lo}, {t_hi}], got {params['annealing_time']}")
         num_reads = params.get("num_reads", 1)
         lo, _ = props["num_reads_range"]
         hi = max_num_reads(props, params)
