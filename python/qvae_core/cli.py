@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 import time
 
@@ -69,11 +68,7 @@ def _register_demo(sub) -> None:
 
 # Each entry adds its subcommands; modules import their heavy dependencies (torch,
 # dwave-cloud-client) only when a command runs, so `qvae-core demo` needs numpy alone.
-_SUBCOMMANDS = ["qvae_core.cli:_register_demo"]
-for _entry in ("qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"):
-    _module = _entry.split(":")[0]
-    if importlib.util.find_spec(_module.rsplit(".", 1)[0]) is not None:
-        _SUBCOMMANDS.append(_entry)
+_SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"]
 
 
 def main(argv=None) -> int:

@@ -68,12 +68,9 @@ class GibbsSampler:
 
     def set_model(self, model) -> None:
         """Continue the same chains under new parameters (same kind and size of model)."""
-        self._check_model(model)
-        if type(model) is not type(self.model) or model.num_units != self.model.num_units:
-            raise ValueError("model: must be of the same kind and size as the sampler's model")
-        if isinstance(model, RBM) and model.num_visible != self.model.num_visible:
-            raise ValueError("model: layer sizes differ from the sampler's model")
-        self._chains.set_model(model._compiled)
+        if type(model) is not type(self.model):
+            raise ValueError(f"model: expected a {type(self.model).__name__} like the sampler's, got {type(model).__name__}")
+        self._chains.set_model(model._compiled)  # the core checks the sizes (ValueError "model: ...")
         self.model = model
 
     def __repr__(self) -> str:
