@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,18 @@ def assert_log_diag(estimate, se, exact, *, cap=0.05, k=K_SIGMA):
     pooled = np.sqrt(np.mean(np.asarray(se) ** 2))
     assert np.all(np.abs(err) <= cap), err
     assert np.all(np.abs(err) <= k * pooled), err / pooled
+
+
+def all_states(n):
+    """All 2^n binary states, (2^n, n) uint8, the first unit most significant."""
+    return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+def random_bm(n, *, p_edge, scale=1.0, bias_scale=1.0, seed=0):
+    """A BoltzmannMachine with each pair coupled with probability p_edge, weights N(0, scale^2)."""
+    rng = np.random.default_rng(seed)
+    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < p_edge])
+    return q.BoltzmannMachine(rng.normal(0, bias_scale, n), edges.reshape(-1, 2), rng.normal(0, scale, len(edges)))
 
 
 def random_rbm(nv, nh, *, scale=1.0, bias_scale=0.5, seed=0):

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_log_z, assert_within_sigma, random_rbm
+from conftest import assert_log_z, assert_within_sigma, random_bm, random_rbm
 
 import qvae_core as q
 
@@ -45,10 +45,7 @@ def test_chimera_bm_log_z_matches_exact():
 
 
 def test_sparse_random_bm_log_z_matches_exact():
-    rng = np.random.default_rng(5)
-    n = 18
-    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.25])
-    bm = q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1, len(edges)))
+    bm = random_bm(18, p_edge=0.25, seed=5)
     check_log_z(bm, seed=4)
 
 

@@ -3,11 +3,10 @@
 import _thread
 import threading
 import time
-from itertools import product
 
 import numpy as np
 import pytest
-from conftest import assert_log_diag, assert_log_z, assert_within_sigma, random_rbm
+from conftest import all_states, assert_log_diag, assert_log_z, assert_within_sigma, random_bm, random_rbm
 
 import qvae_core as q
 
@@ -25,7 +24,7 @@ def random_qbm(nv, nh, gamma, seed, *, zero_gamma_unit=True):
 def dense_sigma_x(qbm):
     """<sigma^x_l> for every unit by dense diagonalisation (bit l of the basis index is z_l)."""
     n = qbm.num_units
-    S = np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)[:, ::-1]  # index bit l = z_l
+    S = all_states(n)[:, ::-1]  # index bit l = z_l
     H = np.diag(qbm.energy(S))
     index = np.arange(2**n)
     for l in range(n):
@@ -75,7 +74,7 @@ def test_quantum_log_z_matches_exact(gamma):
 
 def test_log_diag_matches_exact_for_random_and_high_energy_states():
     qbm = random_qbm(4, 5, 1.0, seed=7)
-    S = np.array(list(product([0, 1], repeat=9)), dtype=np.uint8)
+    S = all_states(9)
     E = qbm.energy(S)
     rng = np.random.default_rng(0)
     pick = np.concatenate([rng.choice(len(S), 6, replace=False), np.argsort(E)[-4:]])  # + highest energies
@@ -203,14 +202,11 @@ def test_bad_states_and_arguments():
 
 
 def random_graph_qbm(kind, gamma, seed):
-    rng = np.random.default_rng(seed)
     if kind == "chimera":
         pytest.importorskip("dwave_networkx")
         bm = q.graphs.random_boltzmann_machine(q.graphs.chimera(1, 1), weight_scale=1.0, bias_scale=1.0, seed=seed)
     else:
-        n = 9
-        edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
-        bm = q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1, len(edges)))
+        bm = random_bm(9, p_edge=0.4, seed=seed)
     g = np.full(bm.num_units, float(gamma))
     g[0] = 0.0
     return q.QBM(bm, g)

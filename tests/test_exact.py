@@ -1,16 +1,15 @@
 """The exact oracles against brute-force enumeration of every state."""
 
-from itertools import product
 
 import numpy as np
 import pytest
-from conftest import random_rbm
+from conftest import all_states, random_bm, random_rbm
 
 import qvae_core as q
 
 
 def brute(model):
-    S = np.array(list(product([0, 1], repeat=model.num_units)), dtype=np.uint8)
+    S = all_states(model.num_units)
     logw = -model.energy(S)
     lz = np.logaddexp.reduce(logw)
     p = np.exp(logw - lz)
@@ -32,9 +31,7 @@ def test_rbm_exact_matches_brute_force(nv, nh):
 
 
 def test_bm_exact_matches_brute_force():
-    rng = np.random.default_rng(3)
-    edges = np.array([(i, j) for i in range(7) for j in range(i + 1, 7) if rng.random() < 0.5])
-    bm = q.BoltzmannMachine(rng.normal(size=7), edges, rng.normal(0, 2, len(edges)))
+    bm = random_bm(7, p_edge=0.5, scale=2.0, seed=3)
     check_against_brute_force(bm)
 
 

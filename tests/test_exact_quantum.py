@@ -1,18 +1,12 @@
 """The exact QBM oracles against scipy.linalg.expm of the explicitly built Hamiltonian."""
 
-from itertools import product
 
 import numpy as np
 import pytest
-from conftest import random_rbm
+from conftest import all_states, random_bm, random_rbm
 from scipy.linalg import expm
 
 import qvae_core as q
-
-
-def all_states(n):
-    """Every state, first unit most significant (the Kronecker-product basis order)."""
-    return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
 
 
 def reference(qbm):
@@ -38,18 +32,12 @@ def assert_matches_reference(qbm, atol=1e-10):
     np.testing.assert_allclose(q.exact.correlations(qbm), corr, atol=atol)
 
 
-def random_bm(n, seed, p_edge=0.6):
-    rng = np.random.default_rng(seed)
-    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < p_edge])
-    return q.BoltzmannMachine(rng.normal(0, 1, n), edges, rng.normal(0, 1.5, len(edges)))
-
-
 def dense_rbm_qbm():
     return q.QBM(random_rbm(2, 3, scale=1.2, bias_scale=0.8, seed=5), [0.7, 0.0, 1.3, 0.4, 2.0])
 
 
 def dense_bm_qbm():
-    return q.QBM(random_bm(6, seed=7), [0.5, 1.5, 0.0, 0.9, 2.5, 0.2])
+    return q.QBM(random_bm(6, p_edge=0.6, scale=1.5, seed=7), [0.5, 1.5, 0.0, 0.9, 2.5, 0.2])
 
 
 def hidden_only_qbm():
@@ -142,7 +130,7 @@ def test_uncoupled_units_factorise(model):
 
 @pytest.mark.parametrize(
     "model",
-    [random_rbm(3, 4, seed=2), random_rbm(5, 2, seed=3), random_bm(6, seed=4)],
+    [random_rbm(3, 4, seed=2), random_rbm(5, 2, seed=3), random_bm(6, p_edge=0.6, scale=1.5, seed=4)],
     ids=["rbm", "rbm-swapped", "bm"],
 )
 def test_zero_field_is_the_classical_model(model):

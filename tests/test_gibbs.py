@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_within_sigma, random_rbm
+from conftest import assert_within_sigma, random_bm, random_rbm
 
 import qvae_core as q
 
@@ -33,11 +33,9 @@ def test_chimera_bm_with_strong_couplings_matches_exact():
     check_against_exact(bm, {"seed": 5}, burn_in=1000)
 
 
-def _dense_graph_bm(seed=9, n=10):
-    """A random BM on n units with edge probability 0.4: not bipartite."""
-    rng = np.random.default_rng(seed)
-    edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.4])
-    return q.BoltzmannMachine(rng.normal(0, 0.5, n), edges, rng.normal(0, 1.0, len(edges)))
+def _dense_graph_bm():
+    """Not bipartite."""
+    return random_bm(10, p_edge=0.4, bias_scale=0.5, seed=9)
 
 
 def test_non_bipartite_bm_matches_exact():
@@ -73,9 +71,7 @@ def test_same_seed_same_states_for_any_thread_count(model):
 
 
 def test_graph_same_seed_same_states_for_any_thread_count():
-    rng = np.random.default_rng(0)
-    edges = np.array([(i, j) for i in range(40) for j in range(i + 1, 40) if rng.random() < 0.1])
-    bm = q.BoltzmannMachine(rng.normal(size=40), edges, rng.normal(size=len(edges)))
+    bm = random_bm(40, p_edge=0.1, seed=0)
     a = q.GibbsSampler(bm, 50, seed=7, num_threads=1).run(30)
     b = q.GibbsSampler(bm, 50, seed=7, num_threads=2).run(30)
     np.testing.assert_array_equal(a, b)

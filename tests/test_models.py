@@ -1,16 +1,11 @@
 """Energies, the Ising form and its inverse, topologies, and argument validation of the models."""
 
-from itertools import product
 
 import numpy as np
 import pytest
-from conftest import random_rbm
+from conftest import all_states, random_rbm
 
 import qvae_core as q
-
-
-def all_states(n):
-    return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
 
 
 def ising_energy(h, edges, J, offset, states):
