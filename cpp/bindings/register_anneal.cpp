@@ -1,6 +1,7 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <thread>
 #include <type_traits>
 
 #include "bindings.hpp"
@@ -105,6 +106,7 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
   double* out = value.mutable_data();
   double* err = error.mutable_data();
   std::atomic<bool> stop{false};
+  const std::thread::id main_thread = std::this_thread::get_id();
   {
     py::gil_scoped_release release;
     const double log_z0 = model->reference_log_z(true);
@@ -117,8 +119,8 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
           qvae::QmcChains<Model> chains(model, population, ob.seed, nullptr);
           chains.sample_reference(s + b * n);
           chains.set_clamped(true);
-          auto poll = [&] {  // signals reach the main thread's tasks; the flag stops the rest
-            if (!stop && poll_signals()) stop = true;
+          auto poll = [&] {  // only the main thread sees signals; the flag stops the other threads' tasks
+            if (!stop && std::this_thread::get_id() == main_thread && poll_signals()) stop = true;
             return stop.load();
           };
           AnnealResult r = qvae::population_anneal(chains, log_z0, ob, poll);
