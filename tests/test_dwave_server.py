@@ -298,3 +298,11 @@ def test_cli_serves_until_interrupted():
 def test_cli_refuses_bad_options(argv, capsys):
     assert main(["sapi-server", "--port", "0", "--solver", "chimera:1"] + argv) == 2
     assert "qvae-core sapi-server:" in capsys.readouterr().err
+
+
+def test_solver_definitions_do_not_share_mutable_properties():
+    a, b = qd.qpu_solver("chimera", (1, 1)), qd.qpu_solver("chimera", (1, 1))
+    a["properties"]["h_range"][0] = -100.0
+    a["properties"]["parameters"]["num_reads"] = "changed"
+    assert b["properties"]["h_range"][0] != -100.0 and b["properties"]["parameters"]["num_reads"] != "changed"
+    assert qd.qpu_solver("chimera", (1, 1))["properties"]["h_range"][0] != -100.0

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._validation import binary_states, finite_array, positive_float, positive_int, seed_value
 from ..annealing import anneal
+from ..exact import _sigmoid
 from ..models import BoltzmannMachine
 
 __all__ = ["BetaEstimate", "estimate_beta_pseudolikelihood", "appendix_c_update", "PseudoLikelihood", "AppendixC"]
@@ -99,10 +100,6 @@ def estimate_beta_pseudolikelihood(model, samples, *, max_iter: int = 100) -> Be
     per_sample = (x * _sigmoid(-beta * x)).reshape(z.shape).sum(axis=1)
     curvature = float(np.sum(x * x * _sigmoid(beta * x) * _sigmoid(-beta * x)))
     return BetaEstimate(float(beta), float(np.sqrt(np.sum(per_sample**2)) / curvature))
-
-
-def _sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
 def _scaled(model: BoltzmannMachine, beta: float) -> BoltzmannMachine:

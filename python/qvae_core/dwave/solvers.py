@@ -8,6 +8,7 @@ overridden. Qubit labels are the linear labels of dwave-networkx; inactive qubit
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import numbers
 
@@ -113,7 +114,7 @@ def qpu_solver(
     pairs = full.nodes[full.edges]
     couplers = pairs[keep[full.edges[:, 0]] & keep[full.edges[:, 1]]]
     digest = hashlib.sha1(qubits.tobytes() + couplers.tobytes()).hexdigest()[:10]
-    props = dict(_BASE_PROPERTIES)
+    props = copy.deepcopy(_BASE_PROPERTIES)  # its lists and dicts belong to this solver alone
     props.update(
         chip_id=name or f"local_{topology}_{'x'.join(map(str, canonical))}",
         topology={"type": topology, "shape": canonical},
