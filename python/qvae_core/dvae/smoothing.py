@@ -97,7 +97,7 @@ class SpikeAndExponential(Smoothing):
         q, one_minus_q = torch.sigmoid(logits), torch.sigmoid(-logits)
         z = (rho > one_minus_q).to(logits.dtype)
         t = F.relu(rho - one_minus_q) / q.clamp_min(torch.finfo(q.dtype).tiny)  # (B, n) in [0, 1]
-        zeta = torch.log1p(t * math.expm1(self.beta)) / self.beta
+        zeta = self.sample_given(z, t)  # t is uniform on (0, 1] given z = 1, and 0 where z = 0
         log_one_minus_q = F.logsigmoid(-logits)
         post = z + (z - 1) * (log_one_minus_q - log_one_minus_q.detach())  # value z, App. D gradient
         return Smoothed(zeta, z, post)
