@@ -55,11 +55,19 @@ def _dnx():
 
 def from_networkx(graph, name: str = "graph") -> Topology:
     """Topology of any networkx graph with integer node labels (e.g. a solver's working graph)."""
-    nodes = np.array(sorted(graph.nodes), dtype=np.int64)
+    return _from_labels(name, graph.nodes, graph.edges)
+
+
+def _from_labels(name: str, labels, label_pairs) -> Topology:
+    """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them."""
+    nodes = np.array(sorted(int(v) for v in labels), dtype=np.int64)
     position = {int(q): k for k, q in enumerate(nodes)}
-    pairs = sorted(tuple(sorted((position[int(u)], position[int(v)]))) for u, v in graph.edges)
-    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    return Topology(name, nodes, edges)
+    pairs = sorted(
+        tuple(sorted((position[int(u)], position[int(v)])))
+        for u, v in label_pairs
+        if int(u) in position and int(v) in position
+    )
+    return Topology(name, nodes, np.array(pairs, dtype=np.int64).reshape(-1, 2))
 
 
 def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:

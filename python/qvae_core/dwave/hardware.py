@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from .._validation import finite_array
-from ..graphs import Topology
+from ..graphs import Topology, _from_labels
 
 __all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_violations"]
 
@@ -35,14 +35,7 @@ def working_graph(solver, qubits=None) -> Topology:
         if chosen.size == 0 or missing.size:
             raise ValueError(f"qubits: not active qubits of the solver: {missing[:10].tolist()}")
         nodes = chosen
-    position = {int(v): k for k, v in enumerate(nodes)}
-    pairs = sorted(
-        tuple(sorted((position[int(a)], position[int(b)])))
-        for a, b in properties["couplers"]
-        if int(a) in position and int(b) in position
-    )
-    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    return Topology(str(getattr(solver, "name", "solver")), nodes, edges)
+    return _from_labels(str(getattr(solver, "name", "solver")), nodes, properties["couplers"])
 
 
 @dataclass(frozen=True)
