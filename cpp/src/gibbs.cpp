@@ -206,12 +206,8 @@ void RbmChains::prepare_weights(std::size_t num_threads) {
           for (std::size_t k = 0; k < nk; ++k) {
             if (!y[k]) continue;
             lin += cb[k];
-            if (keep_visible) {
-              const double* row = &m.w64[k * m.nh];
-              for (std::size_t j = 0; j < ns; ++j) x[j] += row[j];
-            } else {
-              for (std::size_t j = 0; j < ns; ++j) x[j] += m.w64[j * m.nh + k];
-            }
+            const double* row = keep_visible ? &m.w64[k * m.nh] : &m.wt64[k * m.nv];  // W or W^T row k
+            for (std::size_t j = 0; j < ns; ++j) x[j] += row[j];
           }
           kept_bias_[c] = lin;
         }

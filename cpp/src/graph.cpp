@@ -12,9 +12,11 @@ RbmModel::RbmModel(std::size_t nv_, std::size_t nh_, const double* weights, cons
                    const double* hbias)
     : nv(nv_), nh(nh_), ld_h(pad_to(nh_, kRbmTile)), ld_v(pad_to(nv_, kRbmTile)),
       w(nv_ * ld_h, 0.0f), wt(nh_ * ld_v, 0.0f), a(ld_v, 0.0f), b(ld_h, 0.0f),
-      w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_), b64(hbias, hbias + nh_) {
+      w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_), b64(hbias, hbias + nh_),
+      wt64(nv_ * nh_) {
   for (std::size_t i = 0; i < nv; ++i)
     for (std::size_t j = 0; j < nh; ++j) {
+      wt64[j * nv + i] = weights[i * nh + j];
       float x = static_cast<float>(weights[i * nh + j]);
       w[((j / kRbmTile) * nv + i) * kRbmTile + j % kRbmTile] = x;
       wt[((i / kRbmTile) * nh + j) * kRbmTile + i % kRbmTile] = x;

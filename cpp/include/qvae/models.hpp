@@ -24,6 +24,7 @@ struct RbmModel {
   std::vector<float> w, wt;
   std::vector<float> a, b;             // biases padded to ld_v and ld_h
   std::vector<double> w64, a64, b64;   // exact copies for energies
+  std::vector<double> wt64;            // W^T (nh, nv) in double: rows for the hidden layer's sums
 
   RbmModel(std::size_t nv, std::size_t nh, const double* weights, const double* vbias,
            const double* hbias);
