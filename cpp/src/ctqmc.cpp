@@ -89,11 +89,10 @@ QmcRbmModel::QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* g)
     c.ld = pad_to(n, kVec);
     c.src_offset = b ? 0 : m.nv;
     c.rows.assign(n_src * c.ld, 0.0f);
-    c.bias.assign(c.ld, 0.0f);
+    c.bias = b ? m.b.data() : m.a.data();
     for (std::size_t s = 0; s < n_src; ++s)
       for (std::size_t l = 0; l < n; ++l)
         c.rows[s * c.ld + l] = static_cast<float>(b ? m.w64[s * m.nh + l] : m.w64[l * m.nh + s]);
-    for (std::size_t l = 0; l < n; ++l) c.bias[l] = static_cast<float>(b ? m.b64[l] : m.a64[l]);
   }
 }
 
@@ -231,7 +230,7 @@ struct DenseFields {
   double since = 0.0;
 
   void start(const QmcBlocks& blocks, int block) {
-    s.field.assign(c.bias.begin(), c.bias.end());
+    s.field.assign(c.bias, c.bias + c.ld);
     s.integral.assign(c.ld, 0.0f);
     for (std::int32_t u : blocks.members[1 - block])
       if (s.z[u]) add_row(u, 1.0f);

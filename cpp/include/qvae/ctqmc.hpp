@@ -57,7 +57,8 @@ struct QmcRbmModel {
   std::vector<double> bias;   // per unit, [a, b]
   struct Coupling {           // seen by one block: a row of ld floats per unit of the other
     std::size_t ld = 0, src_offset = 0;
-    std::vector<float> rows, bias;
+    std::vector<float> rows;
+    const float* bias = nullptr;  // the block's biases, zero beyond n: RbmModel::a or b (padded further)
   };
   Coupling into[2];
   QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* gamma);
