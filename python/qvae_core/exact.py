@@ -134,9 +134,11 @@ class _Enumeration:
 
     def log_weight(self, states):
         """log<z|e^{-H}|z> (-E(z) for a classical model) of validated full states."""
+        X, Y = states[:, self.x_idx].astype(np.float64), states[:, self.y_idx]
+        if self.y_idx.size == 0:  # every unit enumerated: the weight is x_weight's (-E or the dense table)
+            return self.x_weight(X)
         if self.gamma is None:
             return -self.model.energy(states)
-        X, Y = states[:, self.x_idx].astype(np.float64), states[:, self.y_idx]
         log_tr, log_p1, log_p0 = _qubit(self.d + X @ self.M, self.gamma)
         return self.x_weight(X) + (log_tr + np.where(Y == 1, log_p1, log_p0)).sum(axis=1)
 
@@ -183,8 +185,8 @@ def _enumeration(model) -> _Enumeration:
         )
     table = _dense_log_diag(model, gamma)
     powers = 1 << np.arange(n)
-    # no Y units: the fields enter only through the table (an empty gamma marks the model quantum)
-    return _Enumeration(model, np.arange(n), lambda X: table[X.astype(np.int64) @ powers], gamma=gamma[:0])
+    # no Y units: the fields enter only through the table
+    return _Enumeration(model, np.arange(n), lambda X: table[X.astype(np.int64) @ powers])
 
 
 def log_z(model) -> float:
