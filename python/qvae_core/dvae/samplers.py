@@ -6,7 +6,7 @@ Every sampler has the same small contract, which a QPU sampler implements as wel
                                                BoltzmannMachine or QBM (Prior.numpy_model())
     sampler.state_dict() / load_state_dict(state)   tensors and ints only, for checkpoints
 
-Variants are picked by name from SAMPLERS: "pcd" (persistent chains: block Gibbs, or CT-QMC
+Variants are built from a TrainConfig by name in SAMPLERS: "pcd" (persistent chains: block Gibbs, or CT-QMC
 worldlines for a QBM), "pa" (a population-annealing run per gradient, classical or quantum) and
 "qpu" (qvae_core.dwave.QPUSampler: a D-Wave solver through dwave-cloud-client, paper 001).
 """
@@ -115,4 +115,9 @@ def qpu_sampler(config, seed: int):
                       beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, 2))
 
 
-SAMPLERS = {"pcd": PersistentChains, "pa": PopulationAnnealing, "qpu": qpu_sampler}
+# name -> (TrainConfig, seed) -> sampler
+SAMPLERS = {
+    "pcd": lambda config, seed: PersistentChains(config.negative_samples, config.sweeps or None, seed=seed),
+    "pa": lambda config, seed: PopulationAnnealing(config.negative_samples, config.sweeps or None, seed=seed),
+    "qpu": qpu_sampler,
+}

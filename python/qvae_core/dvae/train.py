@@ -65,10 +65,7 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
 
 def build_sampler(config: TrainConfig):
     """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed."""
-    seed = derived_seed(config.seed, 3)
-    if config.sampler == "qpu":
-        return SAMPLERS["qpu"](config, seed)
-    return SAMPLERS[config.sampler](config.negative_samples, config.sweeps or None, seed=seed)
+    return SAMPLERS[config.sampler](config, derived_seed(config.seed, 3))
 
 
 class _Progress:
