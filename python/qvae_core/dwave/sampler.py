@@ -104,7 +104,9 @@ class QPUSampler:
         if client is None:
             from dwave.cloud import Client
 
-            client = Client.from_config(**{"client": "qpu", "polling_timeout": self.timeout, **(client_options or {})})
+            # No client polling_timeout: the sampler's own deadline (from submission, _read) governs
+            # and cancels the problem; a client timeout would race it and leave the problem running.
+            client = Client.from_config(**{"client": "qpu", **(client_options or {})})
         self.client = client
         try:
             self.solver = self._get_solver(solver)
