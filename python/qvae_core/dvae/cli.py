@@ -11,7 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .config import QUICK, TrainConfig
+from .config import LOG_Z_POPULATION, QUICK, TrainConfig
 
 __all__ = ["register"]
 
@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
     evaluate.add_argument("--num-images", type=int, default=0, help="first N validation images (0: all)")
     evaluate.add_argument("--importance-samples", type=int, default=1000, help="K per image for the LL")
-    evaluate.add_argument("--log-z-population", type=int, default=4000, help="population of the log Z annealing")
+    evaluate.add_argument("--log-z-population", type=int, default=LOG_Z_POPULATION,
+                          help="population of the log Z annealing")
     evaluate.add_argument("--log-diag-population", type=int, default=200, help="QBM: population of log_diag")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")

@@ -34,6 +34,7 @@ def _option(default, help: str, parse=None):
 
 
 BETA_TRACKING = ("none", "pseudolikelihood", "appendix-c")
+LOG_Z_POPULATION = 4000  # default population of the annealing runs that estimate log Z
 QPU_SCHEDULES = ("default", "pause-and-quench")
 
 
@@ -78,7 +79,7 @@ class TrainConfig:
     output: str = _option("runs/dvae", "directory for checkpoint, metrics and images")
     eval_every: int = _option(1, "epochs between validation ELBOs")
     checkpoint_every: int = _option(1, "epochs between checkpoints")
-    log_z_population: int = _option(4000, "population of the annealing runs that estimate log Z")
+    log_z_population: int = _option(LOG_Z_POPULATION, "population of the annealing runs that estimate log Z")
     final_importance_samples: int = _option(100, "K of the LL reported when training ends (1000+ for papers)")
 
     def __post_init__(self):

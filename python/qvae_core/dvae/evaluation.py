@@ -20,6 +20,7 @@ import torch
 
 import qvae_core as q
 
+from .config import LOG_Z_POPULATION
 from .model import DVAE
 
 __all__ = ["evaluate", "ACTIVE_UNIT_VARIANCE"]
@@ -40,7 +41,7 @@ def evaluate(
     *,
     importance_samples: int = 1000,
     log_z: tuple[float, float] | None = None,
-    log_z_population: int = 4000,
+    log_z_population: int = LOG_Z_POPULATION,
     true_elbo: bool = True,
     log_diag_population: int = 200,
     seed: int = 0,

@@ -25,6 +25,8 @@ from torch import nn
 
 import qvae_core as q
 
+from .config import LOG_Z_POPULATION
+
 __all__ = ["Prior", "BernoulliPrior", "RBMPrior", "GraphPrior", "PriorKind", "PRIORS"]
 
 _INIT_WEIGHT_SCALE = 0.01
@@ -71,7 +73,7 @@ class Prior(nn.Module):
     def _classical_numpy_model(self):
         raise NotImplementedError
 
-    def log_partition(self, *, population: int = 4000, seed: int = 0) -> tuple[float, float]:
+    def log_partition(self, *, population: int = LOG_Z_POPULATION, seed: int = 0) -> tuple[float, float]:
         """(log Z, its standard error) by one population-annealing run (the spread of its
         sub-population estimates); the quantum log Tr e^{-H} for a QBM."""
         result = q.anneal(self.numpy_model(), population=population, seed=seed)
