@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "qvae/gibbs.hpp"
 
@@ -17,6 +18,12 @@ namespace py = pybind11;
 
 template <class T>
 using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// A new numpy array holding a copy of v.
+template <class T>
+carray<T> to_array(const std::vector<T>& v) {
+  return carray<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
 
 inline void require_shape(const py::array& a, std::initializer_list<py::ssize_t> shape,
                           const char* name) {

@@ -14,11 +14,6 @@ using qvae::AnnealResult;
 
 namespace {
 
-template <class T>
-carray<T> to_array(const std::vector<T>& v) {
-  return carray<T>(static_cast<py::ssize_t>(v.size()), v.data());
-}
-
 py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
   py::dict d;
   d["log_z"] = r.log_z;

@@ -19,13 +19,11 @@ void register_chains(py::module_& m, const char* name) {
       .def_property_readonly("kinks",
                              [](const Chains& self) {
                                const auto offsets = self.kink_offsets();
-                               carray<std::int64_t> starts(offsets.size());
-                               std::copy(offsets.begin(), offsets.end(), starts.mutable_data());
                                const auto total = static_cast<std::size_t>(offsets.back());
                                carray<double> times(total);
                                carray<std::int32_t> units(total);
                                self.get_kinks(times.mutable_data(), units.mutable_data());
-                               return py::make_tuple(starts, times, units);
+                               return py::make_tuple(to_array(offsets), times, units);
                              })
       .def("set_kinks",
            [](Chains& self, const carray<std::int64_t>& offsets, const carray<double>& times,

@@ -57,15 +57,14 @@ void register_models(py::module_& m) {
            py::arg("num_units"), py::arg("bias"), py::arg("edges"), py::arg("weights"),
            py::arg("colors"))
       .def_property_readonly("num_units", &GraphModel::num_units)
-      .def_property_readonly("colors", [](const GraphModel& g) { return carray<std::int32_t>(g.color.size(), g.color.data()); })
+      .def_property_readonly("colors", [](const GraphModel& g) { return to_array(g.color); })
       .def("energy", &energies<GraphModel>, py::arg("states"),
            "E(z) = -sum_i b_i z_i - sum_k w_k z_i z_j for each row of states (float64).");
 
   m.def("greedy_coloring",
         [](std::size_t n, const carray<std::int64_t>& edges) {
           require_shape(edges, {-1, 2}, "edges");
-          auto colors = qvae::greedy_coloring(n, edges.shape(0), edges.data());
-          return carray<std::int32_t>(colors.size(), colors.data());
+          return to_array(qvae::greedy_coloring(n, edges.shape(0), edges.data()));
         },
         py::arg("num_units"), py::arg("edges"),
         "Proper colouring by DSatur: two colours for bipartite graphs, few otherwise (Pegasus: 4).");
