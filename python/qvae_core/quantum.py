@@ -58,8 +58,9 @@ class PathIntegralSampler:
 
     A sweep updates each block (the visible then the hidden layer of an RBM, or the colour classes
     of a BoltzmannMachine) by cluster moves along imaginary time: Poisson(Gamma_l) cuts, heat bath
-    on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a
-    seed whatever `num_threads`.
+    on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as
+    p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a seed whatever `num_threads`.
+    `run` releases the GIL: use a sampler from one Python thread at a time.
     """
 
     def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):

@@ -22,6 +22,7 @@ class GibbsSampler:
 
     Chains start uniformly at random (or at `initial_state`, shape (num_chains, n), 0/1).
     For a given seed the states are bit-identical whatever `num_threads` (None = all cores).
+    `run` releases the GIL: use a sampler from one Python thread at a time.
     """
 
     def __init__(self, model, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
