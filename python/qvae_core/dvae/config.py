@@ -53,7 +53,8 @@ class TrainConfig:
     groups: int = _option(8, "groups of the hierarchical posterior (paper 000: 8)")
     encoder: str = _option("mlp", "mlp | conv (28x28 images; paper 001 App. A)")
     encoder_hidden: list = _option([256, 256], "hidden widths of each posterior head, e.g. 256,256", _int_list)
-    decoder_hidden: list = _option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); the conv decoder has fixed sizes", _int_list)
+    decoder_hidden: list = _option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); "
+                                          "the conv decoder has fixed sizes", _int_list)
     smoothing: str = _option("spike-exp", "spike-exp | overlap-exp | power | concrete")
     beta_start: float = _option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = _option(10.0, "... and at the end, linear in between (paper 000: 10)")
