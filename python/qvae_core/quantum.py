@@ -47,7 +47,7 @@ class QBM:
 
     def energy(self, states) -> np.ndarray:
         """The classical (diagonal) energy E(z) of each row of `states`."""
-        return self.model.energy(binary_states(states, "states", self.num_units))
+        return self.model.energy(states)  # which validates them
 
     def __repr__(self) -> str:
         return f"QBM({self.model!r}, gamma in [{self.gamma.min():g}, {self.gamma.max():g}])"
