@@ -176,7 +176,7 @@ void merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::ve
 
 // Per-task buffers, reused across sweeps: sized up front, filled through indices.
 struct QmcScratch {
-  std::vector<float> field, integral, seg_start, area, uniforms, value;
+  AlignedFloats field, integral, seg_start, area, uniforms, value;
   std::vector<double> since;       // sparse fields: time each unit's integral was last advanced
   std::vector<std::uint8_t> z;     // current values of all units during a walk
   std::vector<std::int32_t> slot, redirect;
@@ -189,8 +189,8 @@ struct QmcScratch {
 
 namespace {
 
-template <class T>
-inline void ensure_size(std::vector<T>& v, std::size_t n) {
+template <class Vector>
+inline void ensure_size(Vector& v, std::size_t n) {
   if (v.size() < n) v.resize(n + n / 2);
 }
 

@@ -33,40 +33,59 @@ std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t 
 
 namespace {
 
-// Fields of n_dst target units for a few chains, then heat-bath draws.
-// field_j = bias_j + sum over active source units k (ascending) of W[k, j]:
-// the sources are binary, so adding selected rows equals the matrix product exactly.
-// A tile of kRbmTile columns is accumulated in registers and reused across the chains.
-QVAE_MULTIVERSION
-void rbm_half_kernel(const float* W, std::size_t n_src, const float* bias, std::size_t n_dst,
-                     float beta, std::size_t num_chains, const std::int32_t* idx,
-                     std::size_t idx_stride, const std::int32_t* counts, const float* uniforms,
-                     std::uint8_t* dst, std::size_t dst_stride) {
-  static_assert(kRbmTile == 4 * kVec, "the kernel holds one tile in four vectors");
-  const std::size_t ld = pad_to(n_dst, kRbmTile);
-  for (std::size_t t0 = 0; t0 < n_dst; t0 += kRbmTile) {
-    const float* tile = W + t0 * n_src;
-    const std::size_t width = std::min(kRbmTile, n_dst - t0);
+// Heat-bath update of a layer of n_dst units for a few chains, from the packed bits of the
+// source layer: field_j = bias_j + sum over source nibbles q of table[q][pattern_q][j] (the W rows
+// of the active units, RbmModel::field_to_h). One tile of kRbmTile targets is accumulated in four
+// vectors and its table slice reused across the chains; the new bits are written packed.
+QVAE_MULTIVERSION_V4
+void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, std::size_t n_dst,
+                     float beta, std::size_t num_chains, const std::uint32_t* src,
+                     std::uint32_t* dst, std::size_t stride, LaneRng* rng) {
+  static_assert(kRbmTile == 4 * kVec && kRbmTile == 32, "a tile is four vectors and one word");
+  static_assert(2 * LaneRng::kLanes == kRbmTile, "two generator steps per tile");
+  const std::size_t nq = RbmModel::num_nibbles(n_src);
+  const vint lane_bit = {1, 2, 4, 8, 16, 32, 64, 128};
+  alignas(64) float u[kRbmTile];
+  for (std::size_t t = 0; t * kRbmTile < n_dst; ++t) {
+    const float* slice = table + t * nq * 16 * kRbmTile;
+    const std::size_t width = std::min(kRbmTile, n_dst - t * kRbmTile);
+    const std::uint32_t valid = width == 32 ? ~0u : (1u << width) - 1u;
+    const float* b = bias + t * kRbmTile;
     for (std::size_t c = 0; c < num_chains; ++c) {
-      vfloat a0 = vload(bias + t0), a1 = vload(bias + t0 + 8);
-      vfloat a2 = vload(bias + t0 + 16), a3 = vload(bias + t0 + 24);
-      const std::int32_t* active = idx + c * idx_stride;
-      const std::int32_t count = counts[c];
-      for (std::int32_t q = 0; q < count; ++q) {
-        const float* row = tile + static_cast<std::size_t>(active[q]) * kRbmTile;
-        a0 += vload(row);
-        a1 += vload(row + 8);
-        a2 += vload(row + 16);
-        a3 += vload(row + 24);
+      // Two sets of accumulators (even and odd nibbles) halve the chain of dependent additions.
+      vfloat a0 = vload(b), a1 = vload(b + 8), a2 = vload(b + 16), a3 = vload(b + 24);
+      vfloat e0{}, e1{}, e2{}, e3{};
+      const std::uint32_t* words = src + c * stride;
+      for (std::size_t k = 0; k < nq / 8; ++k) {
+        const std::uint32_t w = words[k];
+        const float* base = slice + k * 8 * 16 * kRbmTile;
+        for (int i = 0; i < 8; i += 2) {
+          const float* r = base + (i * 16 + ((w >> (4 * i)) & 15u)) * kRbmTile;
+          const float* s = base + ((i + 1) * 16 + ((w >> (4 * i + 4)) & 15u)) * kRbmTile;
+          a0 += vload(r);
+          a1 += vload(r + 8);
+          a2 += vload(r + 16);
+          a3 += vload(r + 24);
+          e0 += vload(s);
+          e1 += vload(s + 8);
+          e2 += vload(s + 16);
+          e3 += vload(s + 24);
+        }
       }
-      const float* u = uniforms + c * ld + t0;
-      alignas(32) float bit[kRbmTile];
-      vstore(bit, vbernoulli_logistic(beta * a0, vload(u)));
-      vstore(bit + 8, vbernoulli_logistic(beta * a1, vload(u + 8)));
-      vstore(bit + 16, vbernoulli_logistic(beta * a2, vload(u + 16)));
-      vstore(bit + 24, vbernoulli_logistic(beta * a3, vload(u + 24)));
-      std::uint8_t* out = dst + c * dst_stride + t0;
-      for (std::size_t j = 0; j < width; ++j) out[j] = static_cast<std::uint8_t>(bit[j]);
+      a0 += e0;
+      a1 += e1;
+      a2 += e2;
+      a3 += e3;
+      rng[c].next_uniform(u);
+      rng[c].next_uniform(u + LaneRng::kLanes);
+      // u < 1/(1+e^{-f})  <=>  u (1 + e^{-f}) < 1; each vector's lanes become 8 bits of the word.
+      vint m = (vload(u) * (1.0f + vexp(-beta * a0)) < 1.0f) & lane_bit;
+      m |= (vload(u + 8) * (1.0f + vexp(-beta * a1)) < 1.0f) & (lane_bit << 8);
+      m |= (vload(u + 16) * (1.0f + vexp(-beta * a2)) < 1.0f) & (lane_bit << 16);
+      m |= (vload(u + 24) * (1.0f + vexp(-beta * a3)) < 1.0f) & (lane_bit << 24);
+      std::uint32_t word = 0;
+      for (int l = 0; l < kVec; ++l) word |= static_cast<std::uint32_t>(m[l]);
+      dst[c * stride + t] = word & valid;
     }
   }
 }
@@ -129,45 +148,34 @@ void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {
 
 void RbmChains::allocate_scratch() {
   const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
-  idx_.assign(chunks * kChunk * std::max(model_->nv, model_->nh), 0);
-  uniforms_.assign(chunks * kChunk * std::max(model_->ld_v, model_->ld_h), 0.5f);
-}
-
-void RbmChains::half_sweep(std::size_t first, std::size_t last, bool to_hidden, float beta,
-                           std::size_t chunk) {
-  const RbmModel& m = *model_;
-  const std::size_t n = m.num_units();
-  const std::size_t n_src = to_hidden ? m.nv : m.nh, n_dst = to_hidden ? m.nh : m.nv;
-  const std::size_t src_off = to_hidden ? 0 : m.nv, dst_off = to_hidden ? m.nv : 0;
-  const std::size_t ld = to_hidden ? m.ld_h : m.ld_v;
-  const std::size_t idx_stride = std::max(m.nv, m.nh);
-  std::int32_t* idx = idx_.data() + chunk * kChunk * idx_stride;
-  float* uniforms = uniforms_.data() + chunk * kChunk * std::max(m.ld_v, m.ld_h);
-  std::int32_t counts[kChunk];
-  for (std::size_t c = first; c < last; ++c) {
-    const std::uint8_t* src = &state_[c * n + src_off];
-    std::int32_t* list = idx + (c - first) * idx_stride;
-    std::int32_t count = 0;
-    for (std::size_t k = 0; k < n_src; ++k) {
-      list[count] = static_cast<std::int32_t>(k);
-      count += src[k];
-    }
-    counts[c - first] = count;
-    rng_[c].fill_uniform(uniforms + (c - first) * ld, n_dst);
-  }
-  rbm_half_kernel(to_hidden ? m.w.data() : m.wt.data(), n_src, to_hidden ? m.b.data() : m.a.data(),
-                  n_dst, beta, last - first, idx, idx_stride, counts, uniforms,
-                  &state_[first * n + dst_off], n);
+  const std::size_t words = pad_to(model_->nv, 32) / 32 + pad_to(model_->nh, 32) / 32;
+  bits_.assign(chunks * kChunk * words, 0u);
 }
 
 void RbmChains::sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps,
                             float beta) {
-  for (std::size_t c0 = first; c0 < last; c0 += kChunk) {
-    const std::size_t c1 = std::min(last, c0 + kChunk);
-    for (std::size_t s = 0; s < num_sweeps; ++s) {
-      half_sweep(c0, c1, true, beta, c0 / kChunk);
-      half_sweep(c0, c1, false, beta, c0 / kChunk);
-    }
+  const RbmModel& m = *model_;
+  const std::size_t n = m.num_units(), wv = pad_to(m.nv, 32) / 32, stride = wv + pad_to(m.nh, 32) / 32;
+  std::uint32_t* bits = bits_.data() + first / kChunk * kChunk * stride;
+  const std::size_t count = last - first;
+  std::fill_n(bits, count * stride, 0u);
+  for (std::size_t c = 0; c < count; ++c) {
+    const std::uint8_t* s = &state_[(first + c) * n];
+    std::uint32_t* v = bits + c * stride;
+    for (std::size_t i = 0; i < m.nv; ++i) v[i / 32] |= static_cast<std::uint32_t>(s[i]) << (i % 32);
+    for (std::size_t j = 0; j < m.nh; ++j) v[wv + j / 32] |= static_cast<std::uint32_t>(s[m.nv + j]) << (j % 32);
+  }
+  for (std::size_t s = 0; s < num_sweeps; ++s) {
+    rbm_half_kernel(m.field_to_h.data(), m.nv, m.b.data(), m.nh, beta, count, bits, bits + wv, stride,
+                    &rng_[first]);
+    rbm_half_kernel(m.field_to_v.data(), m.nh, m.a.data(), m.nv, beta, count, bits + wv, bits, stride,
+                    &rng_[first]);
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    std::uint8_t* s = &state_[(first + c) * n];
+    const std::uint32_t* v = bits + c * stride;
+    for (std::size_t i = 0; i < m.nv; ++i) s[i] = (v[i / 32] >> (i % 32)) & 1u;
+    for (std::size_t j = 0; j < m.nh; ++j) s[m.nv + j] = (v[wv + j / 32] >> (j % 32)) & 1u;
   }
 }
 

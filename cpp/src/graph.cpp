@@ -8,19 +8,38 @@
 
 namespace qvae {
 
+namespace {
+// Field table of a source layer of n_src units onto n_dst targets, weight(s, d) = W entry:
+// see RbmModel::field_to_h.
+template <class Weight>
+AlignedFloats field_table(std::size_t n_src, std::size_t n_dst, Weight weight) {
+  const std::size_t nq = RbmModel::num_nibbles(n_src), tiles = pad_to(n_dst, kRbmTile) / kRbmTile;
+  AlignedFloats table(tiles * nq * 16 * kRbmTile, 0.0f);
+  std::vector<double> sum(16);
+  for (std::size_t t = 0; t < tiles; ++t)
+    for (std::size_t q = 0; q < nq; ++q)
+      for (std::size_t j = 0; j < kRbmTile && t * kRbmTile + j < n_dst; ++j) {
+        sum[0] = 0.0;
+        for (std::size_t p = 1; p < 16; ++p) {  // p = (p without its lowest bit k) + row k
+          const std::size_t k = static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(p)));
+          const std::size_t s = 4 * q + k;
+          sum[p] = sum[p & (p - 1)] + (s < n_src ? weight(s, t * kRbmTile + j) : 0.0);
+          table[((t * nq + q) * 16 + p) * kRbmTile + j] = static_cast<float>(sum[p]);
+        }
+      }
+  return table;
+}
+}  // namespace
+
 RbmModel::RbmModel(std::size_t nv_, std::size_t nh_, const double* weights, const double* vbias,
                    const double* hbias)
     : nv(nv_), nh(nh_), ld_h(pad_to(nh_, kRbmTile)), ld_v(pad_to(nv_, kRbmTile)),
-      w(nv_ * ld_h, 0.0f), wt(nh_ * ld_v, 0.0f), a(ld_v, 0.0f), b(ld_h, 0.0f),
-      w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_), b64(hbias, hbias + nh_),
-      wt64(nv_ * nh_) {
+      field_to_h(field_table(nv_, nh_, [&](std::size_t i, std::size_t j) { return weights[i * nh_ + j]; })),
+      field_to_v(field_table(nh_, nv_, [&](std::size_t j, std::size_t i) { return weights[i * nh_ + j]; })),
+      a(ld_v, 0.0f), b(ld_h, 0.0f), w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_),
+      b64(hbias, hbias + nh_), wt64(nv_ * nh_) {
   for (std::size_t i = 0; i < nv; ++i)
-    for (std::size_t j = 0; j < nh; ++j) {
-      wt64[j * nv + i] = weights[i * nh + j];
-      float x = static_cast<float>(weights[i * nh + j]);
-      w[((j / kRbmTile) * nv + i) * kRbmTile + j % kRbmTile] = x;
-      wt[((i / kRbmTile) * nh + j) * kRbmTile + i % kRbmTile] = x;
-    }
+    for (std::size_t j = 0; j < nh; ++j) wt64[j * nv + i] = weights[i * nh + j];
   for (std::size_t i = 0; i < nv; ++i) a[i] = static_cast<float>(vbias[i]);
   for (std::size_t j = 0; j < nh; ++j) b[j] = static_cast<float>(hbias[j]);
 }

@@ -57,7 +57,7 @@ struct QmcRbmModel {
   std::vector<double> bias;   // per unit, [a, b]
   struct Coupling {           // seen by one block: a row of ld floats per unit of the other
     std::size_t ld = 0, src_offset = 0;
-    std::vector<float> rows;
+    AlignedFloats rows;
     const float* bias = nullptr;  // the block's biases, zero beyond n: RbmModel::a or b (padded further)
   };
   Coupling into[2];

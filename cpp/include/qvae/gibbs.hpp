@@ -59,16 +59,14 @@ class RbmChains {
 
  private:
   void allocate_scratch();
-  // Sweeps chains [first, last) on the calling thread.
+  // Sweeps chains [first, last) on the calling thread, their layers packed into bits meanwhile.
   void sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps, float beta);
-  void half_sweep(std::size_t first, std::size_t last, bool to_hidden, float beta, std::size_t chunk);
 
   std::shared_ptr<const RbmModel> model_;
   std::size_t num_chains_;
   std::vector<std::uint8_t> state_;   // (num_chains, nv + nh)
   std::vector<LaneRng> rng_;          // one per chain
-  std::vector<std::int32_t> idx_;     // scratch per chunk: active source units of each chain
-  std::vector<float> uniforms_;       // scratch per chunk: one uniform per target unit
+  std::vector<std::uint32_t> bits_;  // scratch per chunk: each chain's v then h, 32 units a word
   std::vector<std::uint8_t> spare_;   // permutation buffer
   std::vector<double> kept_bias_, summed_field_;  // PA weight caches, per chain
 };
@@ -108,9 +106,9 @@ class GraphChains {
   void sweep_group(std::size_t group, std::size_t num_sweeps, float beta);
   std::shared_ptr<const GraphModel> model_;
   std::size_t num_chains_;
-  std::vector<float> z_;        // (groups, n, kGroup): unit-major, chains in lanes
+  AlignedFloats z_;             // (groups, n, kGroup): unit-major, chains in lanes
   std::vector<LaneRng> rng_;    // one per group
-  std::vector<float> spare_;    // permutation buffer
+  AlignedFloats spare_;         // permutation buffer
   std::vector<double> energy_;  // PA weight cache
 };
 

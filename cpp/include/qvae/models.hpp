@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 namespace qvae {
@@ -15,20 +16,41 @@ constexpr std::size_t kRbmTile = 32;
 
 inline std::size_t pad_to(std::size_t n, std::size_t m) { return (n + m - 1) / m * m; }
 
+// Allocates on cache-line boundaries, so that vector loads of table rows never straddle two lines.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+using AlignedFloats = std::vector<float, CacheLineAllocator<float>>;
+
 // RBM, E(v,h) = -a.v - b.h - v^T W h; W row-major (nv, nh). State = [v, h].
 struct RbmModel {
   std::size_t nv = 0, nh = 0;
   std::size_t ld_h = 0, ld_v = 0;      // nh and nv padded to whole tiles
-  // W and W^T packed tile by tile: w[(t * nv + i) * kRbmTile + j'] = W[i, t * kRbmTile + j'],
-  // so the rows of one column tile are contiguous (no cache-set conflicts at large strides).
-  std::vector<float> w, wt;
-  std::vector<float> a, b;             // biases padded to ld_v and ld_h
+  // Field tables ("four Russians"): for each source nibble q (units 4q..4q+3) and bit pattern p
+  // of it, the sum of the W rows it selects, restricted to one column tile of the targets:
+  // field_to_h[((t * nq_v + q) * 16 + p) * kRbmTile + j'] = sum_{k in p} W[4q + k, t * kRbmTile + j'],
+  // summed in double and rounded once. A layer's fields are then nq additions instead of up to n.
+  AlignedFloats field_to_h, field_to_v;
+  AlignedFloats a, b;                  // biases padded to ld_v and ld_h
   std::vector<double> w64, a64, b64;   // exact copies for energies
   std::vector<double> wt64;            // W^T (nh, nv) in double: rows for the hidden layer's sums
 
   RbmModel(std::size_t nv, std::size_t nh, const double* weights, const double* vbias,
            const double* hbias);
   std::size_t num_units() const { return nv + nh; }
+  // Nibbles of a layer packed in 32-bit words, whole words: tables cover the padding with zeros.
+  static std::size_t num_nibbles(std::size_t n) { return pad_to(n, 32) / 4; }
   double energy(const std::uint8_t* state) const;
 };
 
