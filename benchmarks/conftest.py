@@ -4,10 +4,19 @@ Each suite (block Gibbs, population annealing, CT-QMC) collects what its tests m
 Results, printed as a Markdown summary (the same tables as report.py) at the end of the run.
 """
 
-import _anneal_cases
-import _ctqmc_cases
-import _gibbs_cases
-import pytest
+import os
+
+from qvae_core.cli import TORCH_SPINCOUNT
+
+# As `qvae-core train` does, before torch loads: torch's OpenMP threads spin for milliseconds
+# after each operation and would take the cores from the sampler measured next. The torch
+# reference sweeps run back to back, well within the shorter spin, and measured the same.
+os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)
+
+import _anneal_cases  # noqa: E402
+import _ctqmc_cases  # noqa: E402
+import _gibbs_cases  # noqa: E402
+import pytest  # noqa: E402
 
 _SUITES = {  # fixture name -> (summary title, Results factory, markdown arguments)
     "results": ("block-Gibbs summary (best round)", _gibbs_cases.Results, {}),

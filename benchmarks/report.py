@@ -9,12 +9,17 @@ The CT-QMC reference rows need `pip install dwave-samplers`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-import _anneal_cases
-import _ctqmc_cases
-import _gibbs_cases
-from _gibbs_cases import best_rate
+from qvae_core.cli import TORCH_SPINCOUNT
+
+os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)  # before torch loads, as in conftest.py
+
+import _anneal_cases  # noqa: E402
+import _ctqmc_cases  # noqa: E402
+import _gibbs_cases  # noqa: E402
+from _gibbs_cases import best_rate  # noqa: E402
 
 SECTIONS = ("gibbs", "anneal", "ctqmc")
 
