@@ -74,7 +74,7 @@ _SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "
 
 # After each operation torch's OpenMP (libgomp) threads spin for a few milliseconds, holding the
 # cores the samplers' threads need next: a DVAE step spent ~1/3 of its sampling time waiting. A
-# shorter spin, set before torch loads, keeps torch's own speed (README, "Training step").
+# shorter spin, set before torch loads, keeps torch's own speed (README, "How it is fast").
 TORCH_SPINCOUNT = "30000"
 
 
