@@ -27,18 +27,21 @@ def test_rbm_samples_match_exact(nv, nh, scale):
 
 @pytest.mark.parametrize("nv, nh", [(70, 45), (33, 100)])
 def test_one_sweep_draws_the_exact_conditionals(nv, nh):
-    """Layers too large to enumerate, spanning several packed words and partial tiles: from one
-    fixed state, a sweep draws h ~ p(h|v0) = sigmoid(b + v0 W), then v ~ p(v|h) = sigmoid(a + W h)."""
+    """Layers too large to enumerate, spanning several packed words and partial tiles: from a fixed
+    state, a sweep draws h ~ p(h|v0) = sigmoid(b + v0 W), then v ~ p(v|h) = sigmoid(a + W h).
+    Chains alternate between two start states, checked apart, so a chain reading another's
+    layer would fail."""
     rbm = random_rbm(nv, nh, scale=0.4, seed=nv)
-    rng = np.random.default_rng(nh)
-    start = np.tile(rng.integers(0, 2, nv + nh, dtype=np.uint8), (NUM_CHAINS, 1))
-    S = q.GibbsSampler(rbm, NUM_CHAINS, seed=2, initial_state=start).run(1).astype(float)
-    v, h = S[:, :nv], S[:, nv:]
+    starts = np.random.default_rng(nh).integers(0, 2, (2, nv + nh), dtype=np.uint8)
+    S = q.GibbsSampler(rbm, NUM_CHAINS, seed=2, initial_state=np.tile(starts, (NUM_CHAINS // 2, 1))).run(1)
     sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
-    assert_within_sigma(h.mean(axis=0), sigmoid(rbm.hidden_bias + start[0, :nv] @ rbm.weights), NUM_CHAINS, "h")
-    # Each v_c is Bernoulli(p_c) given its h_c: v - p averages to zero with variance below p(1-p)/N.
-    p = sigmoid(rbm.visible_bias + h @ rbm.weights.T)
-    assert_within_sigma(v.mean(axis=0), p.mean(axis=0), NUM_CHAINS, "v")
+    n = NUM_CHAINS // 2
+    for group, start in enumerate(starts):
+        v, h = S[group::2, :nv].astype(float), S[group::2, nv:].astype(float)
+        assert_within_sigma(h.mean(axis=0), sigmoid(rbm.hidden_bias + start[:nv] @ rbm.weights), n, "h")
+        # Each v_c is Bernoulli(p_c) given its h_c: v - p averages to zero with variance below p(1-p)/N.
+        p = sigmoid(rbm.visible_bias + h @ rbm.weights.T)
+        assert_within_sigma(v.mean(axis=0), p.mean(axis=0), n, "v")
 
 
 def test_chimera_bm_with_strong_couplings_matches_exact():
