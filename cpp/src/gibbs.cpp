@@ -78,11 +78,11 @@ void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, s
       a3 += e3;
       rng[c].next_uniform(u);
       rng[c].next_uniform(u + LaneRng::kLanes);
-      // u < 1/(1+e^{-f})  <=>  u (1 + e^{-f}) < 1; each vector's lanes become 8 bits of the word.
-      vint m = (vload(u) * (1.0f + vexp(-beta * a0)) < 1.0f) & lane_bit;
-      m |= (vload(u + 8) * (1.0f + vexp(-beta * a1)) < 1.0f) & (lane_bit << 8);
-      m |= (vload(u + 16) * (1.0f + vexp(-beta * a2)) < 1.0f) & (lane_bit << 16);
-      m |= (vload(u + 24) * (1.0f + vexp(-beta * a3)) < 1.0f) & (lane_bit << 24);
+      // Each vector's draws become 8 bits of the tile's word.
+      vint m = vlogistic_take(beta * a0, vload(u)) & lane_bit;
+      m |= vlogistic_take(beta * a1, vload(u + 8)) & (lane_bit << 8);
+      m |= vlogistic_take(beta * a2, vload(u + 16)) & (lane_bit << 16);
+      m |= vlogistic_take(beta * a3, vload(u + 24)) & (lane_bit << 24);
       std::uint32_t word = 0;
       for (int l = 0; l < kVec; ++l) word |= static_cast<std::uint32_t>(m[l]);
       dst[c * stride + t] = word & valid;

@@ -33,11 +33,11 @@ AlignedFloats field_table(std::size_t n_src, std::size_t n_dst, Weight weight) {
 
 RbmModel::RbmModel(std::size_t nv_, std::size_t nh_, const double* weights, const double* vbias,
                    const double* hbias)
-    : nv(nv_), nh(nh_), ld_h(pad_to(nh_, kRbmTile)), ld_v(pad_to(nv_, kRbmTile)),
+    : nv(nv_), nh(nh_),
       field_to_h(field_table(nv_, nh_, [&](std::size_t i, std::size_t j) { return weights[i * nh_ + j]; })),
       field_to_v(field_table(nh_, nv_, [&](std::size_t j, std::size_t i) { return weights[i * nh_ + j]; })),
-      a(ld_v, 0.0f), b(ld_h, 0.0f), w64(weights, weights + nv_ * nh_), a64(vbias, vbias + nv_),
-      b64(hbias, hbias + nh_), wt64(nv_ * nh_) {
+      a(pad_to(nv_, kRbmTile), 0.0f), b(pad_to(nh_, kRbmTile), 0.0f), w64(weights, weights + nv_ * nh_),
+      a64(vbias, vbias + nv_), b64(hbias, hbias + nh_), wt64(nv_ * nh_) {
   for (std::size_t i = 0; i < nv; ++i)
     for (std::size_t j = 0; j < nh; ++j) wt64[j * nv + i] = weights[i * nh + j];
   for (std::size_t i = 0; i < nv; ++i) a[i] = static_cast<float>(vbias[i]);

@@ -87,11 +87,13 @@ QVAE_VECTOR_INLINE vfloat vlog(vfloat x) {
   return m + y + ef * 0.693359375f;
 }
 
-// Heat-bath draws: 1.0 with probability sigmoid(field), given u uniform in (0,1):
+// Heat-bath draws, true (all bits set) with probability sigmoid(field), given u uniform in (0,1):
 // u < 1/(1+e^{-f})  <=>  u (1 + e^{-f}) < 1.
+QVAE_VECTOR_INLINE vint vlogistic_take(vfloat field, vfloat u) { return u * (1.0f + vexp(-field)) < 1.0f; }
+
+// The same draws as floats 1.0 / 0.0.
 QVAE_VECTOR_INLINE vfloat vbernoulli_logistic(vfloat field, vfloat u) {
-  vint take = u * (1.0f + vexp(-field)) < 1.0f;
-  return reinterpret_cast<vfloat>(take & reinterpret_cast<vint>(vbroadcast(1.0f)));
+  return reinterpret_cast<vfloat>(vlogistic_take(field, u) & reinterpret_cast<vint>(vbroadcast(1.0f)));
 }
 
 }  // namespace qvae

@@ -36,13 +36,12 @@ using AlignedFloats = std::vector<float, CacheLineAllocator<float>>;
 // RBM, E(v,h) = -a.v - b.h - v^T W h; W row-major (nv, nh). State = [v, h].
 struct RbmModel {
   std::size_t nv = 0, nh = 0;
-  std::size_t ld_h = 0, ld_v = 0;      // nh and nv padded to whole tiles
   // Field tables ("four Russians"): for each source nibble q (units 4q..4q+3) and bit pattern p
   // of it, the sum of the W rows it selects, restricted to one column tile of the targets:
   // field_to_h[((t * nq_v + q) * 16 + p) * kRbmTile + j'] = sum_{k in p} W[4q + k, t * kRbmTile + j'],
   // summed in double and rounded once. A layer's fields are then nq additions instead of up to n.
   AlignedFloats field_to_h, field_to_v;
-  AlignedFloats a, b;                  // biases padded to ld_v and ld_h
+  AlignedFloats a, b;                  // biases, zero-padded to whole tiles
   std::vector<double> w64, a64, b64;   // exact copies for energies
   std::vector<double> wt64;            // W^T (nh, nv) in double: rows for the hidden layer's sums
 
