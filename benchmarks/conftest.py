@@ -4,14 +4,12 @@ Each suite (block Gibbs, population annealing, CT-QMC) collects what its tests m
 Results, printed as a Markdown summary (the same tables as report.py) at the end of the run.
 """
 
-import os
-
-from qvae_core.cli import TORCH_SPINCOUNT
+from qvae_core.cli import shorten_torch_spin
 
 # As `qvae-core train` does, before torch loads: torch's OpenMP threads spin for milliseconds
 # after each operation and would take the cores from the sampler measured next. The torch
 # reference sweeps run back to back, well within the shorter spin, and measured the same.
-os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)
+shorten_torch_spin()
 
 import _anneal_cases  # noqa: E402
 import _ctqmc_cases  # noqa: E402

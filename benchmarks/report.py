@@ -9,12 +9,11 @@ The CT-QMC reference rows need `pip install dwave-samplers`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from qvae_core.cli import TORCH_SPINCOUNT
+from qvae_core.cli import shorten_torch_spin
 
-os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)  # before torch loads, as in conftest.py
+shorten_torch_spin()  # before torch loads, as in conftest.py
 
 import _anneal_cases  # noqa: E402
 import _ctqmc_cases  # noqa: E402

@@ -11,14 +11,13 @@ package defaults and paper 000's sizes (8 posterior heads of 2000-2000 ReLU unit
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 
 import pytest
 
-from qvae_core.cli import TORCH_SPINCOUNT
+from qvae_core.cli import shorten_torch_spin
 
-os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)  # before torch loads, as `qvae-core train` does
+shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 torch = pytest.importorskip("torch")
 
 from qvae_core.dvae.config import TrainConfig  # noqa: E402

@@ -72,14 +72,17 @@ def _register_demo(sub) -> None:
 _SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"]
 
 
-# After each operation torch's OpenMP (libgomp) threads spin for a few milliseconds, holding the
-# cores the samplers' threads need next: a DVAE step spent ~1/3 of its sampling time waiting. A
-# shorter spin, set before torch loads, keeps torch's own speed (README, "How it is fast").
-TORCH_SPINCOUNT = "30000"
+def shorten_torch_spin() -> None:
+    """Sets GOMP_SPINCOUNT=30000 unless it is set; call before torch loads.
+
+    After each operation torch's OpenMP (libgomp) threads spin for a few milliseconds, holding the
+    cores the samplers' threads need next: a DVAE step spent ~1/3 of its sampling time waiting.
+    The shorter spin keeps torch's own speed (README, "How it is fast")."""
+    os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("GOMP_SPINCOUNT", TORCH_SPINCOUNT)
+    shorten_torch_spin()
     parser = argparse.ArgumentParser(prog="qvae-core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for entry in _SUBCOMMANDS:
