@@ -33,24 +33,17 @@ def pytest_configure(config):
     config.stash[_RESULTS] = {name: factory() for name, (_, factory, _) in _SUITES.items()}
 
 
-@pytest.fixture
-def results(request) -> _gibbs_cases.Results:
-    return request.config.stash[_RESULTS]["results"]
+def _suite_fixture(name: str):
+    """A fixture named `name` giving that suite's Results for the whole session."""
+
+    @pytest.fixture(name=name)
+    def fixture(request):
+        return request.config.stash[_RESULTS][name]
+
+    return fixture
 
 
-@pytest.fixture
-def anneal_results(request) -> _anneal_cases.Results:
-    return request.config.stash[_RESULTS]["anneal_results"]
-
-
-@pytest.fixture
-def ctqmc_results(request) -> _ctqmc_cases.Results:
-    return request.config.stash[_RESULTS]["ctqmc_results"]
-
-
-@pytest.fixture
-def qbm_anneal_results(request) -> _anneal_cases.Results:
-    return request.config.stash[_RESULTS]["qbm_anneal_results"]
+results, anneal_results, ctqmc_results, qbm_anneal_results = (_suite_fixture(name) for name in _SUITES)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables
