@@ -48,8 +48,10 @@ struct RbmModel {
   RbmModel(std::size_t nv, std::size_t nh, const double* weights, const double* vbias,
            const double* hbias);
   std::size_t num_units() const { return nv + nh; }
-  // Nibbles of a layer packed in 32-bit words, whole words: tables cover the padding with zeros.
-  static std::size_t num_nibbles(std::size_t n) { return pad_to(n, 32) / 4; }
+  // A layer packed in 32-bit words, and its nibbles over whole words (tables cover the padding
+  // with zeros).
+  static std::size_t num_words(std::size_t n) { return pad_to(n, 32) / 32; }
+  static std::size_t num_nibbles(std::size_t n) { return 8 * num_words(n); }
   double energy(const std::uint8_t* state) const;
 };
 
