@@ -200,7 +200,7 @@ struct QmcScratch {
   AlignedFloats field, integral, seg_start, area, uniforms, value;
   std::vector<double> since;       // sparse fields: time each unit's integral was last advanced
   std::vector<std::uint8_t> z;     // current values of all units during a walk
-  std::vector<std::int32_t> slot, redirect;
+  std::vector<std::int32_t> slot;
   struct Boundary {  // slots of the segments before and after boundary k (its time and unit: edges[k])
     std::int32_t before, after;
   };
@@ -367,7 +367,6 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   const std::size_t padded = pad_to(max_slots, LaneRng::kLanes);
   ensure_size(s.area, padded);
   ensure_size(s.value, padded);
-  ensure_size(s.redirect, max_slots);
   ensure_size(s.bounds, num_own + num_cuts);
   s.seg_start.assign(n, 0.0f);
   std::fill_n(s.area.begin(), n, 0.0f);
@@ -409,15 +408,15 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   fields.finish();
   src_integral += (1.0 - src_since) * src_rate;
 
-  // Each member's last segment joins the one through tau = 0 (periodic worldlines).
+  // Each member's last segment joins the one through tau = 0 (periodic worldlines): its area
+  // moves there and it takes that segment's value after the draw (no branches: they mispredict).
   const std::size_t slots = n + num_bounds;
-  for (std::size_t k = 0; k < slots; ++k) s.redirect[k] = static_cast<std::int32_t>(k);
   for (std::size_t l = 0; l < n; ++l) {
-    s.area[s.slot[l]] += fields.at_end(static_cast<std::int32_t>(l)) - s.seg_start[l];
-    if (s.slot[l] != static_cast<std::int32_t>(l)) {
-      s.area[l] += s.area[s.slot[l]];
-      s.redirect[s.slot[l]] = static_cast<std::int32_t>(l);
-    }
+    const std::int32_t last = s.slot[l];
+    const float tail = s.area[last] + (fields.at_end(static_cast<std::int32_t>(l)) - s.seg_start[l]);
+    const bool wraps = last != static_cast<std::int32_t>(l);
+    s.area[last] = wraps ? 0.0f : tail;
+    s.area[l] += wraps ? tail : 0.0f;
   }
 
   // Heat bath on every segment at once; a clamped slice keeps the segments through tau = 0.
@@ -429,11 +428,11 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
   if (clamped)
     for (std::size_t l = 0; l < n; ++l) s.value[l] = path.z0[members[l]];
+  for (std::size_t l = 0; l < n; ++l) s.value[s.slot[l]] = s.value[l];
 
-  // A folded slot's area was added to its member's first slot: count it there only (slots below
-  // n are never redirected).
+  // (A folded slot's area is zero: it was counted in its member's first slot.)
   const double coupled = !gives_energy ? 0.0 : sum4(slots, [&](std::size_t k) {
-    return (s.redirect[k] == static_cast<std::int32_t>(k)) * s.value[k] * static_cast<double>(s.area[k]);
+    return s.value[k] * static_cast<double>(s.area[k]);
   });
 
   // New state: z(0) of the members and their kinks, where adjacent segments differ.
@@ -443,7 +442,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   for (std::size_t k = 0; k < num_bounds; ++k) {
     const Boundary& b = s.bounds[k];
     own[kept] = s.edges[k];
-    kept += s.value[s.redirect[b.before]] != s.value[s.redirect[b.after]];
+    kept += s.value[b.before] != s.value[b.after];
   }
   own.resize(kept);
   return gives_energy ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
