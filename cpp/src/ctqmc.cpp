@@ -88,8 +88,11 @@ QmcRbmModel::QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* g)
     Coupling& c = into[b];
     c.ld = pad_to(n, kVec);
     c.src_offset = b ? 0 : m.nv;
+    c.n_src = n_src;
     c.rows.assign(n_src * c.ld, 0.0f);
     c.bias = b ? m.b.data() : m.a.data();
+    c.table = b ? m.field_to_h.data() : m.field_to_v.data();
+    c.padded = pad_to(n, kRbmTile);
     for (std::size_t s = 0; s < n_src; ++s)
       for (std::size_t l = 0; l < n; ++l)
         c.rows[s * c.ld + l] = static_cast<float>(b ? m.w64[s * m.nh + l] : m.w64[l * m.nh + s]);
@@ -261,15 +264,21 @@ struct DenseFields {
   QmcScratch& s;
   double since = 0.0;
 
-  void start(const QmcBlocks& blocks, int block) {
-    s.field.assign(c.bias, c.bias + c.ld);
+  // Fields at tau = 0 from the Gibbs tables: one row of sums per nibble of the other layer.
+  void start(const QmcBlocks&, int) {
+    s.field.assign(c.bias, c.bias + c.padded);
     s.integral.assign(c.ld, 0.0f);
-    for (std::int32_t u : blocks.members[1 - block])
-      if (s.z[u]) add_row(u, 1.0f);
-  }
-  void add_row(std::int32_t u, float sign) {
-    const float* row = &c.rows[(static_cast<std::size_t>(u) - c.src_offset) * c.ld];
-    for (std::size_t l = 0; l < c.ld; l += kVec) vstore(&s.field[l], vload(&s.field[l]) + sign * vload(row + l));
+    const std::uint8_t* src = &s.z[c.src_offset];
+    const std::size_t nq = RbmModel::num_nibbles(c.n_src), tiles = c.padded / kRbmTile;
+    for (std::size_t q = 0; 4 * q < c.n_src; ++q) {
+      unsigned p = 0;
+      for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= static_cast<unsigned>(src[4 * q + k]) << k;
+      for (std::size_t t = 0; t < tiles; ++t) {
+        const float* row = c.table + ((t * nq + q) * 16 + p) * kRbmTile;
+        float* field = &s.field[t * kRbmTile];
+        for (std::size_t l = 0; l < kRbmTile; l += kVec) vstore(field + l, vload(field + l) + vload(row + l));
+      }
+    }
   }
   void advance(double t) {
     const float dt = static_cast<float>(t - since);

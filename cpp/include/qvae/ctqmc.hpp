@@ -56,9 +56,11 @@ struct QmcRbmModel {
   QmcBlocks blocks;
   std::vector<double> bias;   // per unit, [a, b]
   struct Coupling {           // seen by one block: a row of ld floats per unit of the other
-    std::size_t ld = 0, src_offset = 0;
+    std::size_t ld = 0, src_offset = 0, n_src = 0;
     AlignedFloats rows;
-    const float* bias = nullptr;  // the block's biases, zero beyond n: RbmModel::a or b (padded further)
+    const float* bias = nullptr;   // the block's biases, zero to whole tiles: RbmModel::a or b
+    const float* table = nullptr;  // the classical Gibbs table into the block: RbmModel::field_to_v or _h
+    std::size_t padded = 0;        // the block's size in whole tiles of the table
   };
   Coupling into[2];
   QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* gamma);
