@@ -423,9 +423,9 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   for (std::size_t l = 0; l < n; ++l) {
     const std::int32_t last = s.slot[l];
     const float tail = s.area[last] + (fields.at_end(static_cast<std::int32_t>(l)) - s.seg_start[l]);
-    const bool wraps = last != static_cast<std::int32_t>(l);
-    s.area[last] = wraps ? 0.0f : tail;
-    s.area[l] += wraps ? tail : 0.0f;
+    const float wraps = static_cast<float>(last != static_cast<std::int32_t>(l));  // arithmetic: GCC
+    s.area[last] = (1.0f - wraps) * tail;                                             // branches on ?:
+    s.area[l] += wraps * tail;
   }
 
   // Heat bath on every segment at once; a clamped slice keeps the segments through tau = 0.
