@@ -228,6 +228,18 @@ def test_graph_qbm_matches_exact(kind, gamma):
     assert_log_diag(est, se, q.exact.log_diag(qbm, states))
 
 
+def test_graph_qbm_without_edges_is_one_block_and_exact():
+    """No edges: one colour class, so one block whose sources are the empty set of other kinks."""
+    rng = np.random.default_rng(12)
+    bm = q.BoltzmannMachine(rng.normal(0, 1, 5), np.zeros((0, 2), dtype=np.int64), np.zeros(0))
+    qbm = q.QBM(bm, [1.0, 0.5, 0.0, 2.0, 1.0])
+    assert bm.num_colors == 1
+    S = q.PathIntegralSampler(qbm, NUM_CHAINS, seed=1).run(100).astype(float)
+    assert_within_sigma(S.mean(axis=0), q.exact.marginals(qbm), NUM_CHAINS, "marginals")
+    res = q.anneal(qbm, seed=2)
+    assert_log_z(res.log_z, res.log_z_std, q.exact.log_z(qbm), cap=0.03)
+
+
 def test_graph_qbm_reproducible_for_any_thread_count():
     qbm = random_graph_qbm("dense-graph", 1.0, seed=4)
     a = q.PathIntegralSampler(qbm, 40, seed=3, num_threads=1).run(15)

@@ -272,7 +272,7 @@ struct DenseFields {
     const std::size_t nq = RbmModel::num_nibbles(c.n_src), tiles = c.padded / kRbmTile;
     for (std::size_t q = 0; 4 * q < c.n_src; ++q) {
       unsigned p = 0;
-      for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= static_cast<unsigned>(src[4 * q + k]) << k;
+      for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= (src[4 * q + k] & 1u) << k;
       for (std::size_t t = 0; t < tiles; ++t) {
         const float* row = c.table + ((t * nq + q) * 16 + p) * kRbmTile;
         float* field = &s.field[t * kRbmTile];
@@ -364,11 +364,11 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
   // Kinks of the other blocks change the fields; two blocks need no merging.
-  const std::vector<Kink>* sources = &path.kinks[1 - block];
-  if (blocks.num_blocks() != 2) {
+  const std::vector<Kink>* sources = &s.others;
+  if (blocks.num_blocks() == 2)
+    sources = &path.kinks[1 - block];
+  else
     merge_blocks(path, block, s.others, s.fresh);
-    sources = &s.others;
-  }
   const std::size_t num_others = sources->size();
   std::vector<Kink>& own = path.kinks[block];
   const std::size_t num_own = own.size();
