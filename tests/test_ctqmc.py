@@ -197,6 +197,11 @@ def test_bad_states_and_arguments():
         q.PathIntegralSampler(qbm, 0)
     with pytest.raises(ValueError, match="initial_state"):
         q.PathIntegralSampler(qbm, 2, initial_state=np.full((2, 5), 3))
+    # the compiled layer refuses non-binary bytes itself (its kernels index tables with them)
+    with pytest.raises(ValueError, match="initial_state: values must be 0 or 1"):
+        q._core.QmcRbmChains(qbm._compiled, 2, 0, np.full((2, 5), 3, dtype=np.uint8))
+    with pytest.raises(ValueError, match="states: values must be 0 or 1"):
+        q._core.log_diag_qmc_rbm(qbm._compiled, np.full((1, 5), 2, dtype=np.uint8), 10, 0, 5, 0.999, 2, 100, 1)
     with pytest.raises(ValueError, match="model"):
         q.QBM("rbm", 1.0)
 

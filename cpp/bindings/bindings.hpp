@@ -37,6 +37,13 @@ inline void require_shape(const py::array& a, std::initializer_list<py::ssize_t>
   }
 }
 
+// Samplers index tables with state bytes: anything but 0/1 is refused at the boundary.
+inline void require_binary(const carray<std::uint8_t>& a, const char* name) {
+  const std::uint8_t* p = a.data();
+  for (py::ssize_t i = 0; i < a.size(); ++i)
+    if (p[i] > 1) throw std::invalid_argument(std::string(name) + ": values must be 0 or 1");
+}
+
 // Called between rounds of a long run with the GIL released: true once Ctrl-C (or any
 // signal handler) has raised, which then propagates when the binding returns.
 inline bool poll_signals() {
@@ -63,6 +70,7 @@ py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run
               require_shape(holder, {static_cast<py::ssize_t>(chains),
                                      static_cast<py::ssize_t>(model->num_units())},
                             "initial_state");
+              require_binary(holder, "initial_state");
               init = holder.data();
             }
             return std::make_unique<Chains>(model, chains, seed, init);

@@ -93,6 +93,7 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
                   std::size_t threads) {
   const auto n = static_cast<py::ssize_t>(model->num_units());
   require_shape(states, {-1, n}, "states");
+  require_binary(states, "states");
   const std::size_t batch = states.shape(0);
   AnnealOptions o = options(population, seed, sweeps_per_step, carray<double>(0), target_ess,
                             subpops, max_steps, 1);

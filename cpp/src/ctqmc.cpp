@@ -272,7 +272,7 @@ struct DenseFields {
     const std::size_t nq = RbmModel::num_nibbles(c.n_src), tiles = c.padded / kRbmTile;
     for (std::size_t q = 0; 4 * q < c.n_src; ++q) {
       unsigned p = 0;
-      for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= (src[4 * q + k] & 1u) << k;
+      for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= static_cast<unsigned>(src[4 * q + k]) << k;
       for (std::size_t t = 0; t < tiles; ++t) {
         const float* row = c.table + ((t * nq + q) * 16 + p) * kRbmTile;
         float* field = &s.field[t * kRbmTile];
