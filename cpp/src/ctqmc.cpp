@@ -121,11 +121,9 @@ QmcGraphModel::QmcGraphModel(std::shared_ptr<const GraphModel> model, const doub
     nb.ptr.assign(1, 0);
     for (std::size_t u = 0; u < m.n; ++u) {
       for (auto e = m.row_ptr[u]; e < m.row_ptr[u + 1]; ++e)
-        if (blocks.block_of[m.nbr[e]] == static_cast<std::int32_t>(b)) {
-          nb.local.push_back(blocks.local[m.nbr[e]]);
-          nb.w.push_back(m.nbr_w[e]);
-        }
-      nb.ptr.push_back(static_cast<std::int64_t>(nb.local.size()));
+        if (blocks.block_of[m.nbr[e]] == static_cast<std::int32_t>(b))
+          nb.entries.push_back({blocks.local[m.nbr[e]], m.nbr_w[e]});
+      nb.ptr.push_back(static_cast<std::int64_t>(nb.entries.size()));
     }
   }
 }
@@ -200,8 +198,11 @@ void merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::ve
 
 // Per-task buffers, reused across sweeps: sized up front, filled through indices.
 struct QmcScratch {
-  AlignedFloats field, integral, seg_start, area, uniforms, value;
-  std::vector<double> since;       // sparse fields: time each unit's integral was last advanced
+  AlignedFloats field, offset, seg_start, area, uniforms, value;
+  struct Line {  // sparse fields: a unit's integral offset + t slope
+    float offset, slope;
+  };
+  std::vector<Line> lines;
   std::vector<std::uint8_t> z;     // current values of all units during a walk
   std::vector<std::int32_t> slot;
   struct Boundary {  // slots of the segments before and after boundary k (its time and unit: edges[k])
@@ -257,17 +258,18 @@ __attribute__((always_inline)) inline std::size_t draw_cuts(const AliasTable& ta
   }
 }
 
-// Fields of a block's units along imaginary time, for couplings given as dense rows (RBM):
-// F_l(t) = integral_l + (t - since) field_l with one `since` for all units (vector updates).
+// Fields of a block's units along imaginary time, for couplings given as dense rows (RBM).
+// Each unit's integral is kept as a line, F_l(t) = offset_l + t field_l: a flip of a unit of
+// the other layer by sign * row at time t keeps F continuous with offset -= t sign row,
+// field += sign row (two independent vector FMAs, nothing to advance between flips).
 struct DenseFields {
   const QmcRbmModel::Coupling& c;
   QmcScratch& s;
-  double since = 0.0;
 
   // Fields at tau = 0 from the Gibbs tables: one row of sums per nibble of the other layer.
   void start(const QmcBlocks&, int) {
     s.field.assign(c.bias, c.bias + c.padded);
-    s.integral.assign(c.ld, 0.0f);
+    s.offset.assign(c.ld, 0.0f);
     const std::uint8_t* src = &s.z[c.src_offset];
     const std::size_t nq = RbmModel::num_nibbles(c.n_src), tiles = c.padded / kRbmTile;
     for (std::size_t q = 0; 4 * q < c.n_src; ++q) {
@@ -280,33 +282,25 @@ struct DenseFields {
       }
     }
   }
-  void advance(double t) {
-    const float dt = static_cast<float>(t - since);
-    for (std::size_t l = 0; l < c.ld; l += kVec)
-      vstore(&s.integral[l], vload(&s.integral[l]) + dt * vload(&s.field[l]));
-    since = t;
-  }
-  void flip(std::int32_t u, double t, float sign) {  // advance the integrals, then change the fields
-    const float dt = static_cast<float>(t - since);
+  void flip(std::int32_t u, double t, float sign) {
+    const float shift = static_cast<float>(t) * sign;
     const float* row = &c.rows[(static_cast<std::size_t>(u) - c.src_offset) * c.ld];
     float* field = s.field.data();
-    float* integral = s.integral.data();
+    float* offset = s.offset.data();
     for (std::size_t l = 0; l < c.ld; l += kVec) {
-      const vfloat f = vload(field + l);
-      vstore(integral + l, vload(integral + l) + dt * f);
-      vstore(field + l, f + sign * vload(row + l));
+      const vfloat r = vload(row + l);
+      vstore(offset + l, vload(offset + l) - shift * r);
+      vstore(field + l, vload(field + l) + sign * r);
     }
-    since = t;
   }
-  float at(std::int32_t l, double t) const {
-    return s.integral[l] + static_cast<float>(t - since) * s.field[l];
-  }
-  void finish() { advance(1.0); }
-  float at_end(std::int32_t l) const { return s.integral[l]; }
+  float at(std::int32_t l, double t) const { return s.offset[l] + static_cast<float>(t) * s.field[l]; }
+  float at_end(std::int32_t l) const { return s.offset[l] + s.field[l]; }
 };
 
-// The same for a sparse graph: only the block's neighbours of a flipping unit change, each
-// unit keeps its own `since`.
+// The same for a sparse graph: only the block's neighbours of a flipping unit change. Each
+// unit's integral is kept as a line, F_l(t) = offset_l + t slope_l (slope = the field): a flip
+// by d at time t keeps F continuous with offset -= t d, slope += d, so no unit needs the time
+// its integral was last advanced.
 struct SparseFields {
   const QmcGraphModel& model;
   int block;
@@ -314,31 +308,32 @@ struct SparseFields {
 
   void start(const QmcBlocks& blocks, int) {
     const auto& members = blocks.members[block];
-    s.field.resize(members.size());
-    s.integral.assign(members.size(), 0.0f);
-    s.since.assign(members.size(), 0.0);
+    s.lines.resize(members.size());
     const GraphModel& g = *model.classical;
     for (std::size_t l = 0; l < members.size(); ++l) {
       const std::int32_t u = members[l];
       float f = g.bias[u];
       for (auto e = g.row_ptr[u]; e < g.row_ptr[u + 1]; ++e) f += static_cast<float>(s.z[g.nbr[e]]) * g.nbr_w[e];
-      s.field[l] = f;
+      s.lines[l] = {0.0f, f};
     }
   }
   void flip(std::int32_t u, double t, float sign) {
     const QmcGraphModel::Neighbours& nb = model.into[block];
-    for (auto e = nb.ptr[u]; e < nb.ptr[u + 1]; ++e) {
-      const std::int32_t l = nb.local[e];
-      s.integral[l] += static_cast<float>(t - s.since[l]) * s.field[l];
-      s.since[l] = t;
-      s.field[l] += sign * nb.w[e];
+    const float tf = static_cast<float>(t);
+    const QmcGraphModel::Neighbour* e = nb.entries.data() + nb.ptr[u];
+    const QmcGraphModel::Neighbour* end = nb.entries.data() + nb.ptr[u + 1];
+    for (; e != end; ++e) {
+      const float d = sign * e->w;
+      QmcScratch::Line& line = s.lines[e->local];
+      line.offset -= tf * d;
+      line.slope += d;
     }
   }
   float at(std::int32_t l, double t) const {
-    return s.integral[l] + static_cast<float>(t - s.since[l]) * s.field[l];
+    const QmcScratch::Line& line = s.lines[l];
+    return line.offset + static_cast<float>(t) * line.slope;
   }
-  void finish() {}
-  float at_end(std::int32_t l) const { return at(l, 1.0); }
+  float at_end(std::int32_t l) const { return s.lines[l].offset + s.lines[l].slope; }
 };
 
 // Cluster update of one block (clusters = segments between cuts and kinks, heat bath on each).
@@ -414,7 +409,6 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     s.z[src.unit] ^= 1;
   }
   close_segments_until(2.0);
-  fields.finish();
   src_integral += (1.0 - src_since) * src_rate;
 
   // Each member's last segment joins the one through tau = 0 (periodic worldlines): its area

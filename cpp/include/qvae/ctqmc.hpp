@@ -74,10 +74,13 @@ struct QmcGraphModel {
   std::shared_ptr<const GraphModel> classical;
   std::vector<double> gamma;
   QmcBlocks blocks;
+  struct Neighbour {
+    std::int32_t local;  // index within the block
+    float w;
+  };
   struct Neighbours {  // per block, CSR over all units: each unit's neighbours inside the block
     std::vector<std::int64_t> ptr;
-    std::vector<std::int32_t> local;  // index within the block
-    std::vector<float> w;
+    std::vector<Neighbour> entries;
   };
   std::vector<Neighbours> into;  // per block
   QmcGraphModel(std::shared_ptr<const GraphModel> model, const double* gamma);
