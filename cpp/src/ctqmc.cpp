@@ -160,36 +160,53 @@ __attribute__((always_inline)) inline void merge_by_time(const Kink* a, std::siz
   std::ptrdiff_t i = 0, j = 0, ia = last_a, jb = last_b;
   Kink* front = out;
   Kink* back = out + total;
+  // Which element goes out is a coin flip to the branch predictor, so it is picked by address
+  // arithmetic: GCC turns a ?: between the two into a branch.
+  auto pick = [](bool take_a, const Kink& x, const Kink& y) -> const Kink& {
+    const auto ax = reinterpret_cast<std::uintptr_t>(&x), ay = reinterpret_cast<std::uintptr_t>(&y);
+    return *reinterpret_cast<const Kink*>(ay ^ ((ax ^ ay) & (std::uintptr_t{0} - take_a)));
+  };
   auto front_step = [&] {
     const Kink& x = a[std::min(i, last_a)];
     const Kink& y = b[std::min(j, last_b)];
     const bool take_a = (i <= ia) & ((j > jb) | (x.time <= y.time));
-    *front++ = take_a ? x : y;
+    *front++ = pick(take_a, x, y);
     i += take_a;
     j += !take_a;
   };
-  for (std::size_t k = 0; k < total / 2; ++k) {
-    front_step();
+  auto back_step = [&] {
     const Kink& x = a[std::max<std::ptrdiff_t>(ia, 0)];
     const Kink& y = b[std::max<std::ptrdiff_t>(jb, 0)];
     const bool take_a = (ia >= i) & ((jb < j) | (x.time > y.time));
-    *--back = take_a ? x : y;
+    *--back = pick(take_a, x, y);
     ia -= take_a;
     jb -= !take_a;
+  };
+  for (std::size_t k = 0; k < total / 2; ++k) {
+    front_step();
+    back_step();
   }
   if (total % 2) front_step();
 }
 
-// The kinks of every block except `skip` in one time order (skip = -1: all blocks).
-void merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::vector<Kink>& tmp) {
-  out.clear();
+template <class Vector>
+inline void ensure_size(Vector& v, std::size_t n) {
+  if (v.size() < n) v.resize(n + n / 2);
+}
+
+// The kinks of every block except `skip` in one time order (skip = -1: all blocks) into
+// out[0, count); returns count. The buffers only grow (a resize would zero them every time).
+std::size_t merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::vector<Kink>& tmp) {
+  std::size_t count = 0;
   for (std::size_t b = 0; b < path.kinks.size(); ++b) {
     if (static_cast<int>(b) == skip) continue;
     const auto& list = path.kinks[b];
-    tmp.resize(out.size() + list.size());
-    merge_by_time(out.data(), out.size(), list.data(), list.size(), tmp.data());
+    ensure_size(tmp, count + list.size());
+    merge_by_time(out.data(), count, list.data(), list.size(), tmp.data());
+    count += list.size();
     out.swap(tmp);
   }
+  return count;
 }
 
 }  // namespace
@@ -213,11 +230,6 @@ struct QmcScratch {
 };
 
 namespace {
-
-template <class Vector>
-inline void ensure_size(Vector& v, std::size_t n) {
-  if (v.size() < n) v.resize(n + n / 2);
-}
 
 // sum_{k < n} term(k) in double, in four partial sums so that the adds do not wait on each other.
 template <class Term>
@@ -359,12 +371,15 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
   // Kinks of the other blocks change the fields; two blocks need no merging.
-  const std::vector<Kink>* sources = &s.others;
-  if (blocks.num_blocks() == 2)
-    sources = &path.kinks[1 - block];
-  else
-    merge_blocks(path, block, s.others, s.fresh);
-  const std::size_t num_others = sources->size();
+  const Kink* sources;
+  std::size_t num_others;
+  if (blocks.num_blocks() == 2) {
+    sources = path.kinks[1 - block].data();
+    num_others = path.kinks[1 - block].size();
+  } else {
+    num_others = merge_blocks(path, block, s.others, s.fresh);
+    sources = s.others.data();
+  }
   std::vector<Kink>& own = path.kinks[block];
   const std::size_t num_own = own.size();
   const std::size_t max_slots = n + num_own + num_cuts;  // a segment per member and per boundary
@@ -399,7 +414,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     }
   };
   for (std::size_t i = 0; i < num_others; ++i) {
-    const Kink& src = (*sources)[i];
+    const Kink& src = sources[i];
     close_segments_until(src.time);
     const float sign = 1.0f - 2.0f * static_cast<float>(s.z[src.unit]);  // no branch: it mispredicts
     fields.flip(src.unit, src.time, sign);
@@ -480,12 +495,12 @@ namespace {
 // int_0^1 E(z(tau)) dtau of a path, exactly, by walking all its kinks in time order.
 template <class Model>
 double path_energy_integral(const Model& model, const QmcPath& path, QmcScratch& s) {
-  std::vector<Kink>& all = s.others;
-  merge_blocks(path, -1, all, s.fresh);
+  const std::size_t num_kinks = merge_blocks(path, -1, s.others, s.fresh);
   std::vector<std::uint8_t>& z = s.z;
   z.assign(path.z0.begin(), path.z0.end());
   double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
-  for (const Kink& k : all) {
+  for (std::size_t i = 0; i < num_kinks; ++i) {
+    const Kink& k = s.others[i];
     total += (k.time - t) * e;
     t = k.time;
     const double f = model.local_field(k.unit, z.data());  // E = -f z_u + (terms without z_u)
