@@ -288,7 +288,7 @@ struct DenseFields {
       unsigned p = 0;
       for (std::size_t k = 0; k < 4 && 4 * q + k < c.n_src; ++k) p |= static_cast<unsigned>(src[4 * q + k]) << k;
       for (std::size_t t = 0; t < tiles; ++t) {
-        const float* row = c.table + ((t * nq + q) * 16 + p) * kRbmTile;
+        const float* row = RbmModel::table_row(c.table, nq, t, q, p);
         float* field = &s.field[t * kRbmTile];
         for (std::size_t l = 0; l < kRbmTile; l += kVec) vstore(field + l, vload(field + l) + vload(row + l));
       }

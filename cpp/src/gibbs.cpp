@@ -47,7 +47,6 @@ void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, s
   const vint lane_bit = {1, 2, 4, 8, 16, 32, 64, 128};
   alignas(64) float u[kRbmTile];
   for (std::size_t t = 0; t * kRbmTile < n_dst; ++t) {
-    const float* slice = table + t * nq * 16 * kRbmTile;
     const std::size_t width = std::min(kRbmTile, n_dst - t * kRbmTile);
     const std::uint32_t valid = width == 32 ? ~0u : (1u << width) - 1u;
     const float* b = bias + t * kRbmTile;
@@ -59,7 +58,7 @@ void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, s
       const std::uint32_t* words = src + c * stride;
       for (std::size_t k = 0; k < RbmModel::num_words(n_src); ++k) {
         const std::uint32_t w = words[k];
-        const float* base = slice + k * 8 * 16 * kRbmTile;
+        const float* base = RbmModel::table_row(table, nq, t, 8 * k, 0);  // the word's 8 nibbles follow
         for (int i = 0; i < 8; i += 2) {
           const float* r = base + (i * 16 + ((w >> (4 * i)) & 15u)) * kRbmTile;
           const float* s = base + ((i + 1) * 16 + ((w >> (4 * i + 4)) & 15u)) * kRbmTile;

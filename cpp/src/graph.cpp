@@ -24,7 +24,7 @@ AlignedFloats field_table(std::size_t n_src, std::size_t n_dst, Weight weight) {
           const std::size_t k = static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(p)));
           const std::size_t s = 4 * q + k;
           sum[p] = sum[p & (p - 1)] + (s < n_src ? weight(s, t * kRbmTile + j) : 0.0);
-          table[((t * nq + q) * 16 + p) * kRbmTile + j] = static_cast<float>(sum[p]);
+          RbmModel::table_row(table.data(), nq, t, q, static_cast<unsigned>(p))[j] = static_cast<float>(sum[p]);
         }
       }
   return table;

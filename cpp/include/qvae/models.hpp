@@ -52,6 +52,11 @@ struct RbmModel {
   // with zeros).
   static std::size_t num_words(std::size_t n) { return pad_to(n, 32) / 32; }
   static std::size_t num_nibbles(std::size_t n) { return 8 * num_words(n); }
+  // Row of a field table for target tile t, source nibble q of nq and bit pattern p: kRbmTile sums.
+  template <class Float>
+  static Float* table_row(Float* table, std::size_t nq, std::size_t t, std::size_t q, unsigned p) {
+    return table + ((t * nq + q) * 16 + p) * kRbmTile;
+  }
   double energy(const std::uint8_t* state) const;
 };
 
