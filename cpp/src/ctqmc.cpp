@@ -95,18 +95,19 @@ QmcRbmModel::QmcRbmModel(std::shared_ptr<const RbmModel> model, const double* g)
     c.padded = pad_to(n, kRbmTile);
     for (std::size_t s = 0; s < n_src; ++s)
       for (std::size_t l = 0; l < n; ++l)
-        c.rows[s * c.ld + l] = static_cast<float>(b ? m.w64[s * m.nh + l] : m.w64[l * m.nh + s]);
+        c.rows[s * c.ld + l] = static_cast<float>(b ? m.w64[s * m.nh + l] : m.wt64[s * m.nv + l]);
   }
 }
 
 double QmcRbmModel::local_field(std::size_t u, const std::uint8_t* z) const {
   const RbmModel& m = *classical;
-  double f = u < m.nv ? m.a64[u] : m.b64[u - m.nv];
-  if (u < m.nv) {
-    for (std::size_t j = 0; j < m.nh; ++j) f += z[m.nv + j] ? m.w64[u * m.nh + j] : 0.0;
-  } else {
-    for (std::size_t i = 0; i < m.nv; ++i) f += z[i] ? m.w64[i * m.nh + (u - m.nv)] : 0.0;
-  }
+  // A visible unit's row of W, or a hidden unit's row of W^T, over the other layer.
+  const bool visible = u < m.nv;
+  const std::size_t n_src = visible ? m.nh : m.nv;
+  const double* row = visible ? &m.w64[u * m.nh] : &m.wt64[(u - m.nv) * m.nv];
+  const std::uint8_t* src = visible ? z + m.nv : z;
+  double f = visible ? m.a64[u] : m.b64[u - m.nv];
+  for (std::size_t k = 0; k < n_src; ++k) f += src[k] ? row[k] : 0.0;
   return f;
 }
 
@@ -271,15 +272,15 @@ __attribute__((always_inline)) inline std::size_t draw_cuts(const AliasTable& ta
 }
 
 // Fields of a block's units along imaginary time, for couplings given as dense rows (RBM).
-// Each unit's integral is kept as a line, F_l(t) = offset_l + t field_l: a flip of a unit of
-// the other layer by sign * row at time t keeps F continuous with offset -= t sign row,
-// field += sign row (two independent vector FMAs, nothing to advance between flips).
+// Each unit's integral int_0^t field_l is a line, F_l(t) = offset_l + t field_l: a flip of a
+// unit of the other layer by sign * row at time t keeps F continuous with offset -= t sign row,
+// field += sign row (two independent vector FMAs).
 struct DenseFields {
   const QmcRbmModel::Coupling& c;
   QmcScratch& s;
 
   // Fields at tau = 0 from the Gibbs tables: one row of sums per nibble of the other layer.
-  void start(const QmcBlocks&, int) {
+  void start() {
     s.field.assign(c.bias, c.bias + c.padded);
     s.offset.assign(c.ld, 0.0f);
     const std::uint8_t* src = &s.z[c.src_offset];
@@ -309,17 +310,15 @@ struct DenseFields {
   float at_end(std::int32_t l) const { return s.offset[l] + s.field[l]; }
 };
 
-// The same for a sparse graph: only the block's neighbours of a flipping unit change. Each
-// unit's integral is kept as a line, F_l(t) = offset_l + t slope_l (slope = the field): a flip
-// by d at time t keeps F continuous with offset -= t d, slope += d, so no unit needs the time
-// its integral was last advanced.
+// The same for a sparse graph: only the block's neighbours of a flipping unit change, each
+// unit's integral one (offset, slope = field) line as in DenseFields.
 struct SparseFields {
   const QmcGraphModel& model;
   int block;
   QmcScratch& s;
 
-  void start(const QmcBlocks& blocks, int) {
-    const auto& members = blocks.members[block];
+  void start() {
+    const auto& members = model.blocks.members[block];
     s.lines.resize(members.size());
     const GraphModel& g = *model.classical;
     for (std::size_t l = 0; l < members.size(); ++l) {
@@ -360,20 +359,23 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   const auto& members = blocks.members[block];
   const std::size_t n = members.size();
   s.z.assign(path.z0.begin(), path.z0.end());
-  fields.start(blocks, block);
-  const bool gives_energy = blocks.num_blocks() == 2;  // else edges between other blocks are unseen
-  double src_rate = 0.0, src_integral = 0.0, src_since = 0.0;  // int sum_{m not in block} b_m z_m
-  if (gives_energy)
+  fields.start();
+  // Two blocks: the other block's kinks need no merging, and the update yields int E dtau (with
+  // more, the edges between the other blocks are unseen).
+  const bool two_blocks = blocks.num_blocks() == 2;
+  // int_0^t sum_{m not in block} b_m z_m dtau as a line, src_offset + t src_rate (as the fields)
+  double src_rate = 0.0, src_offset = 0.0;
+  if (two_blocks)
     src_rate = sum4(blocks.members[1 - block].size(), [&](std::size_t k) {
       const std::int32_t u = blocks.members[1 - block][k];
       return s.z[u] * bias[u];
     });
 
   const std::size_t num_cuts = draw_cuts(blocks.cuts[block], members, rng, s.cuts);
-  // Kinks of the other blocks change the fields; two blocks need no merging.
+  // Kinks of the other blocks change the fields.
   const Kink* sources;
   std::size_t num_others;
-  if (blocks.num_blocks() == 2) {
+  if (two_blocks) {
     sources = path.kinks[1 - block].data();
     num_others = path.kinks[1 - block].size();
   } else {
@@ -418,13 +420,14 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     close_segments_until(src.time);
     const float sign = 1.0f - 2.0f * static_cast<float>(s.z[src.unit]);  // no branch: it mispredicts
     fields.flip(src.unit, src.time, sign);
-    src_integral += (src.time - src_since) * src_rate;
-    src_since = src.time;
-    src_rate += sign * bias[src.unit];
+    if (two_blocks) {  // the same every iteration: predicted
+      const double d = sign * bias[src.unit];
+      src_offset -= src.time * d;
+      src_rate += d;
+    }
     s.z[src.unit] ^= 1;
   }
   close_segments_until(2.0);
-  src_integral += (1.0 - src_since) * src_rate;
 
   // Each member's last segment joins the one through tau = 0 (periodic worldlines): its area
   // moves there and it takes that segment's value after the draw (no branches: they mispredict).
@@ -449,21 +452,20 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   for (std::size_t l = 0; l < n; ++l) s.value[s.slot[l]] = s.value[l];
 
   // (A folded slot's area is zero: it was counted in its member's first slot.)
-  const double coupled = !gives_energy ? 0.0 : sum4(slots, [&](std::size_t k) {
+  const double coupled = !two_blocks ? 0.0 : sum4(slots, [&](std::size_t k) {
     return s.value[k] * static_cast<double>(s.area[k]);
   });
 
   // New state: z(0) of the members and their kinks, where adjacent segments differ.
   for (std::size_t l = 0; l < n; ++l) path.z0[members[l]] = static_cast<std::uint8_t>(s.value[l]);
-  own.resize(num_bounds);
-  std::size_t kept = 0;
+  std::size_t kept = 0;  // compacted in place (kept <= k): no resize that zero-fills `own`
   for (std::size_t k = 0; k < num_bounds; ++k) {
     const Boundary& b = s.bounds[k];
-    own[kept] = s.edges[k];
+    s.edges[kept] = s.edges[k];
     kept += s.value[b.before] != s.value[b.after];
   }
-  own.resize(kept);
-  return gives_energy ? -coupled - src_integral : std::numeric_limits<double>::quiet_NaN();
+  own.assign(s.edges.begin(), s.edges.begin() + static_cast<std::ptrdiff_t>(kept));
+  return two_blocks ? -coupled - (src_offset + src_rate) : std::numeric_limits<double>::quiet_NaN();
 }
 
 // A number of sweeps (every block once, in order) of one chain; returns the last update's value.
@@ -534,7 +536,6 @@ QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_
   }
   for (std::size_t k = 0; k < (num_chains + kChunk - 1) / kChunk; ++k)
     scratch_.push_back(std::make_unique<QmcScratch>());
-  for (QmcPath& p : paths_) p.energy_integral = std::numeric_limits<double>::quiet_NaN();
 }
 
 template <class Model>
@@ -680,7 +681,7 @@ double QmcChains<Model>::mean_kinks_per_unit() const {
 template <class Model>
 void QmcChains<Model>::energies(double* out, std::size_t num_threads) {
   refresh_stale_energies(num_threads);
-  for (std::size_t c = 0; c < paths_.size(); ++c) out[c] = paths_[c].energy_integral;
+  weight_slope(0.0, out, num_threads);
 }
 
 template <class Model>

@@ -136,27 +136,21 @@ RbmChains::RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chai
       for (std::size_t i = 0; i < n; ++i) state_[c * n + i] = u[i] < 0.5f;
     }
   }
-  allocate_scratch();
+  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
+  bits_.assign(chunks * kChunk * (RbmModel::num_words(model_->nv) + RbmModel::num_words(model_->nh)), 0u);
 }
 
-void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {
+void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {  // same sizes: bits_ fits
   if (model->nv != model_->nv || model->nh != model_->nh)
     throw std::invalid_argument("model: layer sizes differ from the chains'");
   model_ = std::move(model);
-  allocate_scratch();
-}
-
-void RbmChains::allocate_scratch() {
-  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
-  const std::size_t words = RbmModel::num_words(model_->nv) + RbmModel::num_words(model_->nh);
-  bits_.assign(chunks * kChunk * words, 0u);
 }
 
 void RbmChains::sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps,
                             float beta) {
   const RbmModel& m = *model_;
   const std::size_t n = m.num_units(), wv = RbmModel::num_words(m.nv), stride = wv + RbmModel::num_words(m.nh);
-  std::uint32_t* bits = bits_.data() + first / kChunk * kChunk * stride;
+  std::uint32_t* bits = bits_.data() + first * stride;
   const std::size_t count = last - first;
   std::fill_n(bits, count * stride, 0u);
   for (std::size_t c = 0; c < count; ++c) {

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -92,7 +93,7 @@ struct QmcGraphModel {
 struct QmcPath {
   std::vector<std::uint8_t> z0;
   std::vector<std::vector<Kink>> kinks;  // per block, sorted by time
-  double energy_integral = 0.0;          // int_0^1 E(z(tau)) dtau; NaN until computed
+  double energy_integral = std::numeric_limits<double>::quiet_NaN();  // int_0^1 E(z(tau)) dtau; NaN until computed
   std::size_t num_kinks() const;
 };
 

@@ -58,7 +58,6 @@ class RbmChains {
   void set_model(std::shared_ptr<const RbmModel> model);
 
  private:
-  void allocate_scratch();
   // Sweeps chains [first, last) on the calling thread, their layers packed into bits meanwhile.
   void sweep_range(std::size_t first, std::size_t last, std::size_t num_sweeps, float beta);
 

@@ -4,7 +4,8 @@
 
 #include <cstdint>
 
-// Hot kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and picked at load time
+// Hot kernels are compiled for AVX2+FMA and for baseline x86-64 (the RBM Gibbs kernel also for
+// AVX-512, below) and picked at load time
 // (QVAE_NO_TARGET_CLONES, CMake option QVAE_TARGET_CLONES=OFF: baseline only, which CI tests).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(QVAE_NO_TARGET_CLONES)
 #define QVAE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))

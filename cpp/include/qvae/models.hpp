@@ -11,7 +11,7 @@
 
 namespace qvae {
 
-// Column tile of the RBM field kernel, in floats; row strides are padded to it.
+// Column tile of the RBM field kernel, in floats; biases and field-table rows span whole tiles.
 constexpr std::size_t kRbmTile = 32;
 
 inline std::size_t pad_to(std::size_t n, std::size_t m) { return (n + m - 1) / m * m; }
