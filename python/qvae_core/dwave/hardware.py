@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._validation import finite_array
+from .._validation import finite_array, positive_float
 from ..graphs import Topology, _from_labels
 
 __all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_violations"]
@@ -56,12 +56,10 @@ class PauseAndQuench:
     def __post_init__(self):
         if not 0.0 < self.s_pause < 1.0:
             raise ValueError(f"s_pause: must be in (0, 1), got {self.s_pause}")
-        if not self.ramp_time > 0.0:
-            raise ValueError(f"ramp_time: must be > 0, got {self.ramp_time}")
-        if not self.pause_time >= 0.0:
-            raise ValueError(f"pause_time: must be >= 0, got {self.pause_time}")
-        if self.quench_time is not None and not self.quench_time > 0.0:
-            raise ValueError(f"quench_time: must be > 0 or None, got {self.quench_time}")
+        positive_float(self.ramp_time, "ramp_time")
+        positive_float(self.pause_time, "pause_time", allow_zero=True)
+        if self.quench_time is not None:
+            positive_float(self.quench_time, "quench_time")
 
     def points(self, properties: Mapping) -> list[list[float]]:
         """The schedule as [[t (µs), s], ...] for a solver with these properties."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import finite_array, positive_float, positive_int, seed_value
+from .._validation import positive_float, positive_int, seed_value
 from ..graphs import Topology
 from ..models import BoltzmannMachine, _check_edges
 from .hardware import (PauseAndQuench, check_timing, max_num_reads, range_violations, validate_anneal_schedule,
