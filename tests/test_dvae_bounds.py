@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import qvae_core as q  # noqa: E402
+from conftest import K_SIGMA  # noqa: E402
 from qvae_core.dvae.evaluation import evaluate  # noqa: E402
 from qvae_core.dvae.model import DVAE  # noqa: E402
 from qvae_core.dvae.networks import DECODERS, ENCODERS  # noqa: E402
@@ -17,7 +18,6 @@ from qvae_core.dvae.posterior import HierarchicalPosterior  # noqa: E402
 from qvae_core.dvae.priors import RBMPrior  # noqa: E402
 from qvae_core.dvae.smoothing import SMOOTHINGS  # noqa: E402
 
-K_SIGMA = 5.0
 PIXELS = 6
 
 

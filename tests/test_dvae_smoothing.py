@@ -10,9 +10,9 @@ from scipy import integrate, stats
 
 torch = pytest.importorskip("torch")
 
+from conftest import K_SIGMA  # noqa: E402
 from qvae_core.dvae.smoothing import SMOOTHINGS  # noqa: E402
 
-K_SIGMA = 5.0
 OVERLAPPING = ["overlap-exp", "power"]
 PROPER = ["spike-exp", *OVERLAPPING]  # smoothings with a q-independent r(ζ|z)
 

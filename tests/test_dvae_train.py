@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import K_SIGMA  # noqa: E402
 from qvae_core.cli import main  # noqa: E402
 from qvae_core.dvae.config import TrainConfig  # noqa: E402
 from qvae_core.dvae.train import Trainer, load_checkpoint  # noqa: E402
 
-K_SIGMA = 5.0
 TINY = {  # a few seconds per epoch on two cores
     "latent": "8x8", "groups": 2, "encoder_hidden": [64], "decoder_hidden": [64], "batch_size": 20,
     "train_size": 600, "valid_size": 300, "negative_samples": 200, "sweeps": 10, "log_z_population": 500,

@@ -48,15 +48,12 @@ def test_short_dvae_training_with_the_qpu_sampler(tmp_path):
     assert {p["params"]["num_reads"] for p in problems} == {100}
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["sampler"] == {"beta_eff": sampler.beta_eff}
-    # The tracker saw every batch; it moved beta_eff only to an informative estimate (within 5 SE of
-    # the server's beta), else kept it.
+    # Wiring: the tracker saw every batch and each batch ran at the beta_eff the previous one left.
+    # (With the prior's small initial weights every estimate here is uninformative, so beta_eff
+    # stays; the tracking itself is tested against the server's beta in test_dwave_sampler.)
     assert len(tracker.calls) == 2 * 2 and tracker.calls[0][0] == BETA
-    for (before, estimate, after), following in zip(tracker.calls, tracker.calls[1:] + [(sampler.beta_eff,)]):
+    for (_, _, after), following in zip(tracker.calls, tracker.calls[1:] + [(sampler.beta_eff,)]):
         assert following[0] == after
-        if after != before:
-            assert after == estimate.value and abs(estimate.value - BETA) <= 5 * estimate.stderr
-        else:
-            assert not 0 < estimate.value < np.inf or estimate.stderr > 0.1 * estimate.value
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 2
 
 
