@@ -28,10 +28,18 @@ def assert_within_sigma(estimate, exact, n_samples, name, *, k=K_SIGMA):
 
 
 def assert_log_z(estimate, std, exact, *, cap, k=K_SIGMA):
-    """An annealing log Z within `cap` nats of the exact value and within k of its reported SEs."""
+    """An annealing log Z within `cap` nats of the exact value and within k of its reported SEs.
+
+    `std` comes from 10 sub-populations, so err/std is t-distributed with 9 dof: k = 5 is a
+    false-alarm rate of 7e-4 per comparison (not the normal 6e-7), which the few uses accept."""
     err = estimate - exact
     assert abs(err) <= cap, f"log Z off by {err:.4f} (SE {std:.4f}), more than {cap}"
     assert abs(err) <= k * std, f"log Z off by {err / std:.1f} SE"
+
+
+def pooled_se(se):
+    """One standard error for a batch of log_diag estimates: the RMS of their per-state SEs."""
+    return float(np.sqrt(np.mean(np.asarray(se) ** 2)))
 
 
 def assert_log_diag(estimate, se, exact, *, cap=0.05, k=K_SIGMA):
@@ -39,9 +47,16 @@ def assert_log_diag(estimate, se, exact, *, cap=0.05, k=K_SIGMA):
     the batch (each state's SE comes from 10 sub-populations: t-distributed with 9 dof, too noisy
     alone for a k-sigma check)."""
     err = np.asarray(estimate) - np.asarray(exact)
-    pooled = np.sqrt(np.mean(np.asarray(se) ** 2))
+    pooled = pooled_se(se)
     assert np.all(np.abs(err) <= cap), err
     assert np.all(np.abs(err) <= k * pooled), err / pooled
+
+
+def assert_same_checkpoint(actual, expected):
+    """Two sampler checkpoints hold the same arrays under the same keys."""
+    assert actual.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
 
 
 def all_states(n):

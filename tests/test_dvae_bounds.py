@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import qvae_core as q  # noqa: E402
-from conftest import K_SIGMA  # noqa: E402
+from conftest import K_SIGMA, all_states  # noqa: E402
 from qvae_core.dvae.evaluation import evaluate  # noqa: E402
 from qvae_core.dvae.model import DVAE  # noqa: E402
 from qvae_core.dvae.networks import DECODERS, ENCODERS  # noqa: E402
@@ -44,7 +44,7 @@ def _images(n, seed=1):
 def _exact_log_px(model, x):
     """log p(x) = logsumexp_z [log p(z) + log p(x|z)] over the 256 states (ζ = z at evaluation)."""
     n = model.prior.num_units
-    z = torch.tensor((np.arange(2**n)[:, None] >> np.arange(n)) & 1, dtype=torch.float64)
+    z = torch.tensor(all_states(n), dtype=torch.float64)
     log_pz = -model.prior.energy(z) - q.exact.log_z(model.prior.numpy_model())
     logits = model.decoder(z)  # (256, pixels)
     x = torch.as_tensor(x)
@@ -172,7 +172,7 @@ def _quadrature_bound(model, x, num_importance, kl_weight, nodes=12):
     points, weights = np.polynomial.legendre.leggauss(nodes)
     s = torch.cartesian_prod(*[torch.tensor((points + 1) / 2)] * (n * k))  # (M, n·K)
     w = torch.tensor(np.prod(np.array(np.meshgrid(*[weights / 2] * (n * k), indexing="ij")).reshape(n * k, -1), 0))
-    configs = torch.tensor((np.arange(2 ** (n * k))[:, None] >> np.arange(n * k)) & 1, dtype=torch.float64)
+    configs = torch.tensor(all_states(n * k), dtype=torch.float64)
     s, w = s.repeat(len(configs), 1), w.repeat(len(configs))
     z = configs.repeat_interleave(len(points) ** (n * k), 0)  # (C·M, n·K)
     features = model.posterior.encoder(x).expand(len(s), -1)

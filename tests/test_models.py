@@ -18,11 +18,12 @@ def brute_rbm_energy(rbm, S):
     return -(v @ rbm.visible_bias) - (h @ rbm.hidden_bias) - np.einsum("bi,ij,bj->b", v, rbm.weights, h)
 
 
-def random_bm(n, m, seed=0):
+def bm_with_edges(n, num_edges, seed=0):
+    """A BoltzmannMachine on n units with exactly num_edges random couplers, N(0, 1) parameters."""
     rng = np.random.default_rng(seed)
     pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
-    edges = pairs[rng.choice(len(pairs), m, replace=False)]
-    return q.BoltzmannMachine(rng.normal(size=n), edges, rng.normal(size=m))
+    edges = pairs[rng.choice(len(pairs), num_edges, replace=False)]
+    return q.BoltzmannMachine(rng.normal(size=n), edges, rng.normal(size=num_edges))
 
 
 def test_rbm_energy_matches_definition():
@@ -33,14 +34,14 @@ def test_rbm_energy_matches_definition():
 
 
 def test_bm_energy_matches_definition():
-    bm = random_bm(6, 9, seed=2)
+    bm = bm_with_edges(6, 9, seed=2)
     S = all_states(6)
     z = S.astype(float)
     expected = -(z @ bm.bias) - (z[:, bm.edges[:, 0]] * z[:, bm.edges[:, 1]]) @ bm.weights
     np.testing.assert_allclose(bm.energy(S), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("model", [random_rbm(3, 4, seed=3), random_bm(7, 12, seed=4)], ids=["rbm", "bm"])
+@pytest.mark.parametrize("model", [random_rbm(3, 4, seed=3), bm_with_edges(7, 12, seed=4)], ids=["rbm", "bm"])
 def test_to_ising_is_exact_including_offset(model):
     S = all_states(model.num_units)
     h, edges, J, offset = model.to_ising()
@@ -55,7 +56,7 @@ def test_from_ising_round_trip():
     np.testing.assert_allclose(back.weights, rbm.weights, atol=1e-12)
     np.testing.assert_allclose(back.visible_bias, rbm.visible_bias, atol=1e-12)
     np.testing.assert_allclose(back.hidden_bias, rbm.hidden_bias, atol=1e-12)
-    bm = random_bm(6, 8, seed=6)
+    bm = bm_with_edges(6, 8, seed=6)
     back, constant = q.BoltzmannMachine.from_ising(*bm.to_ising())
     assert constant == pytest.approx(0.0, abs=1e-12)
     np.testing.assert_allclose(back.bias, bm.bias, atol=1e-12)
