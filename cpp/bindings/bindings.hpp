@@ -1,5 +1,7 @@
 // Shared helpers for the pybind11 bindings: array aliases, shape checks, signal polling.
-// Arguments are validated in the Python layer; these checks only guard against misuse of _core.
+// The Python layer validates arguments; the shape checks here guard direct use of _core. Checks that
+// need the core's own structures (kink lists, random streams of a checkpoint) are made in C++ and
+// raise ValueError.
 #pragma once
 
 #include <pybind11/numpy.h>

@@ -62,12 +62,12 @@ def checkpoint_parts(checkpoint, keys) -> list:
 
 
 def integer_array(value, name: str, dtype, shape) -> np.ndarray:
-    """A new C-contiguous array of `dtype` from integers within its range; shape entries -1 are free."""
+    """A new C-contiguous array of `dtype` from integers within its range; shape entries None are free."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "ui":
         raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
-    if arr.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, arr.shape)):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} (-1: any), got {arr.shape}")
+    if arr.ndim != len(shape) or any(s not in (None, a) for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (None: any), got {arr.shape}")
     info = np.iinfo(dtype)
     if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
         raise ValueError(f"{name}: values outside the range of {np.dtype(dtype).name}")

@@ -134,11 +134,11 @@ class _Enumeration:
 
     def log_weight(self, states):
         """log<z|e^{-H}|z> (-E(z) for a classical model) of validated full states."""
-        X, Y = states[:, self.x_idx].astype(np.float64), states[:, self.y_idx]
         if self.y_idx.size == 0:  # every unit enumerated: the weight is x_weight's (-E or the dense table)
-            return self.x_weight(X)
+            return self.x_weight(states[:, self.x_idx].astype(np.float64))
         if self.gamma is None:
             return -self.model.energy(states)
+        X, Y = states[:, self.x_idx].astype(np.float64), states[:, self.y_idx]
         log_tr, log_p1, log_p0 = _qubit(self.d + X @ self.M, self.gamma)
         return self.x_weight(X) + (log_tr + np.where(Y == 1, log_p1, log_p0)).sum(axis=1)
 

@@ -115,9 +115,14 @@ def qpu_sampler(config, seed: int):
                       beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, 2))
 
 
+def _classical(sampler_class):
+    """(TrainConfig, seed) -> sampler_class(negative_samples, sweeps, seed=seed), sweeps 0 = its default."""
+    return lambda config, seed: sampler_class(config.negative_samples, config.sweeps or None, seed=seed)
+
+
 # name -> (TrainConfig, seed) -> sampler
 SAMPLERS = {
-    "pcd": lambda config, seed: PersistentChains(config.negative_samples, config.sweeps or None, seed=seed),
-    "pa": lambda config, seed: PopulationAnnealing(config.negative_samples, config.sweeps or None, seed=seed),
+    "pcd": _classical(PersistentChains),
+    "pa": _classical(PopulationAnnealing),
     "qpu": qpu_sampler,
 }

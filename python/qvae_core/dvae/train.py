@@ -120,6 +120,7 @@ class Trainer:
         self.output = Path(config.output)
         self.epoch = 0
         self.step = 0
+        self._log_z = None  # (step, (log Z, its SE)) of the last validation
 
     # --- schedules (functions of progress, so nothing to checkpoint) ---
     def beta_at(self, epochs_done: float) -> float:
@@ -183,11 +184,14 @@ class Trainer:
         }
 
     def validate(self, importance_samples: int = 1, **options) -> dict:
-        """evaluate() on the validation images with log Z from population annealing."""
-        log_z = self.model.prior.log_partition(
-            population=self.config.log_z_population, seed=derived_seed(self.config.seed, 2, self.epoch)
-        )
-        return evaluate(self.model, self.valid_images, importance_samples=importance_samples, log_z=log_z,
+        """evaluate() on the validation images with log Z from population annealing (one run per
+        training step reached: the final evaluation reuses the last epoch's)."""
+        if self._log_z is None or self._log_z[0] != self.step:
+            log_z = self.model.prior.log_partition(
+                population=self.config.log_z_population, seed=derived_seed(self.config.seed, 2, self.epoch)
+            )
+            self._log_z = (self.step, log_z)
+        return evaluate(self.model, self.valid_images, importance_samples=importance_samples, log_z=self._log_z[1],
                         seed=derived_seed(self.config.seed, 4, self.epoch), **options)
 
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
@@ -234,6 +238,7 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
         self.epoch, self.step = state["epoch"], state["step"]
+        self._log_z = None
 
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly

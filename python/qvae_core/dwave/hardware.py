@@ -14,7 +14,10 @@ import numpy as np
 from .._validation import finite_array, positive_float
 from ..graphs import Topology, _from_labels
 
-__all__ = ["working_graph", "PauseAndQuench", "validate_anneal_schedule", "max_num_reads", "range_violations"]
+__all__ = [
+    "working_graph", "PauseAndQuench", "validate_anneal_schedule", "check_timing", "anneal_time", "max_num_reads",
+    "range_violations",
+]
 
 # Slopes are compared after rounding, as dwave-system does, so that schedules built from the
 # fastest allowed ramp (e.g. by PauseAndQuench) are not refused for a rounding error.
