@@ -50,6 +50,14 @@ def test_inactive_qubits_leave_the_working_graph_with_their_couplers():
     assert broken.properties["couplers"] and all(0 not in c and 17 not in c for c in broken.properties["couplers"])
 
 
+def test_working_graph_has_its_family_colouring():
+    solver = _Solver(qd.qpu_solver("zephyr", 2, inactive_qubits=[3, 40]))
+    graph = qd.working_graph(solver)
+    np.testing.assert_array_equal(graph.colors, np.delete(q.graphs.zephyr(2).colors, [3, 40]))
+    assert q.BoltzmannMachine(np.zeros(graph.num_units), graph.edges, np.zeros(len(graph.edges)),
+                              colors=graph.colors).num_colors == 4
+
+
 def test_inactive_fraction_is_reproducible_and_counted():
     a = qd.qpu_solver("pegasus", 3, inactive_fraction=0.1, seed=4)
     b = qd.qpu_solver("pegasus", 3, inactive_fraction=0.1, seed=4)

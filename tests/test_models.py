@@ -80,20 +80,36 @@ def test_rbm_as_boltzmann_machine_has_the_same_energy():
 
 
 @pytest.mark.parametrize(
-    "make, units, max_colors",
-    [(lambda: q.graphs.chimera(2), 32, 2), (lambda: q.graphs.pegasus(3), 128, 4), (lambda: q.graphs.zephyr(2), 160, 5)],
+    "make, units, family_colors, dsatur_colors",
+    [(lambda: q.graphs.chimera(2), 32, 2, 2), (lambda: q.graphs.pegasus(3), 128, 4, 4),
+     (lambda: q.graphs.zephyr(2), 160, 4, 5)],
     ids=["chimera", "pegasus", "zephyr"],
 )
-def test_topologies_and_colorings(make, units, max_colors):
+def test_topologies_and_colorings(make, units, family_colors, dsatur_colors):
+    """A family graph carries dwave-networkx's colouring, which its Boltzmann machines use as blocks;
+    DSatur, for other graphs, needs a fifth colour on Zephyr."""
     pytest.importorskip("dwave_networkx")
     topo = make()
     assert topo.num_units == units
     assert np.all(np.diff(topo.nodes) > 0)
-    colors = q.graphs.coloring(topo.num_units, topo.edges)
-    assert np.all(colors[topo.edges[:, 0]] != colors[topo.edges[:, 1]])
-    assert colors.max() + 1 <= max_colors
+    for colors, count in [(topo.colors, family_colors), (q.graphs.coloring(topo.num_units, topo.edges), dsatur_colors)]:
+        assert np.all(colors[topo.edges[:, 0]] != colors[topo.edges[:, 1]])
+        assert colors.max() + 1 == count
     bm = q.graphs.random_boltzmann_machine(topo, seed=0)
-    assert bm.num_units == units and bm.num_colors == colors.max() + 1
+    assert bm.num_units == units
+    np.testing.assert_array_equal(bm.colors, topo.colors)
+
+
+def test_family_colouring_of_a_subgraph_and_of_any_networkx_graph():
+    dnx = pytest.importorskip("dwave_networkx")
+    import networkx as nx
+
+    full = dnx.zephyr_graph(2)
+    part = q.graphs.from_networkx(full.subgraph(range(0, 160, 3)))  # keeps the family attributes
+    np.testing.assert_array_equal(part.colors, q.graphs.zephyr(2).colors[::3])
+    assert q.graphs.from_networkx(nx.cycle_graph(5)).colors is None
+    with pytest.raises(ValueError, match="family"):
+        q.graphs.family_colors("zephyr", [2], [0, 1])
 
 
 @pytest.mark.parametrize("n, edges, num_colors", [
@@ -107,12 +123,6 @@ def test_coloring_is_proper_and_minimal_on_small_graphs(n, edges, num_colors):
     colors = q.graphs.coloring(n, edges)
     assert np.all(colors[edges[:, 0]] != colors[edges[:, 1]])
     assert colors.max() + 1 == num_colors
-
-
-def test_chimera_is_two_coloured():
-    pytest.importorskip("dwave_networkx")
-    topo = q.graphs.chimera(3)
-    assert q.graphs.coloring(topo.num_units, topo.edges).max() == 1
 
 
 def test_inputs_are_not_modified_and_parameters_are_copies():
@@ -211,6 +221,15 @@ def test_topology_save_and_load(tmp_path):
     assert back.name == topo.name
     np.testing.assert_array_equal(back.nodes, topo.nodes)
     np.testing.assert_array_equal(back.edges, topo.edges)
+    np.testing.assert_array_equal(back.colors, topo.colors)
+    q.graphs.save(topo._replace(colors=None), tmp_path / "plain.npz")
+    assert q.graphs.load(tmp_path / "plain.npz").colors is None
+    clash = topo.colors.copy()
+    clash[topo.edges[0, 1]] = clash[topo.edges[0, 0]]
+    for colors, message in [(clash, "share a colour"), (topo.colors[:-1], "colors"), (-topo.colors - 1, "non-negative")]:
+        q.graphs.save(topo._replace(colors=colors), tmp_path / "c.npz")
+        with pytest.raises(ValueError, match=f"c.npz: .*{message}"):
+            q.graphs.load(tmp_path / "c.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     for path in (tmp_path / "missing.npz", tmp_path / "bad.npz"):
         with pytest.raises(ValueError, match=path.name):

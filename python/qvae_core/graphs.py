@@ -2,7 +2,10 @@
 
 Graphs come from dwave-networkx (extra `graphs`), the field's standard generator, with its
 linear qubit labels. A `Topology` lists the qubits (sorted labels) and the couplers as pairs of
-positions in that list, which is the unit order of a BoltzmannMachine built on it.
+positions in that list, which is the unit order of a BoltzmannMachine built on it. Graphs of a
+D-Wave family carry that family's colouring from dwave-networkx (Chimera 2 colours, Pegasus and
+Zephyr 4), which a BoltzmannMachine built on them uses as its Gibbs blocks; other graphs are
+coloured by DSatur.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._validation import finite_array, positive_int, seed_value
+from ._validation import finite_array, integer_array, positive_int, seed_value
 from .models import BoltzmannMachine, _check_edges
 
 __all__ = [
@@ -25,16 +28,19 @@ __all__ = [
     "save",
     "load",
     "coloring",
+    "family_colors",
     "random_boltzmann_machine",
 ]
 
 
 class Topology(NamedTuple):
-    """Qubit labels (sorted, int64) and couplers as (m, 2) positions into `nodes`."""
+    """Qubit labels (sorted, int64), couplers as (m, 2) positions into `nodes`, and the colour of
+    each qubit (int32) for a graph of a D-Wave family, else None."""
 
     name: str
     nodes: np.ndarray
     edges: np.ndarray
+    colors: np.ndarray | None = None
 
     @property
     def num_units(self) -> int:
@@ -54,12 +60,21 @@ def _dnx():
 
 
 def from_networkx(graph, name: str = "graph") -> Topology:
-    """Topology of any networkx graph with integer node labels (e.g. a solver's working graph)."""
-    return _from_labels(name, graph.nodes, graph.edges)
+    """Topology of any networkx graph with integer node labels (e.g. a solver's working graph).
+    A dwave-networkx graph with linear labels, or a subgraph that kept its attributes, gets its
+    family's colouring."""
+    info = graph.graph
+    family = None
+    if info.get("labels") == "int" and info.get("family") in ("chimera", "pegasus", "zephyr"):
+        family = (info["family"], {"chimera": [info.get("rows"), info.get("columns"), info.get("tile")],
+                                   "pegasus": [info.get("rows")],
+                                   "zephyr": [info.get("rows"), info.get("tile")]}[info["family"]])
+    return _from_labels(name, graph.nodes, graph.edges, family)
 
 
-def _from_labels(name: str, labels, label_pairs) -> Topology:
-    """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them."""
+def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
+    """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them;
+    `family` = (D-Wave family, its shape) for that family's colouring."""
     nodes = np.array(sorted(int(v) for v in labels), dtype=np.int64)
     position = {int(q): k for k, q in enumerate(nodes)}
     pairs = sorted(
@@ -67,7 +82,25 @@ def _from_labels(name: str, labels, label_pairs) -> Topology:
         for u, v in label_pairs
         if int(u) in position and int(v) in position
     )
-    return Topology(name, nodes, np.array(pairs, dtype=np.int64).reshape(-1, 2))
+    colors = None if family is None else family_colors(*family, nodes)
+    return Topology(name, nodes, np.array(pairs, dtype=np.int64).reshape(-1, 2), colors)
+
+
+def family_colors(family: str, shape, labels) -> np.ndarray:
+    """The colour of each linear qubit label of a D-Wave family graph, from dwave-networkx:
+    chimera_two_color (shape [m, n, t]), pegasus_four_color ([m]) or zephyr_four_color ([m, t])."""
+    dnx = _dnx()
+    shape = [int(v) for v in shape]
+    if family == "chimera" and len(shape) == 3:
+        to_coordinates, color = dnx.chimera_coordinates(*shape).iter_linear_to_chimera, dnx.chimera_two_color
+    elif family == "pegasus" and len(shape) == 1:
+        to_coordinates, color = dnx.pegasus_coordinates(*shape).iter_linear_to_pegasus, dnx.pegasus_four_color
+    elif family == "zephyr" and len(shape) == 2:
+        to_coordinates, color = dnx.zephyr_coordinates(*shape).iter_linear_to_zephyr, dnx.zephyr_four_color
+    else:
+        raise ValueError(f"family: expected chimera [m, n, t], pegasus [m] or zephyr [m, t], got {family!r} {shape}")
+    labels = np.asarray(labels, dtype=np.int64)
+    return np.array([color(c) for c in to_coordinates(labels.tolist())], dtype=np.int32).reshape(labels.shape)
 
 
 def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
@@ -79,21 +112,25 @@ def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
 
 
 def pegasus(m: int) -> Topology:
-    """Pegasus P(m) working graph (fabric only, linear labels); m >= 2."""
+    """Pegasus P(m) working graph (fabric only, linear labels); m >= 2; four colours."""
     m = positive_int(m, "m", minimum=2)
     return from_networkx(_dnx().pegasus_graph(m), f"pegasus({m})")
 
 
 def zephyr(m: int, t: int = 4) -> Topology:
-    """Zephyr Z(m, t) working graph (linear labels)."""
+    """Zephyr Z(m, t) working graph (linear labels); four colours."""
     m = positive_int(m, "m")
     t = positive_int(t, "t")
     return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
 
 
 def save(topology: Topology, path) -> None:
-    """Writes a topology (e.g. a solver's working graph) to an .npz file: name, nodes, edges."""
-    np.savez(path, name=np.array(topology.name), nodes=topology.nodes, edges=topology.edges)
+    """Writes a topology (e.g. a solver's working graph) to an .npz file: name, nodes, edges and,
+    if it has them, colors."""
+    arrays = {"name": np.array(topology.name), "nodes": topology.nodes, "edges": topology.edges}
+    if topology.colors is not None:
+        arrays["colors"] = topology.colors
+    np.savez(path, **arrays)
 
 
 def load(path) -> Topology:
@@ -101,19 +138,33 @@ def load(path) -> Topology:
     try:
         with np.load(path, allow_pickle=False) as data:
             name, nodes, edges = str(data["name"]), np.asarray(data["nodes"]), np.asarray(data["edges"])
+            colors = np.asarray(data["colors"]) if "colors" in data.files else None
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a topology file written by qvae_core.graphs.save ({exc})") from None
     if nodes.ndim != 1 or not np.issubdtype(nodes.dtype, np.integer) or np.any(np.diff(nodes) <= 0):
         raise ValueError(f"{path}: nodes must be increasing integer labels")
     try:
         edges = _check_edges(edges, nodes.shape[0])
+        if colors is not None:
+            colors = _check_colors(colors, edges, nodes.shape[0])
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return Topology(name, nodes.astype(np.int64), np.array(edges))
+    return Topology(name, nodes.astype(np.int64), np.array(edges), colors)
+
+
+def _check_colors(colors, edges, num_units: int) -> np.ndarray:
+    """A proper colouring of the graph as int32, or ValueError naming `colors`."""
+    colors = integer_array(colors, "colors", np.int32, (num_units,))
+    if colors.size and colors.min() < 0:
+        raise ValueError("colors: must be non-negative")
+    if np.any(colors[edges[:, 0]] == colors[edges[:, 1]]):
+        raise ValueError("colors: adjacent units share a colour")
+    return colors
 
 
 def coloring(num_units: int, edges) -> np.ndarray:
-    """A proper colouring as int32 per unit: 2 colours if bipartite, else DSatur (few: Pegasus 4, Zephyr 5)."""
+    """A proper colouring as int32 per unit by DSatur: 2 colours if bipartite, else few (Pegasus 4,
+    Zephyr 5, where its family colouring has 4: Topology.colors)."""
     num_units = positive_int(num_units, "num_units")
     return np.asarray(_core.greedy_coloring(num_units, _check_edges(edges, num_units)))
 
@@ -129,4 +180,5 @@ def random_boltzmann_machine(
         rng.normal(0.0, bias_scale, topology.num_units),
         topology.edges,
         rng.normal(0.0, weight_scale, topology.edges.shape[0]),
+        colors=topology.colors,
     )

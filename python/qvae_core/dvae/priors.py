@@ -149,11 +149,12 @@ class RBMPrior(Prior):
 
 class GraphPrior(Prior):
     """Boltzmann machine on a sparse graph (a Chimera/Pegasus/Zephyr working graph):
-    E(z) = -Σ_i b_i z_i - Σ_k w_k z_{i_k} z_{j_k}; `edges` (m, 2) as in qvae_core.BoltzmannMachine."""
+    E(z) = -Σ_i b_i z_i - Σ_k w_k z_{i_k} z_{j_k}; `edges` (m, 2) and `colors` (its Gibbs blocks,
+    DSatur's if None) as in qvae_core.BoltzmannMachine."""
 
-    def __init__(self, num_units: int, edges, gamma: float = 0.0, *, name: str = "graph"):
+    def __init__(self, num_units: int, edges, gamma: float = 0.0, *, name: str = "graph", colors=None):
         super().__init__(num_units, gamma)
-        model = q.BoltzmannMachine(np.zeros(num_units), edges, np.zeros(len(edges)))  # validates, colours
+        model = q.BoltzmannMachine(np.zeros(num_units), edges, np.zeros(len(edges)), colors=colors)  # validates
         self.name = name
         self.colors = model.colors
         self.register_buffer("edges", torch.from_numpy(np.array(model.edges)))
@@ -214,7 +215,7 @@ def _graph_prior(topology_fn):
 
     def build(sizes, gamma):
         topology = topology_fn(*sizes)
-        return GraphPrior(topology.num_units, topology.edges, gamma, name=topology.name)
+        return GraphPrior(topology.num_units, topology.edges, gamma, name=topology.name, colors=topology.colors)
 
     return build
 

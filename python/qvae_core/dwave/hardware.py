@@ -25,7 +25,8 @@ _SLOPE_DECIMALS = 10
 
 
 def working_graph(solver, qubits=None) -> Topology:
-    """Topology of a structured solver's working graph: active qubits (sorted labels) and couplers.
+    """Topology of a structured solver's working graph: active qubits (sorted labels), couplers and
+    the colouring of the solver's topology family.
 
     Inactive qubits and couplers are simply absent. `qubits` (optional) restricts the graph to these
     qubits and the couplers among them, e.g. one patch of cells for a smaller prior.
@@ -38,7 +39,9 @@ def working_graph(solver, qubits=None) -> Topology:
         if chosen.size == 0 or missing.size:
             raise ValueError(f"qubits: not active qubits of the solver: {missing[:10].tolist()}")
         nodes = chosen
-    return _from_labels(str(getattr(solver, "name", "solver")), nodes, properties["couplers"])
+    topology = properties.get("topology", {})
+    family = (topology["type"], topology["shape"]) if topology.get("type") in ("chimera", "pegasus", "zephyr") else None
+    return _from_labels(str(getattr(solver, "name", "solver")), nodes, properties["couplers"], family)
 
 
 @dataclass(frozen=True)
