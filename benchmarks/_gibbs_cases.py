@@ -162,13 +162,20 @@ def calibrate(run, target_s: float) -> int:
 
 def best_rate(run, target_s: float, repeats: int) -> float:
     """Units of run (sweeps, products) per second: best of `repeats` timed run(k) of ~target_s."""
-    k = calibrate(run, target_s)
-    times = []
+    return best_rates({None: run}, target_s, repeats)[None]
+
+
+def best_rates(runs: dict, target_s: float, repeats: int) -> dict:
+    """best_rate of each of `runs` (name -> run), timed in turn in each of `repeats` rounds, so that
+    a slow spell of the machine touches all of them rather than one: their ratios stay fair."""
+    sizes = {name: calibrate(run, target_s) for name, run in runs.items()}
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(k)
-        times.append(time.perf_counter() - start)
-    return k / min(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(sizes[name])
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: sizes[name] / best[name] for name in runs}
 
 
 BENCHMARK_ROUND_S = 0.05  # target duration of a pytest-benchmark round of sweeps

@@ -1,7 +1,8 @@
 """Benchmark tables without pytest: block Gibbs, population annealing and CT-QMC, in Markdown.
 
 Usage: python benchmarks/report.py [--quick] [--only {gibbs,anneal,ctqmc} ...]
-A sweep rate is the best of several timed calls of k sweeps (k calibrated to a target duration);
+A sweep rate is the best of several timed calls of k sweeps (k calibrated to a target duration); the
+CT-QMC section times its runners in turn, round after round, so its ratios share the machine's spells;
 an annealing case is independent runs with seeds 0, 1, ... (fewer with --quick).
 The CT-QMC reference rows need `pip install dwave-samplers`.
 """
@@ -18,7 +19,7 @@ shorten_torch_spin()  # before torch loads, as in conftest.py
 import _anneal_cases  # noqa: E402
 import _ctqmc_cases  # noqa: E402
 import _gibbs_cases  # noqa: E402
-from _gibbs_cases import best_rate  # noqa: E402
+from _gibbs_cases import best_rate, best_rates  # noqa: E402
 
 SECTIONS = ("gibbs", "anneal", "ctqmc")
 
@@ -60,10 +61,10 @@ def ctqmc_report(target_s: float, repeats: int, quick: bool) -> str:
     results = _ctqmc_cases.Results()
     for case, make_model in _ctqmc_cases.SWEEP_CASES.items():
         model = make_model()
-        for name, make_runner in _ctqmc_cases.RUNNERS.items():
-            if _ctqmc_cases.runner_available(name):
-                _progress(f"measuring {name} on {case} ...")
-                results.rates[name, case] = best_rate(make_runner(model), target_s, repeats)
+        runs = {name: make(model) for name, make in _ctqmc_cases.RUNNERS.items() if _ctqmc_cases.runner_available(name)}
+        _progress(f"measuring {', '.join(runs)} on {case}, in turn ...")
+        for name, rate in best_rates(runs, target_s, repeats).items():
+            results.rates[name, case] = rate
     qbm = anneal_results(_ctqmc_cases.QBM_CASES, quick)
     return results.markdown() + "\n\n" + qbm.markdown(_ctqmc_cases.QBM_CASES, goal=None)
 
