@@ -1,7 +1,7 @@
 """Shared pieces of the CT-QMC benchmarks (pytest suite and report.py).
 
-Sweeps/s of `PathIntegralSampler` on n x n RBM-structured QBMs (`scaled_rbm(n)`) and a Pegasus
-graph QBM (Gamma = 1 on every unit, NUM_CHAINS chains) against the reference and against a classical
+Sweeps/s of `PathIntegralSampler` on n x n RBM-structured QBMs (`scaled_rbm(n)`) and Pegasus and
+Zephyr graph QBMs (Gamma = 1 on every unit, NUM_CHAINS chains) against the reference and against a classical
 block-Gibbs sweep of the same model; then the time of quantum log Z (`q.anneal`) and log_diag of 100 states on 32x32 QBMs.
 
 Reference: dwave-samplers' PathIntegralAnnealingSampler (`pip install dwave-samplers`, v1.8.0;
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from _anneal_cases import Case, scaled_rbm
-from _gibbs_cases import NUM_CHAINS, PEGASUS_M, _fmt, pegasus_bm, qvae_runner
+from _gibbs_cases import GRAPHS, NUM_CHAINS, _fmt, graph_bm, qvae_runner
 
 import qvae_core as q
 
@@ -51,10 +51,10 @@ def qbm(n: int) -> q.QBM:
     return q.QBM(scaled_rbm(n), GAMMA)
 
 
-# name -> QBM of the sweep benchmarks: the RBMs of the issue, and the Pegasus BM of the Gibbs benchmarks
-# (4 colour classes, so 4 blocks per sweep) with the same Gamma.
+# name -> QBM of the sweep benchmarks: the RBMs of the issue, and the graph BMs of the Gibbs benchmarks
+# (Pegasus, Zephyr: 4 colour classes, so 4 blocks per sweep) with the same Gamma.
 SWEEP_CASES = {f"{n}x{n}": (lambda n=n: qbm(n)) for n in RBM_SIZES}
-SWEEP_CASES[f"pegasus({PEGASUS_M})"] = lambda: q.QBM(pegasus_bm(), GAMMA)
+SWEEP_CASES.update({name: (lambda name=name: q.QBM(graph_bm(name), GAMMA)) for name in GRAPHS})
 
 
 class DwavePathIntegral:

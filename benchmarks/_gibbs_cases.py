@@ -20,7 +20,7 @@ except ImportError:  # torch is an optional extra: its reference rows are then s
 
 NUM_CHAINS = 1000
 RBM_SIZES = (32, 64, 128, 256)
-PEGASUS_M = 4
+GRAPHS = {"pegasus(4)": lambda: q.graphs.pegasus(4), "zephyr(3)": lambda: q.graphs.zephyr(3)}  # 264, 336 units
 SGEMM_SHAPE = (NUM_CHAINS, 256, 256)  # (M, K, N) of the float32 product compared with 256x256
 GOALS = (  # (case name, minimum qvae-core / torch sweeps-per-second ratio), from the issue
     ("32x32", 5.0),
@@ -31,22 +31,22 @@ SGEMM_GOAL = ("256x256", 0.5)  # minimum fraction of the SGEMM rate reached by q
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmarked model: an n x n RBM (size = n) or the Pegasus BM (size = None)."""
+    """A benchmarked model: an n x n RBM (size = n) or a random BM on the topology GRAPHS[name]."""
 
     name: str
     size: int | None = None
 
     def model(self):
         """A fresh model with seed 0."""
-        return pegasus_bm() if self.size is None else random_rbm(self.size)
+        return graph_bm(self.name) if self.size is None else random_rbm(self.size)
 
     @property
     def flops_per_sweep(self) -> float | None:
-        """4 C nv nh (two C x nv x nh products per sweep) for an RBM, None for the BM."""
+        """4 C nv nh (two C x nv x nh products per sweep) for an RBM, None for a BM."""
         return None if self.size is None else 4.0 * NUM_CHAINS * self.size * self.size
 
 
-CASES = tuple(Case(f"{n}x{n}", n) for n in RBM_SIZES) + (Case(f"pegasus({PEGASUS_M})"),)
+CASES = tuple(Case(f"{n}x{n}", n) for n in RBM_SIZES) + tuple(Case(name) for name in GRAPHS)
 
 
 def random_rbm(
@@ -62,9 +62,10 @@ def random_rbm(
     )
 
 
-def pegasus_bm(seed: int = 0) -> q.BoltzmannMachine:
-    """Random BM (unit weights scale, 0.1 bias scale) on the Pegasus P(PEGASUS_M) working graph."""
-    return q.graphs.random_boltzmann_machine(q.graphs.pegasus(PEGASUS_M), weight_scale=1.0, bias_scale=0.1, seed=seed)
+def graph_bm(name: str, seed: int = 0) -> q.BoltzmannMachine:
+    """Random BM (unit weight scale, 0.1 bias scale) on the working graph GRAPHS[name], with the
+    topology's own colouring (4 colours, so 4 blocks per sweep)."""
+    return q.graphs.random_boltzmann_machine(GRAPHS[name](), weight_scale=1.0, bias_scale=0.1, seed=seed)
 
 
 class TorchRBMGibbs:
