@@ -108,6 +108,9 @@ def test_family_colouring_of_a_subgraph_and_of_any_networkx_graph():
     part = q.graphs.from_networkx(full.subgraph(range(0, 160, 3)))  # keeps the family attributes
     np.testing.assert_array_equal(part.colors, q.graphs.zephyr(2).colors[::3])
     assert q.graphs.from_networkx(nx.cycle_graph(5)).colors is None
+    edited = dnx.chimera_graph(1)
+    edited.add_edge(0, 1)  # two qubits of one shore: the family colouring no longer fits
+    assert q.graphs.from_networkx(edited).colors is None
     with pytest.raises(ValueError, match="family"):
         q.graphs.family_colors("zephyr", [2], [0, 1])
 

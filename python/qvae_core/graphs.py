@@ -74,7 +74,7 @@ def from_networkx(graph, name: str = "graph") -> Topology:
 
 def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
     """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them;
-    `family` = (D-Wave family, its shape) for that family's colouring."""
+    `family` = (D-Wave family, its shape) for that family's colouring, kept if proper on the edges."""
     nodes = np.array(sorted(int(v) for v in labels), dtype=np.int64)
     position = {int(q): k for k, q in enumerate(nodes)}
     pairs = sorted(
@@ -82,8 +82,11 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
         for u, v in label_pairs
         if int(u) in position and int(v) in position
     )
+    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     colors = None if family is None else family_colors(*family, nodes)
-    return Topology(name, nodes, np.array(pairs, dtype=np.int64).reshape(-1, 2), colors)
+    if colors is not None and np.any(colors[edges[:, 0]] == colors[edges[:, 1]]):
+        colors = None  # edges the family does not have (an edited graph): DSatur colours it instead
+    return Topology(name, nodes, edges, colors)
 
 
 def family_colors(family: str, shape, labels) -> np.ndarray:
