@@ -193,8 +193,9 @@ def test_checkpoint_restore_continues_exactly(model, tmp_path):
 
 def test_checkpoint_bad_input():
     sampler = q.GibbsSampler(random_rbm(3, 4), 20, seed=0)
-    sampler.run(3)
     good = sampler.checkpoint()
+    sampler.run(3)  # now unlike `good`, so a restore that wrote part of a bad checkpoint would show
+    current = sampler.checkpoint()
     zero_lane = good["streams"].copy()
     zero_lane[0, [0, 16, 32, 48]] = 0  # lane 0 of stream 0: all four state words
     cases = [
@@ -210,4 +211,4 @@ def test_checkpoint_bad_input():
     for checkpoint, message in cases:
         with pytest.raises(ValueError, match=message):
             sampler.restore(checkpoint)
-    assert_same_checkpoint(sampler.checkpoint(), good)  # a failed restore changes nothing
+    assert_same_checkpoint(sampler.checkpoint(), current)  # a failed restore changes nothing

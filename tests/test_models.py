@@ -111,8 +111,13 @@ def test_family_colouring_of_a_subgraph_and_of_any_networkx_graph():
     edited = dnx.chimera_graph(1)
     edited.add_edge(0, 1)  # two qubits of one shore: the family colouring no longer fits
     assert q.graphs.from_networkx(edited).colors is None
-    with pytest.raises(ValueError, match="family"):
-        q.graphs.family_colors("zephyr", [2], [0, 1])
+    partial = dnx.pegasus_graph(2)
+    del partial.graph["rows"]
+    assert q.graphs.from_networkx(partial).colors is None
+    for args, message in [(("zephyr", [2], [0, 1]), "family"), (("chimera", [1, 1, 4], [8]), "labels"),
+                          (("pegasus", [1], [0]), "shape"), (("zephyr", [2, None], [0]), "shape")]:
+        with pytest.raises(ValueError, match=message):
+            q.graphs.family_colors(*args)
 
 
 @pytest.mark.parametrize("n, edges, num_colors", [

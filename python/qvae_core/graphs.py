@@ -34,8 +34,9 @@ __all__ = [
 
 
 class Topology(NamedTuple):
-    """Qubit labels (sorted, int64), couplers as (m, 2) positions into `nodes`, and the colour of
-    each qubit (int32) for a graph of a D-Wave family, else None."""
+    """Qubit labels (sorted, int64), couplers as (m, 2) positions into `nodes`, and a proper colouring
+    (int32 per qubit; the family's for D-Wave graphs) or None, in which case a BoltzmannMachine
+    built on it is coloured by DSatur."""
 
     name: str
     nodes: np.ndarray
@@ -64,17 +65,17 @@ def from_networkx(graph, name: str = "graph") -> Topology:
     A dwave-networkx graph with linear labels, or a subgraph that kept its attributes, gets its
     family's colouring."""
     info = graph.graph
+    shape = {"chimera": ("rows", "columns", "tile"), "pegasus": ("rows",), "zephyr": ("rows", "tile")}
     family = None
-    if info.get("labels") == "int" and info.get("family") in ("chimera", "pegasus", "zephyr"):
-        family = (info["family"], {"chimera": [info.get("rows"), info.get("columns"), info.get("tile")],
-                                   "pegasus": [info.get("rows")],
-                                   "zephyr": [info.get("rows"), info.get("tile")]}[info["family"]])
+    if info.get("labels") == "int" and info.get("family") in shape:
+        family = (info["family"], [info.get(key) for key in shape[info["family"]]])
     return _from_labels(name, graph.nodes, graph.edges, family)
 
 
 def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
     """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them;
-    `family` = (D-Wave family, its shape) for that family's colouring, kept if proper on the edges."""
+    `family` = (D-Wave family, its shape) for that family's colouring, kept if it fits the graph
+    (else, e.g. for an edited graph, colors is None and a BoltzmannMachine gets DSatur's)."""
     nodes = np.array(sorted(int(v) for v in labels), dtype=np.int64)
     position = {int(q): k for k, q in enumerate(nodes)}
     pairs = sorted(
@@ -83,27 +84,41 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
         if int(u) in position and int(v) in position
     )
     edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    colors = None if family is None else family_colors(*family, nodes)
-    if colors is not None and np.any(colors[edges[:, 0]] == colors[edges[:, 1]]):
-        colors = None  # edges the family does not have (an edited graph): DSatur colours it instead
+    colors = None
+    if family is not None:
+        try:
+            colors = family_colors(*family, nodes)
+        except ValueError:  # a shape or labels that are not the family's
+            pass
+    if colors is not None and not _is_proper(colors, edges):
+        colors = None
     return Topology(name, nodes, edges, colors)
 
 
 def family_colors(family: str, shape, labels) -> np.ndarray:
     """The colour of each linear qubit label of a D-Wave family graph, from dwave-networkx:
-    chimera_two_color (shape [m, n, t]), pegasus_four_color ([m]) or zephyr_four_color ([m, t])."""
+    chimera_two_color (shape [m, n, t]), pegasus_four_color ([m], m >= 2) or zephyr_four_color
+    ([m, t]). Labels outside the family graph raise ValueError."""
     dnx = _dnx()
-    shape = [int(v) for v in shape]
+    shape = list(shape) if isinstance(shape, (list, tuple)) else [shape]
     if family == "chimera" and len(shape) == 3:
-        to_coordinates, color = dnx.chimera_coordinates(*shape).iter_linear_to_chimera, dnx.chimera_two_color
+        m, n, t = (positive_int(v, "shape") for v in shape)
+        count, color = 2 * m * n * t, dnx.chimera_two_color
+        to_coordinates = dnx.chimera_coordinates(m, n, t).iter_linear_to_chimera
     elif family == "pegasus" and len(shape) == 1:
-        to_coordinates, color = dnx.pegasus_coordinates(*shape).iter_linear_to_pegasus, dnx.pegasus_four_color
+        m = positive_int(shape[0], "shape", minimum=2)
+        count, color = 24 * m * (m - 1), dnx.pegasus_four_color
+        to_coordinates = dnx.pegasus_coordinates(m).iter_linear_to_pegasus
     elif family == "zephyr" and len(shape) == 2:
-        to_coordinates, color = dnx.zephyr_coordinates(*shape).iter_linear_to_zephyr, dnx.zephyr_four_color
+        m, t = (positive_int(v, "shape") for v in shape)
+        count, color = 4 * t * m * (2 * m + 1), dnx.zephyr_four_color
+        to_coordinates = dnx.zephyr_coordinates(m, t).iter_linear_to_zephyr
     else:
         raise ValueError(f"family: expected chimera [m, n, t], pegasus [m] or zephyr [m, t], got {family!r} {shape}")
-    labels = np.asarray(labels, dtype=np.int64)
-    return np.array([color(c) for c in to_coordinates(labels.tolist())], dtype=np.int32).reshape(labels.shape)
+    labels = integer_array(labels, "labels", np.int64, (None,))
+    if labels.size and (labels.min() < 0 or labels.max() >= count):
+        raise ValueError(f"labels: a {family} {shape} graph has linear labels 0 to {count - 1}")
+    return np.array([color(c) for c in to_coordinates(labels.tolist())], dtype=np.int32)
 
 
 def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
@@ -160,9 +175,14 @@ def _check_colors(colors, edges, num_units: int) -> np.ndarray:
     colors = integer_array(colors, "colors", np.int32, (num_units,))
     if colors.size and colors.min() < 0:
         raise ValueError("colors: must be non-negative")
-    if np.any(colors[edges[:, 0]] == colors[edges[:, 1]]):
+    if not _is_proper(colors, edges):
         raise ValueError("colors: adjacent units share a colour")
     return colors
+
+
+def _is_proper(colors: np.ndarray, edges: np.ndarray) -> bool:
+    """Whether no edge joins two units of one colour."""
+    return not np.any(colors[edges[:, 0]] == colors[edges[:, 1]])
 
 
 def coloring(num_units: int, edges) -> np.ndarray:

@@ -116,8 +116,9 @@ class BoltzmannMachine(_Model):
     """Boltzmann machine on a sparse graph: E(z) = -sum_i b_i z_i - sum_k w_k z_{i_k} z_{j_k}.
 
     `edges` is an (m, 2) integer array of distinct unordered pairs without self-loops;
-    `colors` (optional) is a proper colouring used as the block-Gibbs blocks; by default
-    bipartite graphs (Chimera) get two colours and others a DSatur colouring (Pegasus: 4).
+    `colors` (optional) is a proper colouring used as the block-Gibbs blocks, e.g. a D-Wave
+    topology's `Topology.colors`; by default bipartite graphs (Chimera) get two colours and others
+    a DSatur colouring (Pegasus 4, Zephyr 5).
     """
 
     def __init__(self, bias, edges, weights, *, colors=None):

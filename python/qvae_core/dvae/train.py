@@ -231,6 +231,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        self._log_z = None  # first: a load that fails part-way has still changed the model
         self.model.load_state_dict(state["model"])
         self.model.smoothing.beta = state["beta"]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -238,7 +239,6 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self._log_z = None
 
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly
