@@ -33,12 +33,13 @@ def gibbs_report(target_s: float, repeats: int) -> str:
     results = _gibbs_cases.Results()
     # Every qvae-core row before any torch row (as in the pytest suite): torch's OpenMP threads
     # keep spinning after a call and would take cores from the next measurement.
+    models = {case.name: case.model() for case in _gibbs_cases.CASES}
     for name, make_runner in _gibbs_cases.RUNNERS.items():
         if name == "torch" and _gibbs_cases.torch is None:
             continue
-        for case in _gibbs_cases.CASES:
-            _progress(f"measuring {name} on {case.name} ...")
-            results.rates[name, case.name] = best_rate(make_runner(case.model()), target_s, repeats)
+        for case, model in models.items():
+            _progress(f"measuring {name} on {case} ...")
+            results.rates[name, case] = best_rate(make_runner(model), target_s, repeats)
     # Last: OpenBLAS's threads spin for a while after a call and would slow whatever ran next.
     results.sgemm_gflops = best_rate(_gibbs_cases.sgemm_runner(), target_s, repeats) * _gibbs_cases.SGEMM_FLOPS / 1e9
     return results.markdown()

@@ -66,6 +66,7 @@ def test_ungauged_samples_reproduce_exact_marginals_and_correlations(server, sol
         topology = None if solver == CHIMERA else qd.working_graph(probe.solver, connected_qubits(probe.solver, 14))
     with make_sampler(server, solver, beta_eff=BETA, topology=topology) as sampler:
         model = q.graphs.random_boltzmann_machine(sampler.topology, weight_scale=1.0, bias_scale=1.5, seed=4)
+        np.testing.assert_array_equal(model.colors, np.unique(sampler.topology.colors, return_inverse=True)[1])
         num_samples = 10000
         z = sampler.sample(model, num_samples).astype(float)
     assert z.shape == (num_samples, sampler.topology.num_units)

@@ -87,11 +87,9 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
     colors = None
     if family is not None:
         try:
-            colors = family_colors(*family, nodes)
-        except ValueError:  # a shape or labels that are not the family's
-            pass
-    if colors is not None and not _is_proper(colors, edges):
-        colors = None
+            colors = _check_colors(family_colors(*family, nodes), edges, nodes.shape[0])
+        except ValueError:  # a shape or labels that are not the family's, or edges it lacks
+            colors = None
     return Topology(name, nodes, edges, colors)
 
 
@@ -171,18 +169,11 @@ def load(path) -> Topology:
 
 
 def _check_colors(colors, edges, num_units: int) -> np.ndarray:
-    """A proper colouring of the graph as int32, or ValueError naming `colors`."""
+    """`colors` as int32 if a BoltzmannMachine on these edges takes them as its blocks, else its
+    ValueError naming `colors`."""
     colors = integer_array(colors, "colors", np.int32, (num_units,))
-    if colors.size and colors.min() < 0:
-        raise ValueError("colors: must be non-negative")
-    if not _is_proper(colors, edges):
-        raise ValueError("colors: adjacent units share a colour")
+    BoltzmannMachine(np.zeros(num_units), edges, np.zeros(edges.shape[0]), colors=colors)
     return colors
-
-
-def _is_proper(colors: np.ndarray, edges: np.ndarray) -> bool:
-    """Whether no edge joins two units of one colour."""
-    return not np.any(colors[edges[:, 0]] == colors[edges[:, 1]])
 
 
 def coloring(num_units: int, edges) -> np.ndarray:

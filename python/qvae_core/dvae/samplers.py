@@ -115,14 +115,15 @@ def qpu_sampler(config, seed: int):
                       beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, 2))
 
 
-def _classical(sampler_class):
-    """(TrainConfig, seed) -> sampler_class(negative_samples, sweeps, seed=seed), sweeps 0 = its default."""
+def _from_counts(sampler_class):
+    """(TrainConfig, seed) -> sampler_class(negative_samples, sweeps, seed=seed), sweeps 0 = its default
+    (Gibbs chains or CT-QMC worldlines, as the prior needs)."""
     return lambda config, seed: sampler_class(config.negative_samples, config.sweeps or None, seed=seed)
 
 
 # name -> (TrainConfig, seed) -> sampler
 SAMPLERS = {
-    "pcd": _classical(PersistentChains),
-    "pa": _classical(PopulationAnnealing),
+    "pcd": _from_counts(PersistentChains),
+    "pa": _from_counts(PopulationAnnealing),
     "qpu": qpu_sampler,
 }

@@ -177,7 +177,7 @@ class QPUSampler:
         position = np.searchsorted(graph.nodes, pairs)
         if not np.all(np.isin(_edge_keys(position, graph.num_units), _edge_keys(graph.edges, graph.num_units))):
             raise ValueError("topology: every edge must be a coupler of the solver's working graph")
-        return Topology(topology.name, nodes, edges)
+        return topology._replace(nodes=nodes, edges=edges)  # same positions: its colours still fit
 
     # ---- sampling ------------------------------------------------------------------------------
 
