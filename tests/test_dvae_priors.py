@@ -13,7 +13,7 @@ import qvae_core as q  # noqa: E402
 from qvae_core.dvae.priors import BernoulliPrior, GraphPrior, RBMPrior  # noqa: E402
 from qvae_core.dvae.samplers import PersistentChains, PopulationAnnealing  # noqa: E402
 
-from conftest import assert_within_sigma  # noqa: E402
+from conftest import all_states, assert_within_sigma  # noqa: E402
 
 
 def _randomise(prior, scale=1.0, seed=0):
@@ -25,7 +25,7 @@ def _randomise(prior, scale=1.0, seed=0):
 
 
 def _all_states(n):
-    return torch.tensor(((np.arange(2**n)[:, None] >> np.arange(n)) & 1), dtype=torch.float64)
+    return torch.tensor(all_states(n), dtype=torch.float64)
 
 
 def _priors():

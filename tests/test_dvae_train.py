@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import K_SIGMA  # noqa: E402
+from conftest import K_SIGMA, all_states  # noqa: E402
 from qvae_core.cli import main  # noqa: E402
 from qvae_core.dvae.config import TrainConfig  # noqa: E402
 from qvae_core.dvae.train import Trainer, load_checkpoint  # noqa: E402
@@ -161,7 +161,7 @@ class _ExactSampler:
         import qvae_core as q
 
         n = model.num_units
-        states = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.uint8)
+        states = all_states(n)
         p = np.exp(q.exact.log_prob(model, states))
         self.calls += 1
         return states[np.random.default_rng(self.calls).choice(len(states), 500, p=p / p.sum())]

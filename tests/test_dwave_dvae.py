@@ -17,15 +17,16 @@ BETA = 2.0
 
 
 class _RecordingTracker(qd.PseudoLikelihood):
-    """PseudoLikelihood that keeps (beta_eff in, its estimate, beta_eff out) of every batch."""
+    """PseudoLikelihood whose answer is moved by 0.01 per batch, so that each value it returns is
+    new and the test can see which one the next batch ran at; keeps (beta_eff in, beta_eff out)."""
 
     def __init__(self):
         super().__init__()
         self.calls = []
 
     def __call__(self, model, samples, beta_eff):
-        updated = super().__call__(model, samples, beta_eff)
-        self.calls.append((beta_eff, qd.estimate_beta_pseudolikelihood(model, samples), updated))
+        updated = super().__call__(model, samples, beta_eff) + 0.01
+        self.calls.append((beta_eff, updated))
         return updated
 
 
@@ -48,12 +49,13 @@ def test_short_dvae_training_with_the_qpu_sampler(tmp_path):
     assert {p["params"]["num_reads"] for p in problems} == {100}
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["sampler"] == {"beta_eff": sampler.beta_eff}
-    # Wiring: the tracker saw every batch and each batch ran at the beta_eff the previous one left.
-    # (With the prior's small initial weights every estimate here is uninformative, so beta_eff
-    # stays; the tracking itself is tested against the server's beta in test_dwave_sampler.)
+    # Wiring: the tracker saw every batch, each batch ran at the beta_eff the previous one returned,
+    # and the checkpoint holds the last (the tracking itself is tested against the server's beta in
+    # test_dwave_sampler).
     assert len(tracker.calls) == 2 * 2 and tracker.calls[0][0] == BETA
-    for (_, _, after), following in zip(tracker.calls, tracker.calls[1:] + [(sampler.beta_eff,)]):
+    for (_, after), following in zip(tracker.calls, tracker.calls[1:] + [(sampler.beta_eff,)]):
         assert following[0] == after
+    assert saved["sampler"]["beta_eff"] == tracker.calls[-1][1] != BETA
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 2
 
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import all_states
 
 import qvae_core as q
 
@@ -273,7 +274,7 @@ def test_pseudolikelihood_without_a_finite_maximum_and_bad_input():
 def _mle_beta(model, samples):
     """The exact maximum-likelihood beta, E_beta[E] = mean E(samples), by bisection over all 2^n states."""
     n = model.num_units
-    energies = model.energy((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    energies = model.energy(all_states(n))
     target = model.energy(samples).mean()
 
     def mean_energy(beta):
