@@ -136,6 +136,33 @@ def test_train_evaluate_sample_commands(tmp_path, capsys):
     assert state["epoch"] == 2 and not model.training and config_.epochs == 2
 
 
+def test_a_new_run_replaces_the_metrics_of_an_old_one(tmp_path):
+    config = TrainConfig(**{**TINY, "latent": "4x4", "epochs": 1, "train_size": 100, "valid_size": 50,
+                            "output": str(tmp_path)})
+    for seed in (0, 1):
+        Trainer(TrainConfig.from_dict({**config.to_dict(), "seed": seed})).fit(progress=False, log=lambda line: None)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_experiments_resume_only_their_own_run(tmp_path, monkeypatch, capsys):
+    from qvae_core.dvae import experiments
+
+    monkeypatch.setattr(experiments, "COMMON", {**TINY, "train_size": 100, "valid_size": 50, "latent": "4x4"})
+    monkeypatch.setattr(experiments, "RUNS", {"tiny": {"prior": "rbm"}})
+    flags = ["--output", str(tmp_path), "--ll-images", "10", "--importance-samples", "5",
+             "--log-z-population", "100"]
+    experiments.main([*flags, "--epochs", "1"])
+    with pytest.raises(ValueError, match=r"tiny holds another run \(seed 0 \(asked 1\)\)"):
+        experiments.main([*flags, "--epochs", "1", "--seed", "1"])  # its results are another seed's
+    (tmp_path / "tiny" / "results.json").unlink()
+    with pytest.raises(ValueError, match=r"seed 0 \(asked 1\)"):
+        experiments.main([*flags, "--epochs", "2", "--seed", "1"])  # so is its checkpoint
+    experiments.main([*flags, "--epochs", "2"])  # its own seed: resumed to epoch 2
+    assert json.loads((tmp_path / "tiny" / "results.json").read_text())["epoch"] == 2
+    assert len((tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "| tiny | 8 |" in capsys.readouterr().out
+
+
 def test_commands_register_without_torch():
     code = "import sys, qvae_core.cli, qvae_core.dvae.cli; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -48,14 +48,18 @@ RUNS = {
 def run(name: str, args) -> dict:
     """Train (or finish) run `name`, then evaluate it once; returns its results."""
     output = Path(args.output) / name
+    config = TrainConfig(**{**COMMON, **RUNS[name]}, data=args.data, epochs=args.epochs, seed=args.seed,
+                         output=str(output))
     results_path = output / "results.json"
-    if results_path.exists() and json.loads(results_path.read_text())["epoch"] == args.epochs:
-        return json.loads(results_path.read_text())
+    if results_path.exists():
+        results = json.loads(results_path.read_text())
+        _check_same_run(output, TrainConfig.from_dict(results["config"]), config)
+        if results["epoch"] == args.epochs:
+            return results
     if (output / CHECKPOINT).exists():
         trainer = Trainer.resume(output, epochs=args.epochs)
+        _check_same_run(output, trainer.config, config)
     else:
-        config = TrainConfig(**{**COMMON, **RUNS[name]}, data=args.data, epochs=args.epochs, seed=args.seed,
-                             output=str(output))
         trainer = Trainer(config)
     trainer.fit(progress=False, log=lambda line: print(f"{name}: {line}", flush=True))
     model, images = trainer.model, trainer.valid_images.numpy()
@@ -66,6 +70,16 @@ def run(name: str, args) -> dict:
                "config": trainer.config.to_dict()}
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _check_same_run(output: Path, saved: TrainConfig, wanted: TrainConfig) -> None:
+    """ValueError naming `output` and the settings where its saved run differs from the one asked for
+    (all but epochs, which a resumed run may extend): a resume must not pass one run off as another."""
+    saved_dict, wanted_dict = saved.to_dict(), wanted.to_dict()
+    differ = sorted(key for key in wanted_dict if key != "epochs" and saved_dict.get(key) != wanted_dict[key])
+    if differ:
+        settings = ", ".join(f"{key} {saved_dict.get(key)!r} (asked {wanted_dict[key]!r})" for key in differ)
+        raise ValueError(f"output: {output} holds another run ({settings}); use another --output")
 
 
 def table(results: list) -> str:
@@ -103,7 +117,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="dataset path (default: $QVAE_DATA, else the packaged subset)")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run (use another --output per seed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every run (a run in --output with another seed is refused)")
     parser.add_argument("--output", default="runs/results")
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to do (default: all)")
     parser.add_argument("--ll-images", type=int, default=1000)

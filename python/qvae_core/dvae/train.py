@@ -199,6 +199,8 @@ class Trainer:
         c = self.config
         self.output.mkdir(parents=True, exist_ok=True)
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        if self.epoch == 0:  # a new run: no lines of an earlier run in this directory
+            (self.output / METRICS).write_text("")
         history = []
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
