@@ -148,10 +148,11 @@ def test_schedules_need_a_solver_that_accepts_them():
 
 
 def test_max_num_reads_follows_the_problem_duration_limit():
-    assert qd.max_num_reads(ADVANTAGE, {}) == 10000
-    assert qd.max_num_reads(ADVANTAGE, {"annealing_time": 2000.0}) == int((1e6 - 1000) / 2000)
-    assert qd.max_num_reads(ADVANTAGE, {"anneal_schedule": [[0, 0], [1000.0, 1]], "readout_thermalization": 1000.0,
-                                        "programming_thermalization": 0.0}) == 500
+    assert qd.max_num_reads({}, ADVANTAGE) == 10000
+    assert qd.max_num_reads({"annealing_time": 2000.0}, ADVANTAGE) == int((1e6 - 1000) / 2000)
+    params = {"anneal_schedule": [[0, 0], [1000.0, 1]], "readout_thermalization": 1000.0,
+              "programming_thermalization": 0.0}
+    assert qd.max_num_reads(params, ADVANTAGE) == 500
 
 
 # ---- the qp wire format against dwave-cloud-client ------------------------------------------------

@@ -139,7 +139,7 @@ def anneal_time(params: Mapping, properties: Mapping) -> float:
     return float(params.get("annealing_time", properties["default_annealing_time"]))
 
 
-def max_num_reads(properties: Mapping, params: Mapping) -> int:
+def max_num_reads(params: Mapping, properties: Mapping) -> int:
     """Most reads one problem may ask for with these parameters (as dwave-cloud-client estimates it).
 
     num_reads_range[1], further limited by problem_run_duration_range when the solver has it:

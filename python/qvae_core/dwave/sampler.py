@@ -117,7 +117,7 @@ class QPUSampler:
             raise
         self._labels = self.topology.nodes
         props = self.solver.properties
-        self._reads_range = (int(props["num_reads_range"][0]), max_num_reads(props, self._params))
+        self._reads_range = (int(props["num_reads_range"][0]), max_num_reads(self._params, props))
         self._edge_keys = _edge_keys(self.topology.edges, self.topology.num_units)
 
     # ---- set-up --------------------------------------------------------------------------------

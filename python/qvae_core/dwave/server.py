@@ -451,7 +451,7 @@ class SAPIServer:
             validate_anneal_schedule(params["anneal_schedule"], props)
         num_reads = params.get("num_reads", 1)
         lo, _ = props["num_reads_range"]
-        hi = max_num_reads(props, params)
+        hi = max_num_reads(params, props)
         if isinstance(num_reads, bool) or not isinstance(num_reads, int) or not lo <= num_reads <= hi:
             raise ValueError(f"num_reads: must be an integer in [{lo}, {hi}] for these parameters, got {num_reads!r}")
         if params.get("answer_mode", "histogram") not in ("raw", "histogram"):
