@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
+import threading
+import time
 from itertools import product
 
 import numpy as np
@@ -62,6 +65,47 @@ def assert_same_checkpoint(actual, expected):
 def all_states(n):
     """All 2^n binary states, (2^n, n) uint8, the first unit most significant."""
     return np.array(list(product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+def ising_energy(h, edges, J, spins, offset=0.0):
+    """sum_i h_i s_i + sum_k J_k s_{i_k} s_{j_k} + offset for each row of `spins` (+-1)."""
+    s = np.asarray(spins, dtype=float)
+    return s @ h + (s[:, edges[:, 0]] * s[:, edges[:, 1]]) @ J + offset
+
+
+def dense_hamiltonian(qbm):
+    """(H, S): H = E(z) - sum_l Gamma_l X_l as a dense matrix on the basis S = all_states(n), built
+    from the definition (X_l flips unit l, which is bit n - 1 - l of the basis index)."""
+    n = qbm.num_units
+    S = all_states(n)
+    H = np.diag(qbm.model.energy(S))
+    index = np.arange(2**n)
+    for l, g in enumerate(qbm.gamma):
+        H[index, index ^ (1 << (n - 1 - l))] -= g
+    return H, S
+
+
+def assert_interrupted_quickly(call, *, within=1.0):
+    """Ctrl-C 0.3 s into `call` raises KeyboardInterrupt out of it within `within` seconds."""
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()
+    late = time.perf_counter() - start - 0.3
+    assert late < within, f"stopped {late:.2f} s after Ctrl-C"
+
+
+def local_solvers():
+    """The simulated QPU solvers the SAPI server tests serve: Chimera with two inactive qubits,
+    Pegasus and Zephyr."""
+    from qvae_core import dwave as qd
+
+    return [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),
+            qd.qpu_solver("zephyr", (1, 2))]
 
 
 def random_bm(n, *, p_edge, scale=1.0, bias_scale=1.0, seed=0):

@@ -1,12 +1,9 @@
 """Population annealing against exact log Z and marginals; reproducibility; bad input."""
 
-import _thread
-import threading
-import time
-
 import numpy as np
 import pytest
-from conftest import assert_log_z, assert_within_sigma, random_bm, random_rbm
+from scipy.stats import chi2
+from conftest import assert_interrupted_quickly, assert_log_z, assert_within_sigma, random_bm, random_rbm
 
 import qvae_core as q
 
@@ -55,22 +52,44 @@ def test_explicit_schedule():
     assert res.num_steps == 800
 
 
-@pytest.mark.parametrize("kind", ["rbm", "bm"])
+@pytest.mark.parametrize("kind", ["rbm", "bm", "qbm"])
 def test_final_population_matches_exact_marginals(kind):
     model = random_rbm(6, 10, scale=1.0, seed=8)
     if kind == "bm":
         model = model.to_boltzmann_machine()
+    elif kind == "qbm":  # tau = 0 slices of the paths against diagonalisation (9 units)
+        model = q.QBM(random_rbm(4, 5, scale=1.0, seed=8), 1.0)
     res = q.anneal(model, population=8000, seed=9)
     n_eff = int(8000 / res.rho[-1])  # resampled replicas are correlated within families
     assert_within_sigma(res.samples.mean(axis=0), q.exact.marginals(model), n_eff, "marginals")
+    S = res.samples.astype(float)
+    assert_within_sigma(S.T @ S / len(S), q.exact.correlations(model), n_eff, "correlations")
 
 
 def test_log_z_check_has_power():
-    """A run on a slightly different model is caught by the same check."""
+    """A run on a model whose log Z differs by about twice the allowed error fails the same check."""
     rbm = random_rbm(12, 30, seed=10)
-    shifted = q.RBM(rbm.weights, rbm.visible_bias + 0.05, rbm.hidden_bias)
+    shifted = q.RBM(rbm.weights, rbm.visible_bias + 0.015, rbm.hidden_bias)
+    gap = q.exact.log_z(shifted) - q.exact.log_z(rbm)
+    assert 0.08 < gap < 0.12
     res = q.anneal(shifted, seed=1)
-    assert abs(res.log_z - q.exact.log_z(rbm)) > K_LOGZ * res.log_z_std
+    assert_log_z(res.log_z, res.log_z_std, q.exact.log_z(shifted), cap=0.05, k=K_LOGZ)
+    with pytest.raises(AssertionError):
+        assert_log_z(res.log_z, res.log_z_std, q.exact.log_z(rbm), cap=0.05, k=K_LOGZ)
+
+
+@pytest.mark.parametrize("kind", ["rbm", "qbm"])
+def test_reported_log_z_errors_are_calibrated(kind):
+    """Over 20 seeds the RMS error of log Z matches the RMS of the reported SEs: the ratio lies in the
+    chi^2_20 band of false-alarm rate 2e-4 (a sqrt(10) too large SE, or a bias of 2 SEs, fails)."""
+    model = random_rbm(8, 8, seed=12) if kind == "rbm" else q.QBM(random_rbm(4, 5, bias_scale=1.0, seed=7), 1.0)
+    exact = q.exact.log_z(model)
+    runs = [q.anneal(model, population=300, seed=seed) for seed in range(20)]
+    err = np.array([r.log_z - exact for r in runs])
+    se = np.array([r.log_z_std for r in runs])
+    ratio = np.sqrt(np.mean(err**2) / np.mean(se**2))
+    lo, hi = np.sqrt(chi2.ppf([1e-4, 1 - 1e-4], len(runs)) / len(runs))
+    assert lo <= ratio <= hi, (ratio, lo, hi)
 
 
 def test_reproducible_for_any_thread_count():
@@ -99,14 +118,14 @@ def test_combine_log_z_is_log_mean_exp():
         q.combine_log_z([1.0, np.nan])
 
 
-def test_ctrl_c_stops_annealing():
-    rbm = random_rbm(200, 200, scale=0.3, seed=0)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    start = time.perf_counter()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        q.anneal(rbm, population=2000, sweeps_per_step=50, target_ess=0.99999, seed=0)
-    assert time.perf_counter() - start < 2.0
+@pytest.mark.parametrize(
+    "model",
+    [random_rbm(200, 200, scale=0.3, seed=0), random_bm(200, p_edge=0.05), q.QBM(random_rbm(64, 64, scale=0.1), 1.0)],
+    ids=["rbm", "graph", "qbm"],
+)
+def test_ctrl_c_stops_annealing(model):
+    assert_interrupted_quickly(lambda: q.anneal(model, population=2000, sweeps_per_step=50, target_ess=0.99999,
+                                                seed=0))
 
 
 @pytest.mark.parametrize(

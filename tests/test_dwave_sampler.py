@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_within_sigma
+from conftest import assert_within_sigma, local_solvers
 
 import qvae_core as q
 
@@ -27,9 +27,7 @@ FAST = dict(timeout=20.0, retry_backoff=0.01)
 
 @pytest.fixture
 def server():
-    solvers = [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),
-               qd.qpu_solver("zephyr", (1, 2))]
-    with qd.SAPIServer(solvers, beta=BETA, sweeps=300, seed=11) as srv:
+    with qd.SAPIServer(local_solvers(), beta=BETA, sweeps=300, seed=11) as srv:
         yield srv
 
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_within_sigma
+from conftest import assert_within_sigma, ising_energy, local_solvers
 
 import qvae_core as q
 
@@ -32,9 +32,7 @@ def media(name):
 
 @pytest.fixture
 def server():
-    solvers = [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),
-               qd.qpu_solver("zephyr", (1, 2))]
-    with qd.SAPIServer(solvers, beta=BETA, sweeps=300, seed=7, token="secret") as srv:
+    with qd.SAPIServer(local_solvers(), beta=BETA, sweeps=300, seed=7, token="secret") as srv:
         yield srv
 
 
@@ -49,11 +47,6 @@ def http(server, method, path, token="secret", **kwargs):
         session.trust_env = False  # never through a proxy
         headers = {"X-Auth-Token": token} if token else {}
         return session.request(method, server.endpoint + path, headers=headers, timeout=10, **kwargs)
-
-
-def ising_energy(h, J, edges, spins):
-    s = np.asarray(spins, dtype=float)
-    return s @ h + (s[:, edges[:, 0]] * s[:, edges[:, 1]]) @ J
 
 
 def solved(client, **params):
@@ -146,7 +139,7 @@ def test_answers_decode_to_spins_with_their_energies(client, name, answer_mode):
     assert np.all(samples[:, np.setdiff1d(np.arange(solver.num_qubits), used)] == 0)
     counts = np.asarray(future.num_occurrences)
     assert counts.sum() == 50 and (answer_mode == "histogram" or np.all(counts == 1))
-    energies = ising_energy(h, J, graph.edges, samples[:, graph.nodes]) + 2.0
+    energies = ising_energy(h, graph.edges, J, samples[:, graph.nodes]) + 2.0
     np.testing.assert_allclose(future.energies, energies, rtol=1e-12, atol=1e-12)
     if answer_mode == "histogram":
         assert np.all(np.diff(future.energies) >= 0) and len(np.unique(samples, axis=0)) == len(samples)

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from conftest import all_states, random_bm, random_rbm
+from conftest import all_states, dense_hamiltonian, random_bm, random_rbm
 from scipy.linalg import expm
 
 import qvae_core as q
@@ -11,12 +11,7 @@ import qvae_core as q
 
 def reference(qbm):
     """(log Z, log<z|e^{-H}|z>, marginals, correlations, states) from expm of H = E - sum Gamma_l X_l."""
-    n = qbm.num_units
-    S = all_states(n)
-    H = np.diag(qbm.model.energy(S))
-    sx = np.array([[0.0, 1.0], [1.0, 0.0]])
-    for l, g in enumerate(qbm.gamma):
-        H -= g * np.kron(np.kron(np.eye(2**l), sx), np.eye(2 ** (n - l - 1)))
+    H, S = dense_hamiltonian(qbm)
     diag = np.diag(expm(-H))
     z = diag.sum()
     p = diag / z
@@ -76,7 +71,11 @@ def test_single_unit_is_stable_for_large_fields():
         assert ld[int(c > 0)] == pytest.approx(low, abs=1e-11)
         assert q.exact.log_z(qbm) == pytest.approx(low, abs=1e-11)
     big = q.QBM(q.BoltzmannMachine([0.0, 3.0], np.zeros((0, 2), dtype=int), []), 1e3)
-    np.testing.assert_allclose(q.exact.log_prob(big, [[0, 0], [1, 1]]), np.log(0.25), atol=1e-2)
+    fields = np.array([0.0, 3.0])  # two independent qubits
+    exact = [log_qubit_diag(fields, 1e3, np.array(z)).sum() for z in ((0, 0), (1, 1))]
+    w = np.hypot(fields / 2, 1e3)
+    log_z = np.sum(fields / 2 + w + np.log1p(np.exp(-2 * w)))
+    np.testing.assert_allclose(q.exact.log_prob(big, [[0, 0], [1, 1]]), np.array(exact) - log_z, atol=1e-12)
 
 
 def test_hidden_only_field_matches_expm_and_dense():
@@ -93,21 +92,54 @@ def test_visible_only_field_matches_expm():
     assert_matches_reference(q.QBM(random_rbm(4, 3, scale=1.5, seed=12), [0.6, 0.0, 1.1, 2.0, 0, 0, 0]))
 
 
+def log_qubit_diag(c, gamma, z):
+    """log<z|e^{-H}|z> of one qubit H = -c z - Gamma X, cancellation-free: with a = c/2,
+    w = hypot(a, Gamma), x = (2z - 1) a / w, it is a + w + log((1 + x)/2 + (1 - x)/2 e^{-2w}), where
+    the smaller of 1 +- x is Gamma^2 / (w (w + |a|))."""
+    a = c / 2
+    w = np.hypot(a, gamma)
+    big = 1 + np.abs(a) / w
+    small = gamma**2 / (w * (w + np.abs(a)))
+    along = (2 * z - 1) * a >= 0  # z on the side its field favours: 1 + x is the big one
+    one_plus, one_minus = np.where(along, big, small), np.where(along, small, big)
+    return a + w + np.log(one_plus / 2 + one_minus / 2 * np.exp(-2 * w))
+
+
+def hidden_only_reference(rbm, gamma_hidden, states):
+    """(log Z, log_diag(states)) of an RBM with Gamma on the hidden layer only, from the single-qubit
+    closed forms given each visible state (Z = sum_v e^{a.v} prod_j 2 e^{c_j/2} cosh w_j, c = b + vW)."""
+    V = all_states(rbm.num_visible).astype(float)
+    c = rbm.hidden_bias + V @ rbm.weights
+    w = np.hypot(c / 2, gamma_hidden)
+    per_v = V @ rbm.visible_bias + np.sum(c / 2 + w + np.log1p(np.exp(-2 * w)), axis=1)
+    log_z = per_v.max() + np.log(np.exp(per_v - per_v.max()).sum())
+    v, h = states[:, : rbm.num_visible], states[:, rbm.num_visible :]
+    c = rbm.hidden_bias + v @ rbm.weights
+    return log_z, v @ rbm.visible_bias + log_qubit_diag(c, gamma_hidden, h).sum(axis=1)
+
+
+def test_qubit_reference_agrees_with_expm():
+    for c, gamma in ((-2.0, 0.5), (1.5, 3.0), (0.3, 1.0)):
+        diag = np.diag(expm(np.array([[0.0, gamma], [gamma, c]])))  # -H in the basis (z=0, z=1)
+        np.testing.assert_allclose(log_qubit_diag(c, gamma, np.array([0, 1])), np.log(diag), atol=1e-12)
+
+
 def test_hidden_only_field_scales_to_large_hidden_layers():
-    rbm = random_rbm(10, 200, scale=0.5, seed=13)
-    qbm = q.QBM(rbm, np.r_[np.zeros(10), np.linspace(0.0, 2.0, 200)])
-    lz, marg, corr = q.exact.log_z(qbm), q.exact.marginals(qbm), q.exact.correlations(qbm)
-    gamma = qbm.gamma
-    assert q.exact.log_z(rbm) <= lz <= q.exact.log_z(rbm) + np.log(np.cosh(gamma)).sum()
-    assert marg.shape == (210,) and np.all((marg > 0) & (marg < 1))
-    np.testing.assert_allclose(corr, corr.T, atol=1e-14)  # symmetric and diagonal = marginals by
-    np.testing.assert_allclose(np.diag(corr), marg, atol=1e-14)  # construction: a guard on the layout
     S = np.random.default_rng(0).integers(0, 2, (20, 210))
-    assert np.all(q.exact.log_diag(qbm, S) >= -rbm.energy(S) - 1e-9)
-    strong = q.QBM(random_rbm(10, 200, scale=100.0, bias_scale=100.0, seed=14), qbm.gamma)
-    assert np.isfinite(q.exact.log_z(strong))
-    assert np.all(np.isfinite(q.exact.log_prob(strong, S)))
-    assert np.all(np.isfinite(q.exact.correlations(strong)))
+    gamma = np.linspace(0.0, 2.0, 200)
+    for scale in (0.5, 100.0):  # fields of order 1, and fields of hundreds (no cancellation allowed)
+        rbm = random_rbm(10, 200, scale=scale, bias_scale=min(scale, 0.5), seed=13)
+        qbm = q.QBM(rbm, np.r_[np.zeros(10), gamma])
+        log_z, log_diag = hidden_only_reference(rbm, gamma, S)
+        assert q.exact.log_z(qbm) == pytest.approx(log_z, rel=1e-12, abs=1e-10)
+        np.testing.assert_allclose(q.exact.log_diag(qbm, S), log_diag, rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(q.exact.log_prob(qbm, S), log_diag - log_z, rtol=1e-12, atol=1e-9)
+        assert q.exact.log_z(rbm) <= log_z <= q.exact.log_z(rbm) + np.log(np.cosh(gamma)).sum()
+        assert np.all(log_diag >= -rbm.energy(S) - 1e-9)
+        marg, corr = q.exact.marginals(qbm), q.exact.correlations(qbm)
+        assert marg.shape == (210,) and np.all((marg >= 0) & (marg <= 1))
+        np.testing.assert_allclose(corr, corr.T, atol=1e-14)  # symmetric and diagonal = marginals by
+        np.testing.assert_allclose(np.diag(corr), marg, atol=1e-14)  # construction: a guard on the layout
 
 
 @pytest.mark.parametrize(
