@@ -114,8 +114,9 @@ def test_combine_log_z_is_log_mean_exp():
     assert combined == pytest.approx(np.log(np.mean(np.exp(logs))), abs=1e-12)
     z = np.exp(logs)
     assert se == pytest.approx(np.std(z / z.mean(), ddof=1) / np.sqrt(3), rel=1e-12)  # SE of mean Z, relative
-    with pytest.raises(ValueError, match="results"):
-        q.combine_log_z([1.0, np.nan])
+    for bad in ([1.0, np.nan], [], None, 1.0, ["a"]):
+        with pytest.raises(ValueError, match="results"):
+            q.combine_log_z(bad)
 
 
 @pytest.mark.parametrize(

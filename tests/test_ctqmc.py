@@ -180,12 +180,22 @@ def test_ctrl_c_stops_sampling_and_log_diag(model):
 
 @pytest.mark.parametrize(
     "gamma",
-    [-0.5, np.nan, np.inf, np.ones(3), np.ones((2, 8)), [0.5] * 6 + [-1.0, 0.5]],
-    ids=["negative", "nan", "inf", "length", "rank", "one-negative"],
+    [-0.5, np.nan, np.inf, np.ones(3), np.ones((2, 8)), [0.5] * 6 + [-1.0, 0.5], 500.5, np.full(8, 1 + 1j), "1"],
+    ids=["negative", "nan", "inf", "length", "rank", "one-negative", "above-500", "complex", "string"],
 )
 def test_bad_gamma(gamma):
     with pytest.raises(ValueError, match="gamma"):
         q.QBM(random_rbm(4, 4), gamma)
+
+
+def test_gamma_at_its_bound_starts_from_the_exact_reference():
+    """At Gamma = 500 (the largest allowed) the reference start draws Poisson(Gamma) kinks conditioned
+    on even per unit (e^{-Gamma} must not underflow): ~Gamma per unit, with variance Gamma; one
+    resampling step to the (weakly coupled) model leaves 2000 / rho independent paths of 2 units."""
+    res = q.anneal(q.QBM(random_rbm(1, 1, scale=0.1, bias_scale=0.1), 500.0), population=2000, num_subpopulations=1,
+                   sweeps_per_step=0, schedule=[1.0], seed=0)
+    se = np.sqrt(500.0 / (2 * 2000 / res.rho[-1]))
+    assert abs(res.mean_kinks_per_unit - 500.0) <= K_SIGMA * se
 
 
 def test_bad_states_and_arguments():
@@ -298,6 +308,8 @@ def test_checkpoint_bad_kinks():
         (far, "out of range"),
         ({**good, "kink_offsets": offsets[:-1]}, "kink_offsets"),
         ({**good, "kink_offsets": offsets + 1}, "offsets"),
+        # chain 0 would read past the arrays: refused before any kink is read
+        ({**good, "kink_offsets": np.r_[0, offsets[-1] + 2, offsets[2:]]}, "offsets decrease at chain 1"),
         ({**good, "kink_times": np.where(np.arange(len(times)) == 0, np.nan, times)}, "kink_times"),
         ({k: v for k, v in good.items() if k != "kink_units"}, "missing kink_units"),
     ]

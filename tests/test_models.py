@@ -135,6 +135,10 @@ def test_inputs_are_not_modified_and_parameters_are_copies():
     assert rbm.weights[0, 0] == 1.0
     with pytest.raises(ValueError):
         rbm.weights[0, 0] = 2.0
+    bm = bm_with_edges(4, 3)
+    for model, name in ((rbm, "visible_bias"), (bm, "bias"), (bm, "colors"), (q.QBM(rbm, 1.0), "gamma")):
+        with pytest.raises(AttributeError, match="immutable"):  # the compiled copy would disagree
+            setattr(model, name, np.ones(5))
     S = np.ones((1, 5), dtype=np.uint8)
     rbm.energy(S)
     assert S.sum() == 5
@@ -152,6 +156,10 @@ def test_inputs_are_not_modified_and_parameters_are_copies():
         ((np.ones((2, 3)), np.array([0.0, np.inf]), np.zeros(3)), "visible_bias"),
         ((np.ones((0, 3)), np.zeros(0), np.zeros(3)), "weights"),
         ((np.ones((2, 3)), np.zeros(2), ["a", "b", "c"]), "hidden_bias"),
+        ((np.ones((2, 3)), np.zeros(2), ["1", "2", "3"]), "hidden_bias"),
+        ((np.ones((2, 3)) + 1j, np.zeros(2), np.zeros(3)), "weights"),
+        ((np.full((2, 3), 1e39), np.zeros(2), np.zeros(3)), "weights"),  # beyond float32 fields
+        ((np.ones((2, 3)), np.array([0.0, -2e6]), np.zeros(3)), "visible_bias"),
     ],
 )
 def test_rbm_bad_input(args, name):
@@ -171,7 +179,12 @@ def test_rbm_bad_input(args, name):
         (np.zeros(3), [[0, 1]], [np.nan], "weights"),
         (np.array([0.0, np.nan, 0.0]), [[0, 1]], [1.0], "bias"),
         (np.zeros(3), [[0.5, 1]], [1.0], "edges"),
+        (np.zeros(3), [["0", "1"]], [1.0], "edges"),
+        (np.zeros(3), [[0, 1], [1]], [1.0, 1.0], "edges"),
+        (np.zeros(3), np.zeros((2, 0)), [], "edges"),
         (np.zeros(0), np.zeros((0, 2)), [], "bias"),
+        (np.array([1e7, 0.0, 0.0]), [[0, 1]], [1.0], "bias"),
+        (np.zeros(3), [[0, 1]], [-1e39], "weights"),
     ],
 )
 def test_bm_bad_input(bias, edges, weights, name):
@@ -214,6 +227,9 @@ def test_from_ising_bad_input():
         q.RBM.from_ising(np.zeros(3), [[0, 1]], [1.0], num_visible=1 + 1)
     with pytest.raises(ValueError, match="offset"):
         q.BoltzmannMachine.from_ising(np.zeros(2), [[0, 1]], [1.0], np.nan)
+    for num_visible in (3.0, "3", None, True):
+        with pytest.raises(ValueError, match="num_visible"):
+            q.RBM.from_ising(np.zeros(4), [[0, 3]], [1.0], num_visible=num_visible)
 
 
 def test_topology_save_and_load(tmp_path):
@@ -234,9 +250,41 @@ def test_topology_save_and_load(tmp_path):
         with pytest.raises(ValueError, match=f"c.npz: .*{message}"):
             q.graphs.load(tmp_path / "c.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    for path in (tmp_path / "missing.npz", tmp_path / "bad.npz"):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "t.npz").read_bytes()[:100])
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for path in (tmp_path / "missing.npz", tmp_path / "bad.npz", tmp_path / "empty.npz", tmp_path / "cut.npz",
+                 tmp_path / "array.npy"):
         with pytest.raises(ValueError, match=path.name):
             q.graphs.load(path)
-    np.savez(tmp_path / "loops.npz", name=np.array("x"), nodes=np.arange(3), edges=np.array([[1, 1]]))
-    with pytest.raises(ValueError, match="self-loops"):
-        q.graphs.load(tmp_path / "loops.npz")
+    with pytest.raises(ValueError, match="path"):
+        q.graphs.load(5)
+    for nodes, edges, message in [
+        (np.arange(3), np.array([[1, 1]]), "self-loops"),
+        (np.array([0, 1, 2**64 - 1], np.uint64), np.zeros((0, 2), int), "nodes"),  # would wrap to -1
+        (np.array([0, 2, 1]), np.zeros((0, 2), int), "increasing"),
+        (np.arange(2), np.array([["0", "1"]]), "edges"),
+    ]:
+        np.savez(tmp_path / "x.npz", name=np.array("x"), nodes=nodes, edges=edges)
+        with pytest.raises(ValueError, match=f"x.npz: .*{message}"):
+            q.graphs.load(tmp_path / "x.npz")
+
+
+def test_from_networkx_refuses_what_is_not_a_simple_integer_graph():
+    nx = pytest.importorskip("networkx")
+    for graph, message in [
+        (nx.Graph([(0, 0), (0, 1)]), "self-loops"),
+        (nx.DiGraph([(0, 1), (1, 0)]), "undirected"),
+        (nx.MultiGraph([(0, 1), (0, 1)]), "undirected"),
+        (nx.Graph([(0.5, 1.5)]), "integers"),
+        (nx.Graph([("a", "b")]), "integers"),
+        (nx.Graph([(0, 2**63)]), "integers"),
+        (None, "networkx graph"),
+        ([(0, 1)], "networkx graph"),
+    ]:
+        with pytest.raises(ValueError, match=f"graph: .*{message}"):
+            q.graphs.from_networkx(graph)
+    with pytest.raises(ValueError, match="topology"):
+        q.graphs.random_boltzmann_machine(None)
+    with pytest.raises(ValueError, match="weight_scale"):
+        q.graphs.random_boltzmann_machine(q.graphs.from_networkx(nx.Graph([(0, 1)])), weight_scale=-1.0)

@@ -31,9 +31,7 @@ void register_chains(py::module_& m, const char* name) {
              require_shape(offsets, {static_cast<py::ssize_t>(self.num_chains() + 1)}, "kink offsets");
              require_shape(times, {-1}, "kink times");
              require_shape(units, {times.shape(0)}, "kink units");
-             if (offsets.at(0) != 0 || offsets.at(self.num_chains()) != times.shape(0))
-               throw std::invalid_argument("kinks: offsets must run from 0 to the number of kinks");
-             self.set_kinks(offsets.data(), times.data(), units.data());
+             self.set_kinks(offsets.data(), static_cast<std::size_t>(times.shape(0)), times.data(), units.data());
            },
            py::arg("offsets"), py::arg("times"), py::arg("units"),
            "Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,14 @@ AliasTable::AliasTable(const std::vector<double>& rates)
 
 QmcBlocks::QmcBlocks(const std::vector<std::int32_t>& block, const std::vector<double>& gamma)
     : block_of(block), local(block.size()) {
+  for (std::size_t u = 0; u < gamma.size(); ++u)
+    if (!(gamma[u] >= 0.0 && gamma[u] <= kMaxGamma)) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%g", gamma[u]);
+      throw std::invalid_argument("gamma: must be in [0, " + std::to_string(static_cast<int>(kMaxGamma)) +
+                                  "] (a worldline holds ~Gamma kinks), got " + value + " on unit " +
+                                  std::to_string(u));
+    }
   const std::int32_t num = block.empty() ? 0 : *std::max_element(block.begin(), block.end()) + 1;
   members.resize(num);
   for (std::size_t u = 0; u < block.size(); ++u) {
@@ -641,13 +650,18 @@ void QmcChains<Model>::get_kinks(double* times, std::int32_t* units) const {
 }
 
 template <class Model>
-void QmcChains<Model>::set_kinks(const std::int64_t* offsets, const double* times, const std::int32_t* units) {
+void QmcChains<Model>::set_kinks(const std::int64_t* offsets, std::size_t num_kinks, const double* times,
+                                 const std::int32_t* units) {
   const std::size_t n = num_units();
+  // Every offset checked before any kink is read: each chain's range then lies inside the arrays.
+  if (offsets[0] != 0 || offsets[paths_.size()] != static_cast<std::int64_t>(num_kinks))
+    throw std::invalid_argument("kinks: offsets must run from 0 to the number of kinks");
+  for (std::size_t c = 0; c < paths_.size(); ++c)
+    if (offsets[c + 1] < offsets[c]) throw std::invalid_argument("kinks: offsets decrease at chain " + std::to_string(c));
   const auto& block_of = model_->blocks.block_of;
   std::vector<std::vector<std::vector<Kink>>> kinks(paths_.size());
   std::vector<std::size_t> per_unit(n);
   for (std::size_t c = 0; c < paths_.size(); ++c) {
-    if (offsets[c + 1] < offsets[c]) throw std::invalid_argument("kinks: offsets decrease");
     kinks[c].resize(model_->blocks.num_blocks());
     std::fill(per_unit.begin(), per_unit.end(), 0);
     for (auto i = offsets[c]; i < offsets[c + 1]; ++i) {

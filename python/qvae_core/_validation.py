@@ -7,12 +7,21 @@ import numbers
 import numpy as np
 
 
-def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None) -> np.ndarray:
-    """A new C-contiguous float64 array of the given rank (and shape, None = any) with no NaN/inf."""
+# Largest |bias| or |weight| of a model: the samplers sum fields in float32 and log-weights in
+# float64, which beyond this keep too few digits for the estimators (and float32 sums overflow).
+MAX_PARAMETER = 1e6
+
+
+def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max_abs: float | None = None) -> np.ndarray:
+    """A new C-contiguous float64 array of the given rank (and shape, None = any) of real numbers
+    (not complex, not strings) with no NaN/inf, and none above max_abs in magnitude when given."""
     try:
-        arr = np.array(value, dtype=np.float64, copy=True, order="C")
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biufO":  # complex, strings, dates: never silently converted
+            raise TypeError(f"dtype {raw.dtype}")
+        arr = np.array(raw, dtype=np.float64, copy=True, order="C")
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: not a numeric array ({exc})") from None
+        raise ValueError(f"{name}: not a real numeric array ({exc})") from None
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {arr.shape}")
     if shape is not None:
@@ -21,6 +30,8 @@ def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None) -> 
                 raise ValueError(f"{name}: expected shape {_fmt(shape)}, got {arr.shape} (axis {axis})")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinite values")
+    if max_abs is not None and arr.size and np.abs(arr).max() > max_abs:
+        raise ValueError(f"{name}: magnitudes must be at most {max_abs:g}, got {np.abs(arr).max():g}")
     arr.flags.writeable = False
     return arr
 

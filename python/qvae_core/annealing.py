@@ -110,7 +110,10 @@ def _check_schedule(schedule) -> np.ndarray:
 
 def combine_log_z(results) -> tuple[float, float]:
     """Combines independent runs as log mean_m Z_m (unbiased in Z) with its standard error."""
-    logs = np.array([r.log_z if isinstance(r, AnnealResult) else float(r) for r in results], float)
+    try:
+        logs = np.array([r.log_z if isinstance(r, AnnealResult) else float(r) for r in results], float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"results: expected AnnealResults or log Z values ({exc})") from None
     if logs.size == 0 or not np.all(np.isfinite(logs)):
         raise ValueError("results: need at least one finite log Z")
     top = logs.max()

@@ -10,13 +10,16 @@ coloured by DSatur.
 
 from __future__ import annotations
 
+import numbers
+import os
 import warnings
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _core
-from ._validation import finite_array, integer_array, positive_int, seed_value
+from ._validation import integer_array, positive_float, positive_int, seed_value
 from .models import BoltzmannMachine, _check_edges
 
 __all__ = [
@@ -64,12 +67,23 @@ def from_networkx(graph, name: str = "graph") -> Topology:
     """Topology of any networkx graph with integer node labels (e.g. a solver's working graph).
     A dwave-networkx graph with linear labels, or a subgraph that kept its attributes, gets its
     family's colouring."""
+    if not all(hasattr(graph, key) for key in ("graph", "nodes", "edges", "is_directed", "is_multigraph")):
+        raise ValueError(f"graph: expected a networkx graph, got {type(graph).__name__}")
+    if graph.is_directed() or graph.is_multigraph():
+        raise ValueError("graph: expected an undirected simple graph (networkx.Graph)")
+    labels = list(graph.nodes)
+    bad = [v for v in labels if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < 2**63]
+    if bad:
+        raise ValueError(f"graph: node labels must be integers in [0, 2**63), got {bad[0]!r}")
     info = graph.graph
     shape = {"chimera": ("rows", "columns", "tile"), "pegasus": ("rows",), "zephyr": ("rows", "tile")}
     family = None
     if info.get("labels") == "int" and info.get("family") in shape:
         family = (info["family"], [info.get(key) for key in shape[info["family"]]])
-    return _from_labels(name, graph.nodes, graph.edges, family)
+    try:
+        return _from_labels(name, labels, graph.edges, family)
+    except ValueError as exc:  # e.g. self-loops
+        raise ValueError(f"graph: {exc}") from None
 
 
 def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
@@ -83,7 +97,7 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
         for u, v in label_pairs
         if int(u) in position and int(v) in position
     )
-    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    edges = _check_edges(np.array(pairs, dtype=np.int64).reshape(-1, 2), nodes.shape[0])
     colors = None
     if family is not None:
         try:
@@ -151,21 +165,27 @@ def save(topology: Topology, path) -> None:
 
 def load(path) -> Topology:
     """Reads a topology written by `save`; a missing or malformed file raises ValueError naming it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file name, got {type(path).__name__}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
+            data = np.load(file, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
             name, nodes, edges = str(data["name"]), np.asarray(data["nodes"]), np.asarray(data["edges"])
             colors = np.asarray(data["colors"]) if "colors" in data.files else None
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a topology file written by qvae_core.graphs.save ({exc})") from None
-    if nodes.ndim != 1 or not np.issubdtype(nodes.dtype, np.integer) or np.any(np.diff(nodes) <= 0):
-        raise ValueError(f"{path}: nodes must be increasing integer labels")
     try:
+        nodes = integer_array(nodes, "nodes", np.int64, (None,))
+        if np.any(np.diff(nodes) <= 0):
+            raise ValueError("nodes: labels must be increasing")
         edges = _check_edges(edges, nodes.shape[0])
         if colors is not None:
             colors = _check_colors(colors, edges, nodes.shape[0])
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return Topology(name, nodes.astype(np.int64), np.array(edges), colors)
+    return Topology(name, nodes, np.array(edges), colors)
 
 
 def _check_colors(colors, edges, num_units: int) -> np.ndarray:
@@ -187,8 +207,10 @@ def random_boltzmann_machine(
     topology: Topology, *, weight_scale: float = 1.0, bias_scale: float = 0.1, seed=None
 ) -> BoltzmannMachine:
     """A BoltzmannMachine on `topology` with N(0, scale^2) weights and biases."""
-    weight_scale = float(finite_array(weight_scale, "weight_scale", ndim=0))
-    bias_scale = float(finite_array(bias_scale, "bias_scale", ndim=0))
+    if not isinstance(topology, Topology):
+        raise ValueError(f"topology: expected a Topology, got {type(topology).__name__}")
+    weight_scale = positive_float(weight_scale, "weight_scale", allow_zero=True)
+    bias_scale = positive_float(bias_scale, "bias_scale", allow_zero=True)
     rng = np.random.default_rng(seed_value(seed))
     return BoltzmannMachine(
         rng.normal(0.0, bias_scale, topology.num_units),

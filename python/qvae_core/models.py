@@ -3,6 +3,7 @@
 RBM:               E(v, h) = -a.v - b.h - v^T W h, a state is [v, h] (visible first).
 BoltzmannMachine:  E(z) = -sum_i b_i z_i - sum_k w_k z_{i_k} z_{j_k}, any sparse graph.
 Ising form:        E(z) = sum_i h_i s_i + sum_k J_k s_{i_k} s_{j_k} + offset with s = 2z - 1.
+Parameters are finite reals of magnitude at most MAX_PARAMETER = 1e6; they are read-only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import binary_states, finite_array, integer_array
+from ._validation import MAX_PARAMETER, binary_states, finite_array, integer_array, positive_int
 
 __all__ = ["RBM", "BoltzmannMachine"]
 
@@ -35,7 +36,19 @@ def _binary_from_ising(h, edges, J, offset):
     return bias, weights, constant
 
 
-class _Model:
+class _Immutable:
+    """Attributes fixed once the compiled copy exists (set last in __init__), so the two never disagree."""
+
+    def __setattr__(self, name, value):
+        if "_compiled" in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable; build a new one")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable")
+
+
+class _Model(_Immutable):
     """Shared behaviour: energies through the compiled model, read-only parameters."""
 
     _compiled: object
@@ -53,12 +66,12 @@ class RBM(_Model):
     """Restricted Boltzmann machine, E(v,h) = -a.v - b.h - v^T W h; weights of shape (nv, nh)."""
 
     def __init__(self, weights, visible_bias, hidden_bias):
-        self.weights = finite_array(weights, "weights", ndim=2)
+        self.weights = finite_array(weights, "weights", ndim=2, max_abs=MAX_PARAMETER)
         nv, nh = self.weights.shape
         if nv == 0 or nh == 0:
             raise ValueError(f"weights: both layers need at least one unit, got shape {(nv, nh)}")
-        self.visible_bias = finite_array(visible_bias, "visible_bias", ndim=1, shape=(nv,))
-        self.hidden_bias = finite_array(hidden_bias, "hidden_bias", ndim=1, shape=(nh,))
+        self.visible_bias = finite_array(visible_bias, "visible_bias", ndim=1, shape=(nv,), max_abs=MAX_PARAMETER)
+        self.hidden_bias = finite_array(hidden_bias, "hidden_bias", ndim=1, shape=(nh,), max_abs=MAX_PARAMETER)
         self._compiled = _core.RbmModel(self.weights, self.visible_bias, self.hidden_bias)
 
     @property
@@ -98,7 +111,8 @@ class RBM(_Model):
         """
         h, edges, J, offset = _check_ising(h, edges, J, offset)
         n = h.shape[0]
-        if not 0 < num_visible < n:
+        num_visible = positive_int(num_visible, "num_visible")
+        if not num_visible < n:
             raise ValueError(f"num_visible: must be in [1, {n - 1}], got {num_visible}")
         lo, hi = edges.min(axis=1), edges.max(axis=1)
         if np.any(lo >= num_visible) or np.any(hi < num_visible):
@@ -122,19 +136,20 @@ class BoltzmannMachine(_Model):
     """
 
     def __init__(self, bias, edges, weights, *, colors=None):
-        self.bias = finite_array(bias, "bias", ndim=1)
+        self.bias = finite_array(bias, "bias", ndim=1, max_abs=MAX_PARAMETER)
         n = self.bias.shape[0]
         if n == 0:
             raise ValueError("bias: the model needs at least one unit")
         self.edges = _check_edges(edges, n)
-        self.weights = finite_array(weights, "weights", ndim=1, shape=(self.edges.shape[0],))
+        self.weights = finite_array(weights, "weights", ndim=1, shape=(self.edges.shape[0],), max_abs=MAX_PARAMETER)
         if colors is None:
             colors = _core.greedy_coloring(n, self.edges)
         else:  # the core checks the colouring is proper and non-negative, and renumbers it densely
             colors = integer_array(colors, "colors", np.int32, (n,))
-        self._compiled = _core.GraphModel(n, self.bias, self.edges, self.weights, colors)
-        self.colors = self._compiled.colors
+        compiled = _core.GraphModel(n, self.bias, self.edges, self.weights, colors)
+        self.colors = compiled.colors
         self.colors.flags.writeable = False
+        self._compiled = compiled
 
     @property
     def num_colors(self) -> int:
@@ -163,14 +178,18 @@ class BoltzmannMachine(_Model):
 
 
 def _check_edges(edges, n: int) -> np.ndarray:
-    arr = np.asarray(edges)
-    if arr.size == 0:
+    try:
+        arr = np.asarray(edges)
+    except ValueError as exc:  # ragged
+        raise ValueError(f"edges: not an (m, 2) array ({exc})") from None
+    if arr.size == 0 and arr.shape in ((0,), (0, 2)):
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"edges: expected shape (m, 2), got {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError("edges: entries must be integers")
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"edges: expected integers, got dtype {arr.dtype}")
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError("edges: entries must be integers")
     arr = np.array(arr, dtype=np.int64, copy=True, order="C")
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         raise ValueError(f"edges: unit index out of range [0, {n})")
@@ -184,8 +203,8 @@ def _check_edges(edges, n: int) -> np.ndarray:
 
 
 def _check_ising(h, edges, J, offset):
-    h = finite_array(h, "h", ndim=1)
+    h = finite_array(h, "h", ndim=1, max_abs=MAX_PARAMETER)
     edges = _check_edges(edges, h.shape[0])
-    J = finite_array(J, "J", ndim=1, shape=(edges.shape[0],))
+    J = finite_array(J, "J", ndim=1, shape=(edges.shape[0],), max_abs=MAX_PARAMETER)
     offset = float(finite_array(offset, "offset", ndim=0))
     return h.copy(), edges, J, offset

@@ -12,14 +12,15 @@ from . import _core
 from ._validation import (anneal_settings, binary_states, checkpoint_parts, finite_array, integer_array,
                           positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
-from .models import RBM, BoltzmannMachine
+from .models import RBM, BoltzmannMachine, _Immutable
 from .samplers import _restored_chains
 
 __all__ = ["QBM", "PathIntegralSampler", "log_diag"]
 
 
-class QBM:
-    """A classical RBM or BoltzmannMachine plus a transverse field Gamma (float or per unit)."""
+class QBM(_Immutable):
+    """A classical RBM or BoltzmannMachine plus a transverse field Gamma (float or per unit),
+    0 <= Gamma_l <= 500 (a path-integral worldline holds ~Gamma_l kinks)."""
 
     def __init__(self, model, gamma):
         if not isinstance(model, (RBM, BoltzmannMachine)):
@@ -31,12 +32,11 @@ class QBM:
             g = np.full(n, float(g))
         elif g.shape != (n,):
             raise ValueError(f"gamma: expected a float or shape ({n},), got shape {g.shape}")
-        if np.any(g < 0):
-            raise ValueError("gamma: transverse fields must be >= 0")
         g = np.ascontiguousarray(g, dtype=np.float64)
         g.flags.writeable = False
         self.gamma = g
-        # The C++ path-integral model: RBM layers or colour classes as blocks.
+        # The C++ path-integral model (RBM layers or colour classes as blocks); it checks that
+        # 0 <= Gamma_l <= 500.
         self._is_rbm = isinstance(model, RBM)
         kind = _core.QmcRbmModel if self._is_rbm else _core.QmcGraphModel
         self._compiled = kind(model._compiled, g)

@@ -41,7 +41,12 @@ struct AliasTable {
   explicit AliasTable(const std::vector<double>& rates);
 };
 
+// Largest transverse field accepted: a worldline holds ~Gamma kinks, and the exact reference
+// start draws Poisson(Gamma) counts by a product of uniforms down to e^{-Gamma} (no underflow).
+constexpr double kMaxGamma = 500.0;
+
 // Units split into blocks that are conditionally independent given the other blocks.
+// Throws std::invalid_argument ("gamma: ...") for a field outside [0, kMaxGamma].
 struct QmcBlocks {
   std::vector<std::int32_t> block_of, local;         // per unit: its block, index within it
   std::vector<std::vector<std::int32_t>> members;    // per block: its units
@@ -127,10 +132,11 @@ class QmcChains {
   void set_streams(const std::uint32_t* in) { load_streams(rng_, in); }
   // Kinks of every path as flat arrays: chain c's are [offsets[c], offsets[c+1]), block by block,
   // each block's in time order. set_kinks keeps z(0) and takes the kinks only if they are valid:
-  // units in range, times in [0, 1) increasing within a block, an even number per unit.
+  // offsets running from 0 to num_kinks without decreasing, units in range, times in [0, 1)
+  // increasing within a block, an even number per unit.
   std::vector<std::int64_t> kink_offsets() const;  // (num_chains + 1)
   void get_kinks(double* times, std::int32_t* units) const;
-  void set_kinks(const std::int64_t* offsets, const double* times, const std::int32_t* units);
+  void set_kinks(const std::int64_t* offsets, std::size_t num_kinks, const double* times, const std::int32_t* units);
   double mean_kinks_per_unit() const;
   void set_model(std::shared_ptr<const Model> model);
 
