@@ -141,7 +141,10 @@ def test_ctrl_c_stops_annealing(model):
         ({"schedule": [0.5, 1.0, 1.5]}, "schedule"),
         ({"schedule": [0.5, np.nan, 1.0]}, "schedule"),
         ({"schedule": [0.0]}, "schedule"),
+        ({"schedule": [0.3, 0.6, 1.0], "max_steps": 2}, "max_steps = 2"),  # refused before it runs
+        ({"schedule": [0.5 + 1j, 1.0]}, "schedule"),
         ({"target_ess": 1.0}, "target_ess"),
+        ({"target_ess": None}, "target_ess: expected a number"),
         ({"target_ess": np.nan}, "target_ess"),
         ({"sweeps_per_step": -1}, "sweeps_per_step"),
         ({"num_subpopulations": 0}, "num_subpopulations"),

@@ -211,8 +211,9 @@ def test_colors_become_dense_blocks():
 
 @pytest.mark.parametrize(
     "states",
-    [np.array([[0, 1, 2, 0, 1]]), np.zeros((2, 4)), np.full((1, 5), 0.5), np.zeros((2, 2, 5))],
-    ids=["non-binary", "width", "fraction", "rank"],
+    [np.array([[0, 1, 2, 0, 1]]), np.zeros((2, 4)), np.full((1, 5), 0.5), np.zeros((2, 2, 5)),
+     np.zeros((1, 5), "m8[s]"), np.zeros((1, 5), complex), np.array([["0", "1", "0", "1", "0"]])],
+    ids=["non-binary", "width", "fraction", "rank", "timedelta", "complex", "strings"],
 )
 def test_energy_bad_states(states):
     rbm = random_rbm(2, 3)
@@ -284,6 +285,9 @@ def test_from_networkx_refuses_what_is_not_a_simple_integer_graph():
     ]:
         with pytest.raises(ValueError, match=f"graph: .*{message}"):
             q.graphs.from_networkx(graph)
+    for make in (lambda: q.graphs.chimera(10**6), lambda: q.graphs.pegasus(300), lambda: q.graphs.zephyr(200)):
+        with pytest.raises(ValueError, match="MAX_FAMILY_QUBITS"):  # refused before dwave-networkx builds it
+            make()
     with pytest.raises(ValueError, match="topology"):
         q.graphs.random_boltzmann_machine(None)
     with pytest.raises(ValueError, match="weight_scale"):

@@ -15,6 +15,8 @@ MAX_PARAMETER = 1e6
 def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max_abs: float | None = None) -> np.ndarray:
     """A new C-contiguous float64 array of the given rank (and shape, None = any) of real numbers
     (not complex, not strings) with no NaN/inf, and none above max_abs in magnitude when given."""
+    if value is None:
+        raise ValueError(f"{name}: expected a number or an array of numbers, got None")
     try:
         raw = np.asarray(value)
         if raw.dtype.kind not in "biufO":  # complex, strings, dates: never silently converted
@@ -47,7 +49,7 @@ def binary_states(value, name: str, num_units: int, *, rows: int | None = None) 
         raise ValueError(f"{name}: expected shape (batch, {num_units}), got {np.shape(value)}")
     if rows is not None and arr.shape[0] != rows:
         raise ValueError(f"{name}: expected {rows} rows, got {arr.shape[0]}")
-    if not (np.issubdtype(arr.dtype, np.number)):
+    if arr.dtype.kind not in "uif":  # (bool became uint8 above; timedeltas, complex, strings refused)
         raise ValueError(f"{name}: expected a numeric array of 0/1, got dtype {arr.dtype}")
     if arr.size and not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name}: entries must be 0 or 1")

@@ -79,6 +79,8 @@ def anneal(
     )
     seed = seed_value(seed)
     ts = _check_schedule(schedule)
+    if ts.size - 1 > max_steps:
+        raise ValueError(f"schedule: {ts.size - 1} steps, more than max_steps = {max_steps}")
     threads = num_threads_arg(num_threads)
     if isinstance(model, QBM):
         run = _core.anneal_qmc_rbm if model._is_rbm else _core.anneal_qmc_graph

@@ -133,17 +133,29 @@ def family_colors(family: str, shape, labels) -> np.ndarray:
     return np.array([color(c) for c in to_coordinates(labels.tolist())], dtype=np.int32)
 
 
+# Largest family graph built: D-Wave's processors have a few thousand qubits, and dwave-networkx
+# builds a graph node by node (a million qubits take a minute and gigabytes).
+MAX_FAMILY_QUBITS = 1_000_000
+
+
+def _check_size(name: str, num_qubits: int) -> None:
+    if num_qubits > MAX_FAMILY_QUBITS:
+        raise ValueError(f"{name}: up to {num_qubits} qubits, more than MAX_FAMILY_QUBITS = {MAX_FAMILY_QUBITS}")
+
+
 def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
     """Chimera C(m, n, t) working graph (bipartite: two colours)."""
     m = positive_int(m, "m")
     n = m if n is None else positive_int(n, "n")
     t = positive_int(t, "t")
+    _check_size(f"chimera({m},{n},{t})", 2 * m * n * t)
     return from_networkx(_dnx().chimera_graph(m, n, t), f"chimera({m},{n},{t})")
 
 
 def pegasus(m: int) -> Topology:
     """Pegasus P(m) working graph (fabric only, linear labels); m >= 2; four colours."""
     m = positive_int(m, "m", minimum=2)
+    _check_size(f"pegasus({m})", 24 * m * (m - 1))
     return from_networkx(_dnx().pegasus_graph(m), f"pegasus({m})")
 
 
@@ -151,6 +163,7 @@ def zephyr(m: int, t: int = 4) -> Topology:
     """Zephyr Z(m, t) working graph (linear labels); four colours."""
     m = positive_int(m, "m")
     t = positive_int(t, "t")
+    _check_size(f"zephyr({m},{t})", 4 * t * m * (2 * m + 1))
     return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
 
 
