@@ -108,12 +108,31 @@ def test_reproducible_for_any_thread_count():
     np.testing.assert_array_equal(d.samples, e.samples)
 
 
+@pytest.mark.parametrize("kind", ["graph", "qbm", "rbm"])
+def test_adaptive_steps_reach_the_target_ess(kind):
+    """Each step but the last (cut at t = 1) is chosen for ESS = target_ess: exactly where the
+    log-weights are linear in dt (energies of a graph, path energy integrals of a QBM); for an RBM
+    the summed-out layer makes them curve, which the linear step misses by a small fraction of 1 - ESS."""
+    rbm = random_rbm(10, 20, seed=6)
+    model = {"graph": rbm.to_boltzmann_machine(), "qbm": q.QBM(random_rbm(4, 5, seed=6), 1.0), "rbm": rbm}[kind]
+    res = q.anneal(model, seed=7, target_ess=0.99)
+    shortfall = (1 - res.ess[:-1]) / (1 - 0.99)
+    assert res.num_steps > 5 and res.ess[-1] >= 0.99 - 1e-9
+    np.testing.assert_allclose(shortfall, 1.0, atol=1e-6 if kind != "rbm" else 0.05)
+
+
 def test_combine_log_z_is_log_mean_exp():
     logs = [10.0, 10.5, 9.0]
     combined, se = q.combine_log_z(logs)
     assert combined == pytest.approx(np.log(np.mean(np.exp(logs))), abs=1e-12)
     z = np.exp(logs)
     assert se == pytest.approx(np.std(z / z.mean(), ddof=1) / np.sqrt(3), rel=1e-12)  # SE of mean Z, relative
+    shifted, shifted_se = q.combine_log_z(np.array(logs) + 990.0)  # Z ~ e^1000 overflows: no exp of logs
+    assert shifted == pytest.approx(combined + 990.0, abs=1e-10) and shifted_se == pytest.approx(se, rel=1e-12)
+    runs = [q.anneal(random_rbm(3, 3), population=100, seed=s) for s in (1, 2)]
+    assert q.combine_log_z(runs) == q.combine_log_z([r.log_z for r in runs])
+    single, single_se = q.combine_log_z(runs[:1])
+    assert single == runs[0].log_z and np.isnan(single_se)  # no spread to estimate from
     for bad in ([1.0, np.nan], [], None, 1.0, ["a"]):
         with pytest.raises(ValueError, match="results"):
             q.combine_log_z(bad)
