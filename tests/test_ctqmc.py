@@ -1,5 +1,7 @@
 """Continuous-time QMC against exact diagonalisation and closed forms (CONVENTIONS.md)."""
 
+import threading
+
 import numpy as np
 import pytest
 from scipy.stats import chi2
@@ -176,6 +178,42 @@ def test_ctrl_c_stops_sampling_and_log_diag(model):
     sampler = q.PathIntegralSampler(qbm, 1000, seed=0)
     assert_interrupted_quickly(lambda: sampler.run(10**9))
     assert_interrupted_quickly(lambda: q.log_diag(qbm, np.zeros((50, 128)), population=2000, seed=0))
+
+
+def test_calls_from_several_threads_wait_for_each_other():
+    """`run` releases the GIL. A checkpoint taken meanwhile from another thread waits for the run
+    instead of reading worldlines in the middle of a sweep (that crashed). And a sampler's energy
+    integrals, which use the thread pool, can be read while a log_diag holds it in another thread."""
+    qbm = q.QBM(random_rbm(16, 16, scale=0.3), 20.0)  # many kinks: lists reallocated every sweep
+    sampler = q.PathIntegralSampler(qbm, 64, seed=1, num_threads=1)
+    sampler.run(1)
+    taken, errors, finished = [], [], threading.Event()
+
+    def checkpoints():  # as many as it can until the run has finished (unserialised: hundreds, mid-sweep)
+        try:
+            while not finished.is_set():
+                taken.append(sampler.checkpoint())
+        except Exception as exc:  # noqa: BLE001 - any error fails the test below
+            errors.append(exc)
+
+    reader = threading.Thread(target=checkpoints)
+    reader.start()
+    sampler.run(300)
+    finished.set()
+    reader.join(timeout=60)
+    assert not reader.is_alive() and not errors and taken
+    for checkpoint in taken:  # each a consistent snapshot: offsets match the kink arrays
+        assert checkpoint["kink_offsets"][-1] == len(checkpoint["kink_times"]) == len(checkpoint["kink_units"])
+
+    small = q.PathIntegralSampler(q.QBM(random_rbm(3, 3), 1.0), 8, seed=2)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (q.log_diag(qbm, np.zeros((64, 32)), population=50, seed=3),
+                                              done.set()))
+    worker.start()
+    while not done.is_set() and worker.is_alive():
+        small.energy_integrals  # noqa: B018 - the read is the test
+    worker.join(timeout=60)
+    assert done.is_set(), "log_diag deadlocked with energy_integrals"
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,21 @@ def test_from_networkx_refuses_what_is_not_a_simple_integer_graph():
         q.graphs.random_boltzmann_machine(None)
     with pytest.raises(ValueError, match="weight_scale"):
         q.graphs.random_boltzmann_machine(q.graphs.from_networkx(nx.Graph([(0, 1)])), weight_scale=-1.0)
+
+
+def test_the_compiled_core_refuses_what_would_crash_it():
+    """The private _core checks what it indexes with, for callers that bypass the Python layer."""
+    from qvae_core import _core
+
+    rbm = random_rbm(2, 2)
+    with pytest.raises(ValueError, match="schedule"):  # read past its end
+        _core.anneal_rbm(rbm._compiled, 4, 0, 1, np.array([0.0, 0.5]), 0.9, 1, 20, 1)
+    with pytest.raises(ValueError, match="edges"):
+        _core.greedy_coloring(2, np.array([[0, 5]]))
+    with pytest.raises(ValueError, match="weights"):  # a layer without units
+        _core.RbmModel(np.zeros((3, 0)), np.zeros(3), np.zeros(0))
+    for call in (lambda: _core.RbmChains(None, 1, 0, None), lambda: _core.QmcRbmModel(None, np.ones(4)),
+                 lambda: _core.RbmChains(rbm._compiled, 1, 0, None).set_model(None)):
+        with pytest.raises(TypeError):  # not a null model dereferenced
+            call()
+

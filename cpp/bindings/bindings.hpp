@@ -39,6 +39,14 @@ inline void require_shape(const py::array& a, std::initializer_list<py::ssize_t>
   }
 }
 
+// Edges as (m, 2) indices into n units.
+inline void require_edges(const carray<std::int64_t>& edges, std::size_t n) {
+  require_shape(edges, {-1, 2}, "edges");
+  const std::int64_t* e = edges.data();
+  for (py::ssize_t k = 0; k < 2 * edges.shape(0); ++k)
+    if (e[k] < 0 || e[k] >= static_cast<std::int64_t>(n)) throw std::invalid_argument("edges: index out of range");
+}
+
 // Samplers index tables with state bytes: anything but 0/1 is refused at the boundary.
 inline void require_binary(const carray<std::uint8_t>& a, const char* name) {
   const std::uint8_t* p = a.data();
@@ -77,7 +85,7 @@ py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run
             }
             return std::make_unique<Chains>(model, chains, seed, init);
           }),
-          py::arg("model"), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
+          py::arg("model").none(false), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
       .def("run",
            [](Chains& self, std::size_t sweeps, double scale, std::size_t threads) {
              std::size_t done;
@@ -95,7 +103,8 @@ py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run
                                self.get_state(out.mutable_data());
                                return out;
                              })
-      .def("set_model", [](Chains& self, std::shared_ptr<Model> model) { self.set_model(model); })
+      .def("set_model", [](Chains& self, std::shared_ptr<Model> model) { self.set_model(model); },
+           py::arg("model").none(false))
       .def_property_readonly("num_chains", &Chains::num_chains)
       .def_property_readonly("num_units", &Chains::num_units)
       .def_property_readonly("streams",

@@ -31,8 +31,6 @@ py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
 AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
                       const carray<double>& schedule, double target_ess, std::size_t subpops,
                       std::size_t max_steps, std::size_t threads) {
-  if (population < 2 || subpops < 1 || subpops > population)
-    throw std::invalid_argument("population / num_subpopulations out of range");
   AnnealOptions o;
   o.seed = seed;
   o.sweeps_per_step = sweeps_per_step;
@@ -41,6 +39,7 @@ AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sw
   o.num_subpopulations = subpops;
   o.max_steps = max_steps;
   o.num_threads = threads;
+  qvae::check_options(o, population);  // before anything is allocated for the run
   return o;
 }
 
@@ -93,12 +92,15 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
                   std::size_t threads) {
   const auto n = static_cast<py::ssize_t>(model->num_units());
   require_shape(states, {-1, n}, "states");
-  require_binary(states, "states");
+  // A copy, checked and read while the GIL is released: the caller's array may change meanwhile.
+  const std::vector<std::uint8_t> copy(states.data(), states.data() + states.size());
+  for (std::uint8_t v : copy)
+    if (v > 1) throw std::invalid_argument("states: values must be 0 or 1");
   const std::size_t batch = states.shape(0);
   AnnealOptions o = options(population, seed, sweeps_per_step, carray<double>(0), target_ess,
                             subpops, max_steps, 1);
   carray<double> value(batch), error(batch);
-  const std::uint8_t* s = states.data();
+  const std::uint8_t* s = copy.data();
   double* out = value.mutable_data();
   double* err = error.mutable_data();
   std::atomic<bool> stop{false};
@@ -139,7 +141,7 @@ void register_anneal(py::module_& m) {
       "Population annealing from the exact start to the model; returns a dict of the estimate "
       "and diagnostics. An empty schedule chooses steps adaptively.";
   auto args = [](py::module_& mod, const char* name, auto fn, const char* d) {
-    mod.def(name, fn, py::arg("model"), py::arg("population"), py::arg("seed"),
+    mod.def(name, fn, py::arg("model").none(false), py::arg("population"), py::arg("seed"),
             py::arg("sweeps_per_step"), py::arg("schedule"), py::arg("target_ess"),
             py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"), d);
   };
@@ -149,7 +151,7 @@ void register_anneal(py::module_& m) {
   args(m, "anneal_qmc_graph", &anneal<qvae::QmcGraphModel, qvae::QmcGraphChains>, doc);
   const char* diag_doc = "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.";
   auto def_diag = [&](const char* name, auto fn) {
-    m.def(name, fn, py::arg("model"), py::arg("states"), py::arg("population"), py::arg("seed"),
+    m.def(name, fn, py::arg("model").none(false), py::arg("states"), py::arg("population"), py::arg("seed"),
           py::arg("sweeps_per_step"), py::arg("target_ess"), py::arg("num_subpopulations"),
           py::arg("max_steps"), py::arg("num_threads"), diag_doc);
   };

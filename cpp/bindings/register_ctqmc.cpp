@@ -37,7 +37,13 @@ void register_chains(py::module_& m, const char* name) {
            "Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.")
       .def_property_readonly("energy_integrals", [](Chains& self) {
         carray<double> out(self.num_chains());
-        self.energies(out.mutable_data(), 0);
+        double* e = out.mutable_data();
+        {
+          // The thread pool is not waited for with the GIL held: a log_diag in another Python
+          // thread holds the pool and takes the GIL to poll for Ctrl-C.
+          py::gil_scoped_release release;
+          self.energies(e, 0);
+        }
         return out;
       });
 }
@@ -50,7 +56,7 @@ void register_model(py::module_& m, const char* name) {
              require_shape(gamma, {static_cast<py::ssize_t>(classical->num_units())}, "gamma");
              return std::make_shared<Model>(classical, gamma.data());
            }),
-           py::arg("classical"), py::arg("gamma"))
+           py::arg("classical").none(false), py::arg("gamma"))
       .def_property_readonly("num_units", &Model::num_units);
 }
 

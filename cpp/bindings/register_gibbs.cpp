@@ -30,6 +30,7 @@ void register_models(py::module_& m) {
   py::class_<RbmModel, std::shared_ptr<RbmModel>>(m, "RbmModel")
       .def(py::init([](const carray<double>& w, const carray<double>& a, const carray<double>& b) {
              require_shape(w, {-1, -1}, "weights");
+             if (w.shape(0) == 0 || w.shape(1) == 0) throw std::invalid_argument("weights: both layers need units");
              require_shape(a, {w.shape(0)}, "visible_bias");
              require_shape(b, {w.shape(1)}, "hidden_bias");
              return std::make_shared<RbmModel>(w.shape(0), w.shape(1), w.data(), a.data(),
@@ -44,14 +45,10 @@ void register_models(py::module_& m) {
       .def(py::init([](std::size_t n, const carray<double>& bias, const carray<std::int64_t>& edges,
                        const carray<double>& weights, const carray<std::int32_t>& colors) {
              require_shape(bias, {static_cast<py::ssize_t>(n)}, "bias");
-             require_shape(edges, {-1, 2}, "edges");
+             require_edges(edges, n);
              require_shape(weights, {edges.shape(0)}, "weights");
              require_shape(colors, {static_cast<py::ssize_t>(n)}, "colors");
-             const std::int64_t* e = edges.data();
-             for (py::ssize_t k = 0; k < 2 * edges.shape(0); ++k)
-               if (e[k] < 0 || e[k] >= static_cast<std::int64_t>(n))
-                 throw std::invalid_argument("edges: index out of range");
-             return std::make_shared<GraphModel>(n, bias.data(), edges.shape(0), e,
+             return std::make_shared<GraphModel>(n, bias.data(), edges.shape(0), edges.data(),
                                                  weights.data(), colors.data());
            }),
            py::arg("num_units"), py::arg("bias"), py::arg("edges"), py::arg("weights"),
@@ -63,7 +60,7 @@ void register_models(py::module_& m) {
 
   m.def("greedy_coloring",
         [](std::size_t n, const carray<std::int64_t>& edges) {
-          require_shape(edges, {-1, 2}, "edges");
+          require_edges(edges, n);
           return to_array(qvae::greedy_coloring(n, edges.shape(0), edges.data()));
         },
         py::arg("num_units"), py::arg("edges"),

@@ -86,11 +86,25 @@ void combine(const std::vector<double>& sub, double& log_z, double& log_z_std) {
 
 }  // namespace pa
 
+void check_options(const AnnealOptions& opt, std::size_t population) {
+  if (population < 2 || opt.num_subpopulations < 1 || opt.num_subpopulations > population)
+    throw std::invalid_argument("population / num_subpopulations out of range");
+  if (!(opt.target_ess > 0.0 && opt.target_ess < 1.0)) throw std::invalid_argument("target_ess: must be in (0, 1)");
+  if (opt.max_steps < 1) throw std::invalid_argument("max_steps: must be at least 1");
+  const std::vector<double>& ts = opt.schedule;
+  if (ts.empty()) return;
+  if (ts.size() < 2 || ts.front() != 0.0 || ts.back() != 1.0 || ts.size() - 1 > opt.max_steps)
+    throw std::invalid_argument("schedule: must run from 0 to 1 in at most max_steps steps");
+  for (std::size_t k = 1; k < ts.size(); ++k)
+    if (!(ts[k] > ts[k - 1])) throw std::invalid_argument("schedule: t values must be strictly increasing");
+}
+
 template <class Chains>
 AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOptions& opt,
                                const PollFn& poll) {
   const std::size_t R = chains.num_chains();
   const std::size_t M = opt.num_subpopulations;
+  check_options(opt, R);
   AnnealResult res;
   std::vector<double> sub_log_z(M, log_z0), slope(R), logw(R);
   std::vector<std::size_t> parent(R), ancestor(R), next_ancestor(R), family_size(R);

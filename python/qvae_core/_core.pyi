@@ -35,7 +35,7 @@ class RbmChains:
         """
         Advances every chain by num_sweeps block-Gibbs sweeps (hidden, then visible).
         """
-    def set_model(self, arg0: RbmModel) -> None:
+    def set_model(self, model: RbmModel) -> None:
         ...
     def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
         """
@@ -60,7 +60,7 @@ class GraphChains:
         """
         Advances every chain by num_sweeps sweeps over the colour classes.
         """
-    def set_model(self, arg0: GraphModel) -> None:
+    def set_model(self, model: GraphModel) -> None:
         ...
     def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
         """
@@ -101,7 +101,7 @@ class QmcRbmChains:
         """
         Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.
         """
-    def set_model(self, arg0: QmcRbmModel) -> None:
+    def set_model(self, model: QmcRbmModel) -> None:
         ...
     def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
         """
@@ -142,7 +142,7 @@ class QmcGraphChains:
         """
         Replaces the kinks of every path (z(0) stays), in the layout of `kinks`.
         """
-    def set_model(self, arg0: QmcGraphModel) -> None:
+    def set_model(self, model: QmcGraphModel) -> None:
         ...
     def set_streams(self, streams: typing.Annotated[numpy.typing.ArrayLike, numpy.uint32]) -> None:
         """

@@ -6,6 +6,8 @@ temperature 1: p(z) = <z|e^{-H}|z> / Z, Z = Tr e^{-H}. Gamma = 0 is the classica
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import _core
@@ -13,7 +15,7 @@ from ._validation import (anneal_settings, binary_states, checkpoint_parts, fini
                           positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine, _Immutable
-from .samplers import _restored_chains
+from .samplers import _restored_chains, serialised
 
 __all__ = ["QBM", "PathIntegralSampler", "log_diag"]
 
@@ -60,10 +62,11 @@ class PathIntegralSampler:
     of a BoltzmannMachine) by cluster moves along imaginary time: Poisson(Gamma_l) cuts, heat bath
     on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as
     p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a seed whatever `num_threads`.
-    `run` releases the GIL: use a sampler from one Python thread at a time.
+    `run` releases the GIL; calls made from several Python threads wait for each other.
     """
 
     def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
+        self._lock = threading.RLock()
         if not isinstance(qbm, QBM):
             raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
         self.qbm = qbm
@@ -76,32 +79,38 @@ class PathIntegralSampler:
         chains = _core.QmcRbmChains if qbm._is_rbm else _core.QmcGraphChains
         self._chains = chains(qbm._compiled, self.num_chains, self.seed, init)
 
+    @serialised
     def run(self, num_sweeps: int) -> np.ndarray:
         """Advance every chain by num_sweeps sweeps; returns the (num_chains, n) uint8 tau = 0 slices."""
         self._chains.run(positive_int(num_sweeps, "num_sweeps", minimum=0), 1.0, self.num_threads)
         return self.state
 
     @property
+    @serialised
     def state(self) -> np.ndarray:
         """The tau = 0 slices, (num_chains, n) uint8."""
         return self._chains.state
 
     @property
+    @serialised
     def mean_kinks_per_unit(self) -> float:
         """Mean number of kinks per worldline; its expectation for unit l is Gamma_l |<sigma^x_l>|."""
         return self._chains.mean_kinks_per_unit
 
     @property
+    @serialised
     def energy_integrals(self) -> np.ndarray:
         """int_0^1 E(z(tau)) dtau of every worldline, (num_chains,) float64. Its mean over equilibrated
         chains estimates <E(sigma^z)> = Tr(E e^{-H}) / Z, the classical part of the QBM energy."""
         return self._chains.energy_integrals
 
     @property
+    @serialised
     def kink_counts(self) -> np.ndarray:
         """Kinks of every worldline, (num_chains, n) int64."""
         return self._chains.kink_counts
 
+    @serialised
     def checkpoint(self) -> dict:
         """All that determines the chains' future: the tau = 0 `state`, the random `streams` and the
         kinks (chain c's are kink_times[o[c]:o[c+1]] on kink_units[...], o = `kink_offsets`).
@@ -110,6 +119,7 @@ class PathIntegralSampler:
         return {"state": self.state, "streams": self._chains.streams,
                 "kink_offsets": offsets, "kink_times": times, "kink_units": units}
 
+    @serialised
     def restore(self, checkpoint) -> None:
         """Continue from a `checkpoint()` of as many chains of as many units: the next runs draw what
         the checkpointed sampler's would have, under this sampler's QBM (its seed no longer matters)."""
@@ -123,6 +133,7 @@ class PathIntegralSampler:
             raise ValueError(f"checkpoint: {exc}") from None
         self._chains = chains
 
+    @serialised
     def set_model(self, qbm: QBM) -> None:
         """Continue the same worldlines under new parameters (same kind, units and blocks)."""
         if not isinstance(qbm, QBM) or qbm._is_rbm != self.qbm._is_rbm:

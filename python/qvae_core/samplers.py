@@ -7,6 +7,9 @@ conditionally independent, so each class is one block.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 
 from . import _core
@@ -17,15 +20,29 @@ from .models import RBM, BoltzmannMachine
 __all__ = ["GibbsSampler"]
 
 
+def serialised(method):
+    """`method` run holding the sampler's lock (`self._lock`, an RLock). `run` releases the GIL, so
+    without it another Python thread could read or replace the chains mid-sweep: a crash, not an
+    error. With it, calls from several threads wait for each other."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class GibbsSampler:
     """`num_chains` persistent chains of `model`; `.run(k)` advances all of them by k sweeps.
 
     Chains start uniformly at random (or at `initial_state`, shape (num_chains, n), 0/1).
     For a given seed the states are bit-identical whatever `num_threads` (None = all cores).
-    `run` releases the GIL: use a sampler from one Python thread at a time.
+    `run` releases the GIL; calls made from several Python threads wait for each other.
     """
 
     def __init__(self, model, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
+        self._lock = threading.RLock()
         self.num_chains = positive_int(num_chains, "num_chains")
         self.seed = seed_value(seed)
         self.num_threads = num_threads_arg(num_threads)
@@ -37,11 +54,13 @@ class GibbsSampler:
         chains_type = _core.RbmChains if isinstance(model, RBM) else _core.GraphChains
         self._chains = chains_type(model._compiled, self.num_chains, self.seed, init)
 
+    @serialised
     def checkpoint(self) -> dict:
         """All that determines the chains' future: `state` (num_chains, n) uint8 and the random
         `streams` (num_streams, 64) uint32. `restore` continues from it exactly."""
         return {"state": self.state, "streams": self._chains.streams}
 
+    @serialised
     def restore(self, checkpoint) -> None:
         """Continue from a `checkpoint()` of as many chains of as many units: the next runs draw what
         the checkpointed sampler's would have, under this sampler's model (its seed no longer matters)."""
@@ -52,6 +71,7 @@ class GibbsSampler:
         if not isinstance(model, (RBM, BoltzmannMachine)):
             raise ValueError(f"model: expected an RBM or a BoltzmannMachine, got {type(model).__name__}")
 
+    @serialised
     def run(self, num_sweeps: int) -> np.ndarray:
         """Advance every chain by num_sweeps sweeps; returns the new (num_chains, n) uint8 states.
 
@@ -63,10 +83,12 @@ class GibbsSampler:
         return self.state
 
     @property
+    @serialised
     def state(self) -> np.ndarray:
         """A copy of the current states, (num_chains, num_units) uint8."""
         return self._chains.state
 
+    @serialised
     def set_model(self, model) -> None:
         """Continue the same chains under new parameters (same kind and size of model)."""
         if type(model) is not type(self.model):
