@@ -3,6 +3,7 @@ uninterrupted run, configs are checked, and the train / evaluate / sample comman
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -114,9 +115,19 @@ def test_train_evaluate_sample_commands(tmp_path, capsys):
     last_epoch = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert json.loads((out / "evaluation.json").read_text())["log_z"] == last_epoch["log_z"]
 
-    assert main(["train", "--resume", "--output", str(out), "--epochs", "2", "--no-progress",
+    assert main(["train", "--config", str(config), "--no-progress", "--output", str(out)]) == 2  # holds a run
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["train", "--resume", "--output", str(out), "--latent", "8x8"]) == 2
+    assert "latent: fixed by the saved run" in capsys.readouterr().err
+
+    copy = tmp_path / "copy"  # a copied run resumes in the copy, and the original stays as it was
+    shutil.copytree(out, copy)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["train", "--resume", "--output", str(copy), "--epochs", "2", "--no-progress",
                  "--final-importance-samples", "5"]) == 0
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((copy / "metrics.jsonl").read_text().splitlines()) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    out = copy
 
     assert main(["evaluate", str(out), "--num-images", "40", "--importance-samples", "10",
                  "--output", str(tmp_path / "m.json")]) == 0
@@ -136,12 +147,17 @@ def test_train_evaluate_sample_commands(tmp_path, capsys):
     assert state["epoch"] == 2 and not model.training and config_.epochs == 2
 
 
-def test_a_new_run_replaces_the_metrics_of_an_old_one(tmp_path):
+def test_a_new_run_replaces_an_old_one_only_when_asked(tmp_path):
     config = TrainConfig(**{**TINY, "latent": "4x4", "epochs": 1, "train_size": 100, "valid_size": 50,
                             "output": str(tmp_path)})
-    for seed in (0, 1):
-        Trainer(TrainConfig.from_dict({**config.to_dict(), "seed": seed})).fit(progress=False, log=lambda line: None)
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+    Trainer(config).fit(progress=False, log=lambda line: None)
+    other = TrainConfig.from_dict({**config.to_dict(), "seed": 1})
+    with pytest.raises(ValueError, match="holds a run"):  # nothing of the first run is touched
+        Trainer(other).fit(progress=False, log=lambda line: None)
+    assert load_checkpoint(tmp_path)[0].seed == 0
+    Trainer(other, overwrite=True).fit(progress=False, log=lambda line: None)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1  # no lines of the old run
+    assert load_checkpoint(tmp_path)[0].seed == 1
 
 
 def test_experiments_resume_only_their_own_run(tmp_path, monkeypatch, capsys):

@@ -89,7 +89,11 @@ def main(argv=None) -> int:
         module, name = entry.split(":")
         getattr(importlib.import_module(module), name)(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one line naming it, not a traceback
+        print(f"qvae-core {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

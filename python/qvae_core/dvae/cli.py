@@ -24,8 +24,12 @@ def register(subparsers) -> None:
         description="Train a DVAE/QVAE. Values come from --quick, then --config, then the flags.",
     )
     train.add_argument("--config", help="JSON file of config fields")
-    train.add_argument("--quick", action="store_true", help="short preset run on the packaged subset")
-    train.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
+    train.add_argument("--quick", action="store_true",
+                       help="short preset run on the packaged subset (replaces an earlier one in its --output)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from its checkpoint (only --epochs, --eval-every, "
+                            "--checkpoint-every, --final-importance-samples and --data may change)")
+    train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -64,14 +68,17 @@ def _train(args) -> int:
 
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
+        if args.config or args.overwrite:
+            raise ValueError("--resume continues the saved run: --config and --overwrite do not apply")
         output = flags.pop("output", QUICK["output"] if args.quick else TrainConfig.output)
-        trainer = Trainer.resume(output, **flags)
+        trainer = Trainer.resume(output, **flags)  # which refuses flags that would change the run
     else:
         values = dict(QUICK) if args.quick else {}
         if args.config:
             values.update(_read_json(args.config))
         values.update(flags)
-        trainer = Trainer(TrainConfig.from_dict(values))
+        # --quick is a demonstration: running it again replaces its earlier run
+        trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or args.quick)
     print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
     trainer.fit(progress=not args.no_progress)
     # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults

@@ -100,8 +100,10 @@ class Trainer:
     contract of samplers.py (sample(model) -> states, state_dict, load_state_dict), e.g. a QPU sampler.
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, sampler=None):
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, sampler=None,
+                 overwrite: bool = False):
         self.config = config
+        self.overwrite = overwrite  # may fit() start anew in an output directory that holds a run?
         self.data = (dataset or load_dataset(config.data)).subset(config.train_size, config.valid_size)
         if self.data.train.shape[0] < config.batch_size:
             raise ValueError(
@@ -197,10 +199,14 @@ class Trainer:
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
         c = self.config
-        self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
-        if self.epoch == 0:  # a new run: no lines of an earlier run in this directory
+        if self.epoch == 0:  # a new run: the directory must not hold another one, unless replaced
+            if (self.output / CHECKPOINT).exists() and not self.overwrite:
+                raise ValueError(f"output: {self.output} holds a run ({CHECKPOINT}); resume it (Trainer.resume, "
+                                 "qvae-core train --resume) or replace it (overwrite=True, --overwrite)")
+            self.output.mkdir(parents=True, exist_ok=True)
+            (self.output / CHECKPOINT).unlink(missing_ok=True)
             (self.output / METRICS).write_text("")
+        (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
@@ -253,10 +259,15 @@ class Trainer:
 
     @classmethod
     def resume(cls, output, *, dataset: Dataset | None = None, sampler=None, **overrides) -> "Trainer":
-        """The trainer saved in output/checkpoint.pt; `overrides` may change e.g. epochs. Metrics
-        lines written after the checkpoint are dropped."""
+        """The trainer saved in output/checkpoint.pt, writing on in `output` (also when the run was
+        copied there). `overrides` may change the fields of RESUMABLE (e.g. epochs); the others
+        define the saved run. Metrics lines written after the checkpoint are dropped."""
+        fixed = sorted(set(overrides) - RESUMABLE)
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)}: fixed by the saved run in {output}; only "
+                             f"{', '.join(sorted(RESUMABLE))} may change when it resumes")
         state = _read_checkpoint(Path(output) / CHECKPOINT)
-        config = TrainConfig.from_dict({**state["config"], **overrides})
+        config = TrainConfig.from_dict({**state["config"], **overrides, "output": str(output)})
         trainer = cls(config, dataset, sampler=sampler)
         trainer.load_state_dict(state)
         metrics = Path(config.output) / METRICS
@@ -264,6 +275,10 @@ class Trainer:
             lines = [line for line in metrics.read_text().splitlines() if json.loads(line)["epoch"] <= trainer.epoch]
             metrics.write_text("".join(line + "\n" for line in lines))
         return trainer
+
+
+# Config fields a resumed run may change: how long it trains and how often it reports, not what it is.
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data"})
 
 
 def _read_checkpoint(path: Path) -> dict:
