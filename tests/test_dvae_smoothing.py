@@ -53,9 +53,10 @@ def _grid(seed=0, n=400):
     return logits, rho
 
 
-@pytest.mark.parametrize("beta", [1.5, 4.0, 10.0])
+@pytest.mark.parametrize("beta", [1.5, 4.0, 10.0, 30.0, 200.0])  # e^beta overflows float32 beyond 88.7
 @pytest.mark.parametrize("name", PROPER)
 def test_inverse_cdf_against_scipy(name, beta):
+    beta = min(beta, SMOOTHINGS[name].max_beta)
     """F(ζ(ρ)) = ρ, checked as the error it implies in ζ, |F(ζ) - ρ| / q(ζ) (first order): the
     power-function density is unbounded at the ends, where F is flat in ρ but steep in ζ."""
     logits, rho = _grid()
@@ -185,18 +186,23 @@ def test_bad_beta_is_refused():
         SMOOTHINGS["power"](1.0)  # needs beta > 1
     with pytest.raises(ValueError, match="beta"):
         SMOOTHINGS["spike-exp"](float("nan"))
+    with pytest.raises(ValueError, match=r"beta: overlap-exp needs a finite beta in \(0.0, 80\]"):
+        SMOOTHINGS["overlap-exp"](81.0)
     smoothing = SMOOTHINGS["concrete"](7.0)
     with pytest.raises(ValueError, match="beta"):
         smoothing.beta = -1.0
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["beta", "large-beta"])
 @pytest.mark.parametrize("name", [*PROPER, "concrete"])
-def test_float32_extremes_give_finite_values_and_gradients(name):
+def test_float32_extremes_give_finite_values_and_gradients(name, large):
     """Noise at the ends of [0, 1) and saturated logits: ζ in [0, 1], post and gradients finite
-    (float32 rounds 1 - 1e-15 to 1, where the power-function densities diverge)."""
+    (float32 rounds 1 - 1e-15 to 1, where the power-function densities diverge), also at a beta
+    whose e^beta overflows float32."""
     rho = torch.tensor([0.0, 1e-30, 1e-7, 0.5, 1 - 2**-24], dtype=torch.float32).repeat(5)
     logits = torch.tensor([-30.0, -5.0, 0.0, 5.0, 30.0]).repeat_interleave(5).requires_grad_(True)
-    s = SMOOTHINGS[name](1.5 if name == "power" else 10.0)(logits, rho, torch.full_like(rho, 0.5))
+    beta = min((1.5 if name == "power" else 10.0) * (100.0 if large else 1.0), SMOOTHINGS[name].max_beta)
+    s = SMOOTHINGS[name](beta)(logits, rho, torch.full_like(rho, 0.5))
     assert torch.all((s.zeta >= 0) & (s.zeta <= 1)) and torch.all(torch.isfinite(s.post))
     (grad,) = torch.autograd.grad((s.zeta + s.post).sum(), logits)
     assert torch.all(torch.isfinite(grad))

@@ -59,6 +59,7 @@ class Smoothing:
     name = ""
     relaxed = False  # True: ζ only relaxes z during training; the model is evaluated at ζ = z
     min_beta = 0.0
+    max_beta = math.inf
 
     def __init__(self, beta: float):
         self.beta = beta
@@ -70,8 +71,9 @@ class Smoothing:
     @beta.setter
     def beta(self, value: float) -> None:
         value = float(value)
-        if not (math.isfinite(value) and value > self.min_beta):
-            raise ValueError(f"beta: {self.name} needs a finite beta > {self.min_beta}, got {value}")
+        if not (math.isfinite(value) and self.min_beta < value <= self.max_beta):
+            bound = f"> {self.min_beta}" if math.isinf(self.max_beta) else f"in ({self.min_beta}, {self.max_beta:g}]"
+            raise ValueError(f"beta: {self.name} needs a finite beta {bound}, got {value}")
         self._beta = value
 
     def __call__(self, logits: torch.Tensor, rho: torch.Tensor, u: torch.Tensor) -> Smoothed:
@@ -103,7 +105,11 @@ class SpikeAndExponential(Smoothing):
         return Smoothed(zeta, z, post)
 
     def sample_given(self, z, rho):
-        return z * torch.log1p(rho * math.expm1(self.beta)) / self.beta
+        if self.beta <= 20.0:  # exact for small beta, where the form below cancels
+            return z * torch.log1p(rho * math.expm1(self.beta)) / self.beta
+        # = 1 + log(rho + (1 - rho) e^{-beta}) / beta, where e^beta would overflow float32 (beta > 88)
+        inside = (rho + (1 - rho) * math.exp(-self.beta)).clamp_min(torch.finfo(rho.dtype).tiny)
+        return z * (1 + torch.log(inside) / self.beta)
 
 
 class _MixtureInverseCDF(torch.autograd.Function):
@@ -168,6 +174,9 @@ class OverlappingExponentials(_OverlappingSmoothing):
     """
 
     name = "overlap-exp"
+    # Beyond, a component's density at the far end of [0, 1], beta e^{-beta}, is no normal float32
+    # number, and the implicit gradient (1 / density) of the inverse CDF overflows.
+    max_beta = 80.0
 
     def component_log_pdf(self, zeta, which):
         log_norm = math.log(self.beta) - math.log(-math.expm1(-self.beta))
