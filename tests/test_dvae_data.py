@@ -93,9 +93,16 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     np.savez(tmp_path / "wide.npz", train=np.zeros((2, 99), np.uint8), valid=np.zeros((2, 98), np.uint8))
     with pytest.raises(ValueError, match=r"wide.npz\['train'\] has shape \(2, 99\)"):
         load_dataset(tmp_path / "wide.npz")
+    np.savez(tmp_path / "empty.npz", train=np.zeros((2, 98), np.uint8), valid=np.zeros((0, 98), np.uint8))
+    with pytest.raises(ValueError, match=r"empty.npz\['valid'\] has shape \(0, 98\)"):  # not after an epoch
+        load_dataset(tmp_path / "empty.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip archive")
-    with pytest.raises(ValueError, match="junk.npz is not a readable .npz"):
-        load_dataset(tmp_path / "junk.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "wide.npz").read_bytes()[:200])
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npz").write_bytes((tmp_path / "array.npy").read_bytes())
+    for name in ("junk.npz", "cut.npz", "array.npz"):
+        with pytest.raises(ValueError, match=f"{name} is not a readable .npz"):
+            load_dataset(tmp_path / name)
 
     amat = tmp_path / "amat"
     amat.mkdir()
@@ -106,6 +113,13 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     (amat / "binarized_mnist_train.amat").write_text(" ".join("0" * 783 + "2") + "\n")
     with pytest.raises(ValueError, match="binarized_mnist_train.amat"):
         load_dataset(amat)
+    # lines of 785 and 783 values: the right total, rows shifted
+    (amat / "binarized_mnist_train.amat").write_text(" ".join("1" * 785) + "\n" + " ".join("0" * 783) + "\n")
+    with pytest.raises(ValueError, match="binarized_mnist_train.amat"):
+        load_dataset(amat)
+    (amat / "binarized_mnist_train.amat").write_text(" ".join(["10"] + ["0"] * 783) + "\n")  # one token, 2 digits
+    with pytest.raises(ValueError, match="binarized_mnist_train.amat"):
+        load_dataset(amat)
 
     idx = tmp_path / "train-images-idx3-ubyte"
     idx.write_bytes(np.array([0x801, 1, 1, 1], ">u4").tobytes())
@@ -114,6 +128,15 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     idx.write_bytes(_idx_bytes(np.zeros((10_001, 2, 2)))[:-1])
     with pytest.raises(ValueError, match="train-images-idx3-ubyte holds 40003 pixel bytes"):
         load_dataset(idx)
+    idx.write_bytes(_idx_bytes(np.zeros((10_001, 0, 0))))  # images without pixels
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte holds 0 pixel bytes"):
+        load_dataset(idx)
+    gz = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(gz, "wb") as f:
+        f.write(_idx_bytes(np.zeros((10_001, 2, 2))))
+    gz.write_bytes(gz.read_bytes()[:-30])  # truncated stream
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz could not be read"):
+        load_dataset(gz)
 
     other = tmp_path / "images.csv"
     other.write_text("0,1\n")

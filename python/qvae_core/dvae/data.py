@@ -20,6 +20,8 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +106,12 @@ def _load_directory(directory: Path) -> Dataset:
 
 def _load_npz(path: Path) -> Dataset:
     try:
-        with np.load(path) as archive:
+        with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
             splits = {key: archive[key] for key in ("train", "valid") if key in archive.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"data: {path} is not a readable .npz archive ({exc})") from None
     missing = {"train", "valid"} - set(splits)
     if missing:
@@ -118,13 +123,14 @@ def _load_npz(path: Path) -> Dataset:
 def _binary_rows(array: np.ndarray, where: str) -> np.ndarray:
     """(N, 784) float32 0/1 from bit-packed (N, 98) uint8 rows or unpacked (N, 784) 0/1 rows."""
     packed_width = MNIST_PIXELS // 8 + (MNIST_PIXELS % 8 > 0)
-    if array.ndim == 2 and array.shape[1] == packed_width and array.dtype == np.uint8:
-        return np.unpackbits(array, axis=1)[:, :MNIST_PIXELS].astype(np.float32)
-    if array.ndim == 2 and array.shape[1] == MNIST_PIXELS and np.isin(array, (0, 1)).all():
-        return array.astype(np.float32)
+    if array.ndim == 2 and array.shape[0] > 0:
+        if array.shape[1] == packed_width and array.dtype == np.uint8:
+            return np.unpackbits(array, axis=1)[:, :MNIST_PIXELS].astype(np.float32)
+        if array.shape[1] == MNIST_PIXELS and np.isin(array, (0, 1)).all():
+            return array.astype(np.float32)
     raise ValueError(
         f"data: {where} has shape {array.shape} and dtype {array.dtype}; expected bit-packed (N, "
-        f"{packed_width}) uint8 rows or (N, {MNIST_PIXELS}) rows of 0/1"
+        f"{packed_width}) uint8 rows or (N, {MNIST_PIXELS}) rows of 0/1, N >= 1"
     )
 
 
@@ -137,15 +143,17 @@ def _read_amat(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"data: {path} does not exist")
     text = path.read_bytes()
+    lines = [line for line in text.splitlines() if line.strip()]
     chars = np.frombuffer(text, np.uint8)
     digits = chars[(chars == ord("0")) | (chars == ord("1"))]
-    num_lines = sum(1 for line in text.splitlines() if line.strip())
     other = np.isin(chars, np.frombuffer(b"01 \t\r\n", np.uint8), invert=True)
-    if other.any() or digits.size != num_lines * MNIST_PIXELS:
+    # 784 tokens on every line and 784 digits per line in all: each token is one digit, rows aligned
+    if (not lines or other.any() or digits.size != len(lines) * MNIST_PIXELS
+            or any(len(line.split()) != MNIST_PIXELS for line in lines)):
         raise ValueError(
             f"data: {path} is not an .amat file of 0/1 images with {MNIST_PIXELS} values per line"
         )
-    return (digits - ord("0")).reshape(num_lines, MNIST_PIXELS).astype(np.float32)
+    return (digits - ord("0")).reshape(len(lines), MNIST_PIXELS).astype(np.float32)
 
 
 def _load_idx(path: Path) -> Dataset:
@@ -153,13 +161,13 @@ def _load_idx(path: Path) -> Dataset:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip: truncated or corrupt streams
         raise ValueError(f"data: {path} could not be read ({exc})") from None
     header = np.frombuffer(raw[:16], ">u4") if len(raw) >= 16 else np.zeros(0)
     if header.size != 4 or header[0] != _IDX_IMAGES_MAGIC:
         raise ValueError(f"data: {path} is not an IDX file of images (magic number 0x803)")
     count, rows, cols = (int(v) for v in header[1:])
-    if len(raw) != 16 + count * rows * cols or count <= _IDX_VALIDATION_IMAGES:
+    if len(raw) != 16 + count * rows * cols or count <= _IDX_VALIDATION_IMAGES or rows * cols == 0:
         raise ValueError(
             f"data: {path} holds {len(raw) - 16} pixel bytes for a header of {count} images of "
             f"{rows}x{cols} (more than {_IDX_VALIDATION_IMAGES} images needed)"
