@@ -90,6 +90,16 @@ def test_config_errors_name_the_field(tmp_path):
     for bad, field in cases:
         with pytest.raises(ValueError, match=field):
             TrainConfig(**bad)
+    more = [
+        ({"prior": ["rbm"]}, "prior"), ({"output": None}, "output"), ({"qpu_solver": None}, "qpu_solver"),
+        ({"data": 5}, "data"), ({"seed": 2**64}, "seed"), ({"gamma": 501.0}, "gamma"),
+        ({"sampler": "pa", "negative_samples": 10}, "negative_samples"), ({"log_z_population": 10}, "log_z_population"),
+        ({"sampler": "qpu"}, "sampler"),  # an RBM prior: the QPU samples graph priors
+        ({"smoothing": "overlap-exp", "beta_end": 100.0}, "beta"),
+    ]
+    for bad, field in more:
+        with pytest.raises(ValueError, match=field):
+            TrainConfig(**bad)
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="batch_size"):
@@ -135,6 +145,22 @@ def test_train_evaluate_sample_commands(tmp_path, capsys):
     assert metrics["num_images"] == 40 and metrics["importance_samples"] == 10
     assert metrics["ll"] >= metrics["elbo"] - K_SIGMA * metrics["elbo_stderr"]
     assert 0 <= metrics["active_units"] <= 16
+
+    for flags in (["--num-images", "-10"], ["--importance-samples", "0"], ["--log-z-population", "5"]):
+        with pytest.raises(SystemExit):  # argparse: a usage error, status 2
+            main(["evaluate", str(out), *flags])
+    for flags in (["--columns", "0"], ["--num-samples", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["sample", str(out), *flags])
+    idx = tmp_path / "train-images-idx3-ubyte"  # 2x2 images, not the run's 28x28
+    idx.write_bytes(np.array([0x803, 10_001, 2, 2], ">u4").tobytes() + bytes(10_001 * 4))
+    assert main(["evaluate", str(out), "--data", str(idx)]) == 2
+    assert "has images of shape (2, 2); the run was trained on (28, 28)" in capsys.readouterr().err
+    broken = torch.load(out / "checkpoint.pt", weights_only=True)
+    del broken["model"]
+    torch.save(broken, tmp_path / "broken.pt")
+    assert main(["evaluate", str(tmp_path / "broken.pt")]) == 2
+    assert "broken.pt lacks model" in capsys.readouterr().err
 
     assert main(["sample", str(out / "checkpoint.pt"), "--num-samples", "12", "--columns", "4",
                  "--output", str(tmp_path / "s.png")]) == 0

@@ -63,6 +63,7 @@ void register_model(py::module_& m, const char* name) {
 }  // namespace
 
 void register_ctqmc(py::module_& m) {
+  m.attr("MAX_GAMMA") = qvae::kMaxGamma;  // largest transverse field a QBM accepts
   register_model<qvae::QmcRbmModel, qvae::RbmModel>(m, "QmcRbmModel");
   register_model<qvae::QmcGraphModel, qvae::GraphModel>(m, "QmcGraphModel");
   register_chains<qvae::QmcRbmModel>(m, "QmcRbmChains");

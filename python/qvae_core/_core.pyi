@@ -204,3 +204,4 @@ def max_threads() -> int:
     """
     Number of threads the samplers use when num_threads is not given.
     """
+MAX_GAMMA: float = 500.0

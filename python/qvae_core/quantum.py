@@ -38,7 +38,7 @@ class QBM(_Immutable):
         g.flags.writeable = False
         self.gamma = g
         # The C++ path-integral model (RBM layers or colour classes as blocks); it checks that
-        # 0 <= Gamma_l <= 500.
+        # 0 <= Gamma_l <= _core.MAX_GAMMA (500).
         self._is_rbm = isinstance(model, RBM)
         kind = _core.QmcRbmModel if self._is_rbm else _core.QmcGraphModel
         self._compiled = kind(model._compiled, g)

@@ -45,22 +45,38 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON")
     evaluate.add_argument("checkpoint", help="checkpoint.pt or a run directory")
     evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
-    evaluate.add_argument("--num-images", type=int, default=0, help="first N validation images (0: all)")
-    evaluate.add_argument("--importance-samples", type=int, default=1000, help="K per image for the LL")
-    evaluate.add_argument("--log-z-population", type=int, default=LOG_Z_POPULATION,
+    evaluate.add_argument("--num-images", type=_at_least(0), default=0, help="first N validation images (0: all)")
+    evaluate.add_argument("--importance-samples", type=_at_least(1), default=1000, help="K per image for the LL")
+    evaluate.add_argument("--log-z-population", type=_at_least(20), default=LOG_Z_POPULATION,
                           help="population of the log Z annealing")
-    evaluate.add_argument("--log-diag-population", type=int, default=200, help="QBM: population of log_diag")
+    evaluate.add_argument("--log-diag-population", type=_at_least(20), default=200,
+                          help="QBM: population of log_diag")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
     evaluate.set_defaults(func=_evaluate)
 
     sample = subparsers.add_parser("sample", help="write a PNG grid of digits generated from the prior")
     sample.add_argument("checkpoint", help="checkpoint.pt or a run directory")
-    sample.add_argument("--num-samples", type=int, default=100)
-    sample.add_argument("--columns", type=int, default=10)
+    sample.add_argument("--num-samples", type=_at_least(1), default=100)
+    sample.add_argument("--columns", type=_at_least(1), default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--output", help="PNG file (default: samples.png beside the checkpoint)")
     sample.set_defaults(func=_sample)
+
+
+def _at_least(minimum: int):
+    """argparse type: an integer >= minimum (populations: 2 replicas in each of 10 sub-populations)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _train(args) -> int:
@@ -96,8 +112,11 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate
     from .train import load_checkpoint
 
-    config, model, _ = load_checkpoint(args.checkpoint)
+    config, model, state = load_checkpoint(args.checkpoint)
     data = load_dataset(args.data if args.data is not None else config.data)
+    if list(data.image_shape) != list(state["image_shape"]):
+        raise ValueError(f"data: {data.source} has images of shape {tuple(data.image_shape)}; the run was "
+                         f"trained on {tuple(state['image_shape'])}")
     images = data.binary_valid(seed=config.seed)
     if args.num_images:
         images = images[: args.num_images]

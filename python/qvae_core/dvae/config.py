@@ -12,6 +12,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from .._core import MAX_GAMMA
+
 __all__ = ["TrainConfig", "QUICK"]
 
 
@@ -91,15 +93,23 @@ class TrainConfig:
 
         tables = {"prior": PRIORS, "smoothing": SMOOTHINGS, "encoder": ENCODERS, "sampler": SAMPLERS}
         for name, table in tables.items():
-            if getattr(self, name) not in table:
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
                 raise ValueError(f"{name}: expected one of {sorted(table)}, got {getattr(self, name)!r}")
-        minimum = {"train_size": 0, "valid_size": 0, "groups": 1, "negative_samples": 2, "sweeps": 0,
-                   "epochs": 1, "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
-                   "log_z_population": 2, "final_importance_samples": 1, "seed": 0}
+        for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
+        if self.data is not None and not isinstance(self.data, str):
+            raise ValueError(f"data: expected a path or None, got {self.data!r}")
+        # A population-annealing run needs 2 replicas in each of its 10 sub-populations.
+        minimum = {"train_size": 0, "valid_size": 0, "groups": 1, "negative_samples": 20 if self.sampler == "pa" else 2,
+                   "sweeps": 0, "epochs": 1, "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
+                   "log_z_population": 20, "final_importance_samples": 1, "seed": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if self.seed >= 2**63:
+            raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
                      "beta_lr"):
             value = getattr(self, name)
@@ -123,8 +133,11 @@ class TrainConfig:
                 raise ValueError("qpu_solver: feature filters must be a JSON object")
         kind = PRIORS[self.prior]
         kind.sizes(self.latent)  # raises ValueError naming latent
-        if self.gamma < 0 or (self.gamma > 0 and not kind.quantum):
-            raise ValueError(f"gamma: must be >= 0, and 0 for the {self.prior} prior, got {self.gamma}")
+        if not 0 <= self.gamma <= MAX_GAMMA or (self.gamma > 0 and not kind.quantum):
+            raise ValueError(f"gamma: must be in [0, {MAX_GAMMA:g}], and 0 for the {self.prior} prior, got {self.gamma}")
+        if self.sampler == "qpu" and (self.prior not in ("chimera", "pegasus", "zephyr", "graph") or self.gamma > 0):
+            raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph), "
+                             f"not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
             SMOOTHINGS[self.smoothing](beta)  # raises ValueError naming beta
         for name in ("encoder_hidden", "decoder_hidden"):

@@ -39,6 +39,7 @@ __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 _CHECKPOINT_VERSION = 2  # 2: persistent chains saved whole (states, streams, worldlines)
+_CHECKPOINT_KEYS = ("config", "image_shape", "beta", "epoch", "step", "model", "optimizer", "sampler", "generator")
 
 
 def build_model(config: TrainConfig, image_shape, pixel_mean=None) -> DVAE:
@@ -290,6 +291,9 @@ def _read_checkpoint(path: Path) -> dict:
         raise ValueError(f"checkpoint: {path} could not be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint: {path} is not a qvae-core DVAE checkpoint (version {_CHECKPOINT_VERSION})")
+    missing = sorted(set(_CHECKPOINT_KEYS) - set(state))
+    if missing:
+        raise ValueError(f"checkpoint: {path} lacks {', '.join(missing)}")
     return state
 
 
