@@ -78,6 +78,12 @@ def test_inactive_fraction_is_reproducible_and_counted():
         (dict(topology="chimera", shape=1, inactive_qubits=[99]), "inactive_qubits"),
         (dict(topology="chimera", shape=1, inactive_qubits=[1], inactive_fraction=0.1), "inactive_fraction"),
         (dict(topology="chimera", shape=1, inactive_fraction=1.0), "inactive_fraction"),
+        (dict(topology="chimera", shape=1, inactive_fraction="0.5"), "inactive_fraction"),
+        (dict(topology="chimera", shape=1, inactive_qubits=[1.7]), "inactive_qubits"),  # not qubit 1
+        (dict(topology="chimera", shape=1, inactive_qubits=["3"]), "inactive_qubits"),
+        (dict(topology="chimera", shape=1, inactive_qubits=list(range(8))), "no qubit"),
+        (dict(topology="chimera", shape=2.0), "shape"),
+        (dict(topology="chimera", shape=None), "shape"),
     ],
 )
 def test_solver_definition_rejects_bad_input(kwargs, match):
@@ -92,8 +98,19 @@ def test_working_graph_restricted_to_qubits_is_the_induced_subgraph():
     couplers = {tuple(sorted(c)) for c in solver.properties["couplers"]}
     induced = {(a, b) for a in graph.nodes for b in graph.nodes if (a, b) in couplers}
     assert {tuple(graph.nodes[e]) for e in graph.edges} == induced
-    with pytest.raises(ValueError, match="qubits"):
-        qd.working_graph(solver, qubits=[5])
+    for qubits in ([5], [0.9, 4.2], ["0", "4"]):  # inactive, or labels that are not integers
+        with pytest.raises(ValueError, match="qubits"):
+            qd.working_graph(solver, qubits=qubits)
+
+
+@pytest.mark.parametrize("name", ["readout_thermalization", "programming_thermalization", "annealing_time"])
+def test_timing_parameters_are_numbers_within_their_ranges(name):
+    props = qd.qpu_solver("chimera", 1)["properties"]
+    lo, hi = props[f"{name}_range"]
+    qd.hardware.check_timing({name: hi}, props)
+    for value in (lo - 1, hi * 2, "x", True):  # a negative readout time divided by zero in max_num_reads
+        with pytest.raises(ValueError, match=name):
+            qd.hardware.check_timing({name: value}, props)
 
 
 # ---- anneal schedules and reads -----------------------------------------------------------------
@@ -109,7 +126,8 @@ def test_pause_and_quench_is_the_papers_schedule_at_the_fastest_quench():
 
 
 @pytest.mark.parametrize(
-    "field, value", [("s_pause", 0.0), ("s_pause", 1.0), ("ramp_time", 0.0), ("pause_time", -1.0), ("quench_time", 0.0)]
+    "field, value", [("s_pause", 0.0), ("s_pause", 1.0), ("s_pause", "0.5"), ("ramp_time", 0.0), ("pause_time", -1.0),
+                     ("quench_time", 0.0)]
 )
 def test_pause_and_quench_rejects_bad_fields(field, value):
     with pytest.raises(ValueError, match=field):

@@ -185,13 +185,16 @@ def test_configured_from_the_environment(server, monkeypatch):
         (dict(solver_params={"annealing_time": 5000.0}), "annealing_time"),
         (dict(solver_params={"num_reads": 5}), "set by the sampler"),
         (dict(solver_params={"tempo": 5}), "not a parameter"),
+        (dict(solver_params={"readout_thermalization": -20.0}), "readout_thermalization"),
+        (dict(anneal_schedule=qd.PauseAndQuench(), client_options=[1, 2]), "client_options"),
         (dict(topology=q.graphs.chimera(1)), "topology"),
     ],
 )
 def test_bad_arguments_raise_value_error_and_submit_nothing(server, kwargs, match):
     kwargs = dict(kwargs)
+    options = kwargs.pop("client_options", server.client_options())
     with pytest.raises(ValueError, match=match):
-        qd.QPUSampler(kwargs.pop("solver", CHIMERA), client_options=server.client_options(), **{**FAST, **kwargs})
+        qd.QPUSampler(kwargs.pop("solver", CHIMERA), client_options=options, **{**FAST, **kwargs})
     assert submitted_posts(server) == 0
 
 

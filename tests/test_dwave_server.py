@@ -228,6 +228,15 @@ def test_long_polls_wait_for_an_answer_and_no_longer(server, client):
     statuses = http(server, "GET", f"problems/?id={pid}&timeout=10").json()
     assert statuses[0]["status"] == "COMPLETED" and time.monotonic() - start < 5
     assert future.wait(10) and future.remote_status == "COMPLETED"
+    for timeout in ("nan", "inf", "soon"):  # NaN never expired: the handler waited forever
+        assert http(server, "GET", f"problems/?id={pid}&timeout={timeout}").status_code == 400
+
+
+def test_malformed_jobs_are_refused_with_400(server):
+    for job in ({"solver": ["x"], "type": "ising", "data": {}}, {"solver": CHIMERA, "type": "ising", "data": [1]},
+                {"solver": CHIMERA, "type": "ising", "data": {}, "params": [1]}):
+        answer = http(server, "POST", "problems/", json=job).json()
+        assert answer["error_code"] == 400, answer
 
 
 def test_cancelled_problems_end_cancelled(server, client):
@@ -287,7 +296,8 @@ def test_cli_serves_until_interrupted():
         process.stderr.close()
 
 
-@pytest.mark.parametrize("argv", [["--host", "0.0.0.0"], ["--solver", "king:3"], ["--inject", "meteor:1"]])
+@pytest.mark.parametrize("argv", [["--host", "0.0.0.0"], ["--solver", "king:3"], ["--inject", "meteor:1"],
+                                  ["--port", "70000"], ["--token", ""], ["--beta", "1e300"]])
 def test_cli_refuses_bad_options(argv, capsys):
     assert main(["sapi-server", "--port", "0", "--solver", "chimera:1"] + argv) == 2
     assert "qvae-core sapi-server:" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._validation import finite_array, positive_float
+from .._validation import finite_array, integer_array, positive_float
 from ..graphs import Topology, _from_labels
 
 __all__ = [
@@ -34,7 +34,7 @@ def working_graph(solver, qubits=None) -> Topology:
     properties = solver.properties
     nodes = np.array(sorted(int(v) for v in properties["qubits"]), dtype=np.int64)
     if qubits is not None:
-        chosen = np.unique(np.asarray(qubits, dtype=np.int64))
+        chosen = np.unique(integer_array(list(qubits), "qubits", np.int64, (None,)))
         missing = np.setdiff1d(chosen, nodes)
         if chosen.size == 0 or missing.size:
             raise ValueError(f"qubits: not active qubits of the solver: {missing[:10].tolist()}")
@@ -60,7 +60,7 @@ class PauseAndQuench:
     quench_time: float | None = None
 
     def __post_init__(self):
-        if not 0.0 < self.s_pause < 1.0:
+        if not 0.0 < positive_float(self.s_pause, "s_pause") < 1.0:
             raise ValueError(f"s_pause: must be in (0, 1), got {self.s_pause}")
         positive_float(self.ramp_time, "ramp_time")
         positive_float(self.pause_time, "pause_time", allow_zero=True)
@@ -122,14 +122,17 @@ def validate_anneal_schedule(schedule, properties: Mapping) -> list[list[float]]
 
 
 def check_timing(params: Mapping, properties: Mapping) -> None:
-    """annealing_time within annealing_time_range and not together with an anneal_schedule (whose
-    own checks are validate_anneal_schedule's)."""
+    """annealing_time, programming_thermalization and readout_thermalization numbers within the
+    solver's *_range, and annealing_time not together with an anneal_schedule (whose own checks are
+    validate_anneal_schedule's)."""
     if "anneal_schedule" in params and "annealing_time" in params:
         raise ValueError("annealing_time conflicts with anneal_schedule")
-    if "annealing_time" in params:
-        lo, hi = properties["annealing_time_range"]
-        if not lo <= float(params["annealing_time"]) <= hi:
-            raise ValueError(f"annealing_time: must be in [{lo}, {hi}], got {params['annealing_time']}")
+    for name in ("annealing_time", "programming_thermalization", "readout_thermalization"):
+        if name in params and f"{name}_range" in properties:
+            lo, hi = properties[f"{name}_range"]
+            value = params[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ValueError(f"{name}: must be a number in [{lo}, {hi}], got {value!r}")
 
 
 def anneal_time(params: Mapping, properties: Mapping) -> float:

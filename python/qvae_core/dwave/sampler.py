@@ -95,6 +95,8 @@ class QPUSampler:
             raise ValueError(f"solver: expected a name, a dict of feature filters or None, got {solver!r}")
         if client is not None and client_options:
             raise ValueError("client_options: only used when no client is given")
+        if client_options is not None and not isinstance(client_options, Mapping):
+            raise ValueError(f"client_options: expected a mapping of Client.from_config options, got {client_options!r}")
         self.label = str(label)
         self._rng = np.random.default_rng(seed_value(seed))
         self.last_problem_ids: list = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import queue
 import threading
 import time
@@ -77,6 +78,17 @@ def default_solvers(inactive_fraction: float = 0.0, seed=0) -> list[dict]:
     shapes = (("chimera", 16), ("pegasus", 16), ("zephyr", 6))
     return [qpu_solver(topology, shape, inactive_fraction=inactive_fraction, seed=seed_value(seed) + k)
             for k, (topology, shape) in enumerate(shapes)]
+
+
+def _seconds(text: str) -> float:
+    """A long poll's timeout query value: a finite number (NaN would never expire)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise _HTTPError(400, f"timeout: not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise _HTTPError(400, f"timeout: must be a finite number of seconds, got {text!r}")
+    return value
 
 
 class _HTTPError(Exception):
@@ -181,6 +193,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+MAX_BETA = 1e4  # |h|, |J| of a few units times beta stay within the models' MAX_PARAMETER (1e6)
+
+
 class SAPIServer:
     """Local SAPI server; use as a context manager (background thread) or `serve_forever()`.
 
@@ -195,10 +210,19 @@ class SAPIServer:
         if host not in _LOOPBACK:
             raise ValueError(f"host: the local SAPI server binds to loopback only {_LOOPBACK}, got {host!r}")
         self.beta = positive_float(beta, "beta")
+        if self.beta > MAX_BETA:
+            raise ValueError(f"beta: at most {MAX_BETA:g} (beta times the solver's ranges must stay a model "
+                             f"parameter), got {self.beta:g}")
         self.sweeps = positive_int(sweeps, "sweeps")
         self.seed = seed_value(seed)
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError(f"token: expected a non-empty string or None (any token), got {token!r}")
         self.token = token
-        self.max_poll_wait = float(max_poll_wait)
+        if positive_int(port, "port", minimum=0) > 65535:
+            raise ValueError(f"port: must be in [0, 65535], got {port}")
+        self.max_poll_wait = positive_float(max_poll_wait, "max_poll_wait")
+        if isinstance(solvers, dict):
+            raise ValueError("solvers: expected a list of solver definitions, got a single one")
         definitions = default_solvers() if solvers is None else list(solvers)
         if not definitions:
             raise ValueError("solvers: need at least one solver definition")
@@ -407,6 +431,8 @@ class SAPIServer:
             raise _HTTPError(400, "each job must be a JSON object")
         identity = job.get("solver") or {}
         name = identity.get("name") if isinstance(identity, dict) else identity
+        if not isinstance(name, str):
+            raise _HTTPError(400, f"solver: expected a name or an identity object, got {identity!r}")
         solver = self._solvers.get(name)
         if solver is None:
             raise _HTTPError(404, f"solver {name!r} not found")
@@ -417,6 +443,8 @@ class SAPIServer:
         if problem_type not in ("ising", "qubo"):
             raise _HTTPError(400, f"problem type {problem_type!r} not supported; use 'ising' or 'qubo'")
         params = job.get("params") or {}
+        if not isinstance(params, dict) or not isinstance(job.get("data") or {}, dict):
+            raise _HTTPError(400, "params and data: each must be a JSON object")
         props = solver.properties
         try:
             decoded = qp.decode_problem(job.get("data") or {}, solver.couplers, solver.qubits.shape[0])
@@ -520,7 +548,7 @@ class SAPIServer:
                     with self._cond:
                         return 200, "problems", [p.status_document(now) for p in self._problems.values()]
                 ids = [i for i in query["id"][0].split(",") if i]
-                return 200, "problems", self._poll(ids, float(query.get("timeout", ["0"])[0]))
+                return 200, "problems", self._poll(ids, _seconds(query.get("timeout", ["0"])[0]))
             if method == "DELETE":
                 if not isinstance(body, list):
                     raise _HTTPError(400, "expected a JSON list of problem ids")

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import graphs
-from .._validation import positive_int, seed_value
+from .._validation import integer_array, positive_float, positive_int, seed_value
 
 __all__ = ["qpu_solver", "SOLVER_PARAMETERS"]
 
@@ -94,23 +94,28 @@ def qpu_solver(
     Inactive qubits: an explicit list of labels, or a random `inactive_fraction` of the qubits
     (drawn with `seed`). Keyword arguments override properties (e.g. h_range=[-2, 2]).
     """
+    if not isinstance(shape, (numbers.Integral, list, tuple)):
+        raise ValueError(f"shape: expected an integer or a list of them, got {shape!r}")
     dims = [shape] if isinstance(shape, numbers.Integral) else list(shape)
     full, num_qubits, canonical = _full_graph(topology, [positive_int(d, "shape") for d in dims])
     if inactive_qubits is not None and inactive_fraction:
         raise ValueError("inactive_fraction: give either inactive_qubits or inactive_fraction, not both")
-    if not 0.0 <= inactive_fraction < 1.0:
+    inactive_fraction = positive_float(inactive_fraction, "inactive_fraction", allow_zero=True)
+    if not inactive_fraction < 1.0:
         raise ValueError(f"inactive_fraction: must be in [0, 1), got {inactive_fraction}")
     if inactive_qubits is None:
         rng = np.random.default_rng(seed_value(seed))
         count = int(round(inactive_fraction * full.num_units))
         inactive = rng.choice(full.nodes, size=count, replace=False)
     else:
-        inactive = np.unique(np.asarray(inactive_qubits, dtype=np.int64))
+        inactive = np.unique(integer_array(list(inactive_qubits), "inactive_qubits", np.int64, (None,)))
         unknown = np.setdiff1d(inactive, full.nodes)
         if unknown.size:
             raise ValueError(f"inactive_qubits: not qubits of this graph: {unknown[:10].tolist()}")
     keep = ~np.isin(full.nodes, inactive)
     qubits = full.nodes[keep]
+    if qubits.size == 0:
+        raise ValueError("inactive_qubits: no qubit of the graph would be active")
     pairs = full.nodes[full.edges]
     couplers = pairs[keep[full.edges[:, 0]] & keep[full.edges[:, 1]]]
     digest = hashlib.sha1(qubits.tobytes() + couplers.tobytes()).hexdigest()[:10]
