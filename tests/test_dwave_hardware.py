@@ -84,6 +84,9 @@ def test_inactive_fraction_is_reproducible_and_counted():
         (dict(topology="chimera", shape=1, inactive_qubits=list(range(8))), "no qubit"),
         (dict(topology="chimera", shape=2.0), "shape"),
         (dict(topology="chimera", shape=None), "shape"),
+        (dict(topology="chimera", shape=1, qubits=[0, 1]), "qubits"),  # the server indexed past them
+        (dict(topology="chimera", shape=1, h_range="abc"), "h_range"),
+        (dict(topology="chimera", shape=1, num_reads_range=[5, 1]), "num_reads_range"),
     ],
 )
 def test_solver_definition_rejects_bad_input(kwargs, match):

@@ -297,7 +297,8 @@ def test_cli_serves_until_interrupted():
 
 
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0"], ["--solver", "king:3"], ["--inject", "meteor:1"],
-                                  ["--port", "70000"], ["--token", ""], ["--beta", "1e300"]])
+                                  ["--port", "70000"], ["--token", ""], ["--beta", "1e300"], ["--solver", "chimera:abc"],
+                                  ["--inject", "rate-limit:abc"], ["--inject", "slow:1:5:9"]])
 def test_cli_refuses_bad_options(argv, capsys):
     assert main(["sapi-server", "--port", "0", "--solver", "chimera:1"] + argv) == 2
     assert "qvae-core sapi-server:" in capsys.readouterr().err

@@ -51,7 +51,10 @@ def _solver_definitions(args):
         topology, _, shape = spec.partition(":")
         if topology not in _TOPOLOGIES or not shape:
             raise ValueError(f"--solver: expected TOPOLOGY:SHAPE with TOPOLOGY in {_TOPOLOGIES}, got {spec!r}")
-        dims = [int(v) for v in shape.split(",")]
+        try:
+            dims = [int(v) for v in shape.split(",")]
+        except ValueError:
+            raise ValueError(f"--solver: the shape of {spec!r} must be integers separated by commas") from None
         definitions.append(qpu_solver(topology, dims, inactive_fraction=args.inactive_fraction, seed=args.seed + k))
     return definitions
 
@@ -66,7 +69,13 @@ def serve(args) -> int:
                             token=args.token, host=args.host, port=args.port)
         for spec in args.inject:
             kind, *rest = spec.split(":")
-            server.inject(kind, int(rest[0]) if rest else 1, delay=float(rest[1]) if len(rest) > 1 else 0.0)
+            try:
+                if len(rest) > 2:
+                    raise ValueError
+                count, delay = int(rest[0]) if rest else 1, float(rest[1]) if len(rest) > 1 else 0.0
+            except ValueError:
+                raise ValueError(f"--inject: expected FAULT[:COUNT[:SECONDS]], got {spec!r}") from None
+            server.inject(kind, count, delay=delay)
     except (ValueError, OSError) as exc:
         print(f"qvae-core sapi-server: {exc}", file=sys.stderr)
         return 2

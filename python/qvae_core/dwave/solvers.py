@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import graphs
-from .._validation import integer_array, positive_float, positive_int, seed_value
+from .._validation import finite_array, integer_array, positive_float, positive_int, seed_value
 
 __all__ = ["qpu_solver", "SOLVER_PARAMETERS"]
 
@@ -127,6 +127,14 @@ def qpu_solver(
         qubits=qubits.tolist(),
         couplers=couplers.tolist(),
     )
+    structural = sorted({"qubits", "couplers", "topology", "num_qubits", "chip_id"} & set(properties))
+    if structural:
+        raise ValueError(f"{', '.join(structural)}: set by the topology, shape and inactive qubits (name: chip_id)")
+    for key, value in properties.items():  # new properties are welcome; ranges must be ranges
+        if key.endswith("_range"):
+            bounds = finite_array(value, key, ndim=1, shape=(2,))
+            if bounds[0] > bounds[1]:
+                raise ValueError(f"{key}: expected [low, high], got {list(value)}")
     props.update(properties)
     return {
         "identity": {"name": props["chip_id"], "version": {"graph_id": digest}},
