@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     )
     train.add_argument("--config", help="JSON file of config fields")
     train.add_argument("--quick", action="store_true",
-                       help="short preset run on the packaged subset (replaces an earlier one in its --output)")
+                       help="short preset run on the packaged subset (without --output, replaces its earlier run)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its checkpoint (only --epochs, --eval-every, "
                             "--checkpoint-every, --final-importance-samples and --data may change)")
@@ -93,8 +93,8 @@ def _train(args) -> int:
         if args.config:
             values.update(_read_json(args.config))
         values.update(flags)
-        # --quick is a demonstration: running it again replaces its earlier run
-        trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or args.quick)
+        # --quick is a demonstration: run again into its own directory, it replaces its earlier run
+        trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or (args.quick and "output" not in flags))
     print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
     trainer.fit(progress=not args.no_progress)
     # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults
