@@ -133,7 +133,7 @@ def test_combine_log_z_is_log_mean_exp():
     assert q.combine_log_z(runs) == q.combine_log_z([r.log_z for r in runs])
     single, single_se = q.combine_log_z(runs[:1])
     assert single == runs[0].log_z and np.isnan(single_se)  # no spread to estimate from
-    for bad in ([1.0, np.nan], [], None, 1.0, ["a"]):
+    for bad in ([1.0, np.nan], [], None, 1.0, ["a"], "12", b"12", {"1": 2}, ["1.5", "2.5"], [10**400], [True]):
         with pytest.raises(ValueError, match="results"):
             q.combine_log_z(bad)
 

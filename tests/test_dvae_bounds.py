@@ -224,3 +224,24 @@ def test_importance_weighted_gradient_is_exact_in_expectation(smoothing):
     worst = np.argmax(np.abs(grads.mean(0) - exact_grad) - K_SIGMA * se)
     assert np.all(np.abs(grads.mean(0) - exact_grad) <= K_SIGMA * se + 1e-12), (
         worst, grads.mean(0)[worst], exact_grad[worst], se[worst])
+
+
+@torch.no_grad()
+def test_evaluate_refuses_bad_arguments():
+    model = _tiny_dvae()
+    images = _images(2)
+    log_z = (q.exact.log_z(model.prior.numpy_model()), 0.0)
+    cases = [
+        (dict(importance_samples=2.0), "importance_samples"), (dict(importance_samples=0), "importance_samples"),
+        (dict(log_z=1.0), "log_z"), (dict(log_z=(np.nan, 0.1)), "log_z"), (dict(log_z=(1.0, -0.1)), "log_z"),
+        (dict(log_z_population=5), "log_z_population"), (dict(seed=1.5), "seed"),
+    ]
+    for kwargs, name in cases:
+        with pytest.raises(ValueError, match=name):
+            evaluate(model, images, **{"log_z": log_z, **kwargs})
+    for bad in (np.zeros((3, 100)), np.full_like(images, 0.5)):  # another width, not binary
+        with pytest.raises(ValueError, match="images"):
+            evaluate(model, bad, log_z=log_z)
+    with pytest.raises(ValueError, match="model"):
+        evaluate(None, images, log_z=log_z)
+

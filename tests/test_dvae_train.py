@@ -251,6 +251,25 @@ def test_an_external_sampler_plugs_in(tmp_path):
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["sampler"] == {"calls": 5}
 
 
+def test_a_sampler_is_checked_when_given_and_its_states_at_every_step(tmp_path):
+    config = TrainConfig(**{**TINY, "latent": "4x4", "epochs": 1, "train_size": 100, "output": str(tmp_path)})
+    with pytest.raises(ValueError, match="sampler: lacks state_dict, load_state_dict"):
+        Trainer(config, sampler=type("OnlySample", (), {"sample": lambda self, model: None})())
+
+    class Returns(_ExactSampler):
+        def __init__(self, states):
+            super().__init__()
+            self.states = states
+
+        def sample(self, model):
+            return self.states
+
+    for states in (np.zeros((5, 7), np.uint8), np.full((5, 8), 0.5), np.zeros((0, 8)), np.zeros((2, 2, 8)), None):
+        trainer = Trainer(config, sampler=Returns(states), overwrite=True)
+        with pytest.raises(ValueError, match=r"sampler.sample\(\)"):  # not a torch error, nor training on 0.5s
+            trainer.fit(progress=False, log=lambda line: None)
+
+
 def test_package_exports_are_the_documented_objects():
     import importlib
 

@@ -106,6 +106,23 @@ def test_working_graph_restricted_to_qubits_is_the_induced_subgraph():
             qd.working_graph(solver, qubits=qubits)
 
 
+def test_working_graph_refuses_what_is_not_a_structured_solver():
+    good = qd.qpu_solver("chimera", 1)["properties"]
+    odd = [
+        {}, {"qubits": [0, 1]}, {**good, "qubits": [0, 1.7, 4]}, {**good, "qubits": [0, 0, 1]},
+        {**good, "qubits": [-1, 0]}, {**good, "couplers": [[0, 4, 5]]}, {**good, "qubits": ["a"]},
+    ]
+    for properties in odd:
+        with pytest.raises(ValueError, match="solver"):
+            qd.working_graph(type("Solver", (), {"name": "odd", "properties": properties})())
+    with pytest.raises(ValueError, match="solver"):
+        qd.working_graph(None)
+    plain = qd.working_graph(type("Solver", (), {"name": "x", "properties": {**good, "topology": None}})())
+    assert plain.colors is None and plain.num_units == 8  # no family named: DSatur colours it later
+    with pytest.raises(ValueError, match="qubits"):
+        qd.working_graph(_Solver(qd.qpu_solver("chimera", 1)), qubits=5)
+
+
 @pytest.mark.parametrize("name", ["readout_thermalization", "programming_thermalization", "annealing_time"])
 def test_timing_parameters_are_numbers_within_their_ranges(name):
     props = qd.qpu_solver("chimera", 1)["properties"]
@@ -332,6 +349,8 @@ def test_appendix_c_updates_converge_to_the_maximum_likelihood_beta():
     assert abs(settled.mean() - target) <= K_SIGMA * settled.std(ddof=1) / np.sqrt(len(settled))
     with pytest.raises(ValueError, match="learning_rate"):
         qd.appendix_c_update(model, samples, 1.0, 0.0)
+    with pytest.raises(ValueError, match="population"):  # 10 sub-populations of at least 2
+        qd.AppendixC(0.1, population=10)
     with pytest.raises(ValueError, match="beta"):
         qd.appendix_c_update(model, samples, -1.0, 0.1)
 

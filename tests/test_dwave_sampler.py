@@ -98,6 +98,14 @@ def test_beta_eff_is_tracked_by_pseudolikelihood(server):
     assert_within_sigma(z.mean(axis=0), q.exact.marginals(model), 5000, "marginals")
 
 
+def test_a_beta_update_that_fails_keeps_the_batch_and_beta_eff(server):
+    with make_sampler(server, beta_eff=1.0, beta_update=lambda model, samples, beta: -951.0) as sampler:
+        model = q.graphs.random_boltzmann_machine(sampler.topology, seed=5)
+        with pytest.warns(RuntimeWarning, match="kept beta_eff = 1"):
+            samples = sampler.sample(model, 50)
+        assert samples.shape == (50, model.num_units) and sampler.beta_eff == 1.0
+
+
 def test_beta_eff_is_tracked_by_the_appendix_c_update(server):
     with make_sampler(server, beta_eff=1.0, beta_update=qd.AppendixC(1.0, population=500, seed=1)) as sampler:
         model = q.graphs.random_boltzmann_machine(sampler.topology, weight_scale=1.0, seed=5)

@@ -304,6 +304,17 @@ def test_cli_refuses_bad_options(argv, capsys):
     assert "qvae-core sapi-server:" in capsys.readouterr().err
 
 
+def test_cli_reports_client_errors_in_one_line(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DWAVE_API_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("DWAVE_API_TOKEN", "secret")
+    assert main(["working-graph", str(tmp_path / "wg"), "--solver", "{not json"]) == 2
+    assert "--solver: not valid JSON" in capsys.readouterr().err
+    assert main(["working-graph", str(tmp_path / "wg"), "--solver", "nosuch"]) == 2  # SolverNotFoundError
+    assert "qvae-core working-graph: error:" in capsys.readouterr().err
+    assert main(["working-graph", str(tmp_path / "wg"), "--solver", CHIMERA]) == 0
+    assert f"wrote {tmp_path / 'wg.npz'}:" in capsys.readouterr().out  # the file numpy wrote
+
+
 def test_solver_definitions_do_not_share_mutable_properties():
     a, b = qd.qpu_solver("chimera", (1, 1)), qd.qpu_solver("chimera", (1, 1))
     a["properties"]["h_range"][0] = -100.0

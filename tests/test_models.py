@@ -144,6 +144,23 @@ def test_inputs_are_not_modified_and_parameters_are_copies():
     assert S.sum() == 5
 
 
+def test_subclasses_may_add_attributes_and_object_arrays_of_numbers_are_numbers():
+    class Tagged(q.RBM):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.tag = "mine"  # their own attributes: only the parameters are frozen
+
+    assert Tagged(np.ones((2, 3)), [0, 0], [0, 0, 0]).tag == "mine"
+    bm = q.BoltzmannMachine([0, 0, 0], np.array([[0, 1], [1, 2]], dtype=object), np.array([1, 1], dtype=object))
+    np.testing.assert_array_equal(bm.edges, [[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="weights"):  # but strings in an object array are not numbers
+        q.RBM(np.array([["1.5"] * 3] * 2, dtype=object), [0, 0], [0, 0, 0])
+    with pytest.raises(ValueError, match="gamma"):  # a ragged gamma names itself
+        q.QBM(random_rbm(2, 1), [[1], [1, 2]])
+    with pytest.raises(ValueError, match="1000001.0"):  # the offending value, not a rounded one
+        q.RBM(np.full((1, 1), 1_000_001.0), [0.0], [0.0])
+
+
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize(
@@ -247,9 +264,15 @@ def test_topology_save_and_load(tmp_path):
     clash = topo.colors.copy()
     clash[topo.edges[0, 1]] = clash[topo.edges[0, 0]]
     for colors, message in [(clash, "share a colour"), (topo.colors[:-1], "colors"), (-topo.colors - 1, "non-negative")]:
-        q.graphs.save(topo._replace(colors=colors), tmp_path / "c.npz")
+        with pytest.raises(ValueError, match=f"topology: .*{message}"):  # save refuses what load would
+            q.graphs.save(topo._replace(colors=colors), tmp_path / "c.npz")
+        np.savez(tmp_path / "c.npz", name=np.array(topo.name), nodes=topo.nodes, edges=topo.edges, colors=colors)
         with pytest.raises(ValueError, match=f"c.npz: .*{message}"):
             q.graphs.load(tmp_path / "c.npz")
+    for bad in (None, topo._replace(name=None), topo._replace(nodes=topo.nodes[::-1])):
+        with pytest.raises(ValueError, match="topology"):
+            q.graphs.save(bad, tmp_path / "d.npz")
+    assert q.graphs.save(topo, tmp_path / "named") == tmp_path / "named.npz"  # the path numpy writes
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     (tmp_path / "empty.npz").write_bytes(b"")
     (tmp_path / "cut.npz").write_bytes((tmp_path / "t.npz").read_bytes()[:100])
@@ -278,6 +301,7 @@ def test_from_networkx_refuses_what_is_not_a_simple_integer_graph():
         (nx.DiGraph([(0, 1), (1, 0)]), "undirected"),
         (nx.MultiGraph([(0, 1), (0, 1)]), "undirected"),
         (nx.Graph([(0.5, 1.5)]), "integers"),
+        (nx.Graph([(0, float("nan"))]), "integers"),
         (nx.Graph([("a", "b")]), "integers"),
         (nx.Graph([(0, 2**63)]), "integers"),
         (None, "networkx graph"),
@@ -288,6 +312,7 @@ def test_from_networkx_refuses_what_is_not_a_simple_integer_graph():
     for make in (lambda: q.graphs.chimera(10**6), lambda: q.graphs.pegasus(300), lambda: q.graphs.zephyr(200)):
         with pytest.raises(ValueError, match="MAX_FAMILY_QUBITS"):  # refused before dwave-networkx builds it
             make()
+    assert q.graphs.from_networkx(nx.Graph([(0, 1.0), (np.int64(1), 2)])).nodes.tolist() == [0, 1, 2]  # whole numbers
     with pytest.raises(ValueError, match="topology"):
         q.graphs.random_boltzmann_machine(None)
     with pytest.raises(ValueError, match="weight_scale"):

@@ -52,7 +52,7 @@ QmcBlocks::QmcBlocks(const std::vector<std::int32_t>& block, const std::vector<d
   for (std::size_t u = 0; u < gamma.size(); ++u)
     if (!(gamma[u] >= 0.0 && gamma[u] <= kMaxGamma)) {
       char value[32];
-      std::snprintf(value, sizeof value, "%g", gamma[u]);
+      std::snprintf(value, sizeof value, "%.17g", gamma[u]);
       throw std::invalid_argument("gamma: must be in [0, " + std::to_string(static_cast<int>(kMaxGamma)) +
                                   "] (a worldline holds ~Gamma kinks), got " + value + " on unit " +
                                   std::to_string(u));

@@ -19,10 +19,10 @@ def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max
         raise ValueError(f"{name}: expected a number or an array of numbers, got None")
     try:
         raw = np.asarray(value)
-        if raw.dtype.kind not in "biufO":  # complex, strings, dates: never silently converted
-            raise TypeError(f"dtype {raw.dtype}")
+        if raw.dtype.kind not in "biufO" or (raw.dtype.kind == "O" and not _all_real(raw)):
+            raise TypeError(f"dtype {raw.dtype}")  # complex, strings, dates: never silently converted
         arr = np.array(raw, dtype=np.float64, copy=True, order="C")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor needing grad)
         raise ValueError(f"{name}: not a real numeric array ({exc})") from None
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {arr.shape}")
@@ -33,9 +33,14 @@ def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinite values")
     if max_abs is not None and arr.size and np.abs(arr).max() > max_abs:
-        raise ValueError(f"{name}: magnitudes must be at most {max_abs:g}, got {np.abs(arr).max():g}")
+        raise ValueError(f"{name}: magnitudes must be at most {max_abs:g}, got {np.abs(arr).max()!r}")
     arr.flags.writeable = False
     return arr
+
+
+def _all_real(objects: np.ndarray) -> bool:
+    """Every element of an object array a real number (not a string that float() would parse)."""
+    return all(isinstance(v, numbers.Real) for v in objects.flat)
 
 
 def binary_states(value, name: str, num_units: int, *, rows: int | None = None) -> np.ndarray:
@@ -77,6 +82,10 @@ def checkpoint_parts(checkpoint, keys) -> list:
 def integer_array(value, name: str, dtype, shape) -> np.ndarray:
     """A new C-contiguous array of `dtype` from integers within its range; shape entries None are free."""
     arr = np.asarray(value)
+    if arr.size == 0 and arr.dtype.kind in "fO":  # np.asarray([]) is float64: an empty list is fine
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "O" and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr.flat):
+        arr = arr.astype(np.int64) if all(-2**63 <= v < 2**63 for v in arr.flat) else arr
     if arr.dtype.kind not in "ui":
         raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
     if arr.ndim != len(shape) or any(s not in (None, a) for s, a in zip(shape, arr.shape)):

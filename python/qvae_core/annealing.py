@@ -10,6 +10,8 @@ log Z = log mean_m Z_m over the sub-population estimates, which is unbiased in Z
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,10 +114,16 @@ def _check_schedule(schedule) -> np.ndarray:
 
 def combine_log_z(results) -> tuple[float, float]:
     """Combines independent runs as log mean_m Z_m (unbiased in Z) with its standard error."""
+    if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Iterable):
+        raise ValueError(f"results: expected a sequence of AnnealResults or log Z values, got {results!r}")
+    results = list(results)
+    bad = [r for r in results if not isinstance(r, (AnnealResult, numbers.Real)) or isinstance(r, bool)]
+    if bad:
+        raise ValueError(f"results: expected AnnealResults or real log Z values, got {bad[0]!r}")
     try:
         logs = np.array([r.log_z if isinstance(r, AnnealResult) else float(r) for r in results], float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"results: expected AnnealResults or log Z values ({exc})") from None
+    except OverflowError as exc:
+        raise ValueError(f"results: {exc}") from None
     if logs.size == 0 or not np.all(np.isfinite(logs)):
         raise ValueError("results: need at least one finite log Z")
     top = logs.max()

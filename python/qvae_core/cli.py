@@ -91,7 +91,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input: one line naming it, not a traceback
+    except Exception as exc:
+        # Bad input, or a D-Wave set-up the client refuses (no such solver, no configuration): one
+        # line naming it, not a traceback. Anything else is a bug and keeps its traceback.
+        if not isinstance(exc, (ValueError, FileNotFoundError)) and not type(exc).__module__.startswith("dwave.cloud"):
+            raise
         print(f"qvae-core {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

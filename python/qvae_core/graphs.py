@@ -10,10 +10,12 @@ coloured by DSatur.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import warnings
 import zipfile
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -72,7 +74,7 @@ def from_networkx(graph, name: str = "graph") -> Topology:
     if graph.is_directed() or graph.is_multigraph():
         raise ValueError("graph: expected an undirected simple graph (networkx.Graph)")
     labels = list(graph.nodes)
-    bad = [v for v in labels if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < 2**63]
+    bad = [v for v in labels if not _is_label(v)]
     if bad:
         raise ValueError(f"graph: node labels must be integers in [0, 2**63), got {bad[0]!r}")
     info = graph.graph
@@ -84,6 +86,12 @@ def from_networkx(graph, name: str = "graph") -> Topology:
         return _from_labels(name, labels, graph.edges, family)
     except ValueError as exc:  # e.g. self-loops
         raise ValueError(f"graph: {exc}") from None
+
+
+def _is_label(v) -> bool:
+    """A qubit label: a whole number in [0, 2**63) (an int, or a float such as 3.0; not a bool)."""
+    return (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+            and float(v).is_integer() and 0 <= v < 2**63)
 
 
 def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
@@ -112,7 +120,7 @@ def family_colors(family: str, shape, labels) -> np.ndarray:
     chimera_two_color (shape [m, n, t]), pegasus_four_color ([m], m >= 2) or zephyr_four_color
     ([m, t]). Labels outside the family graph raise ValueError."""
     dnx = _dnx()
-    shape = list(shape) if isinstance(shape, (list, tuple)) else [shape]
+    shape = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else [shape]
     if family == "chimera" and len(shape) == 3:
         m, n, t = (positive_int(v, "shape") for v in shape)
         count, color = 2 * m * n * t, dnx.chimera_two_color
@@ -167,13 +175,34 @@ def zephyr(m: int, t: int = 4) -> Topology:
     return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
 
 
-def save(topology: Topology, path) -> None:
+def save(topology: Topology, path) -> Path:
     """Writes a topology (e.g. a solver's working graph) to an .npz file: name, nodes, edges and,
-    if it has them, colors."""
-    arrays = {"name": np.array(topology.name), "nodes": topology.nodes, "edges": topology.edges}
-    if topology.colors is not None:
-        arrays["colors"] = topology.colors
+    if it has them, colors. Returns the path written (numpy adds .npz to a name without it). What
+    `load` would refuse is refused here (ValueError naming topology)."""
+    if not isinstance(topology, Topology) or not isinstance(topology.name, str):
+        raise ValueError(f"topology: expected a Topology with a str name, got {topology!r}")
+    try:
+        nodes, edges, colors = _checked_parts(topology.nodes, topology.edges, topology.colors)
+    except ValueError as exc:
+        raise ValueError(f"topology: {exc}") from None
+    arrays = {"name": np.array(topology.name), "nodes": nodes, "edges": edges}
+    if colors is not None:
+        arrays["colors"] = colors
+    path = Path(path)
+    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
     np.savez(path, **arrays)
+    return path
+
+
+def _checked_parts(nodes, edges, colors):
+    """(nodes int64 increasing, edges, colors int32 or None) of a topology, or ValueError."""
+    nodes = integer_array(nodes, "nodes", np.int64, (None,))
+    if np.any(np.diff(nodes) <= 0):
+        raise ValueError("nodes: labels must be increasing")
+    edges = _check_edges(edges, nodes.shape[0])
+    if colors is not None:
+        colors = _check_colors(colors, edges, nodes.shape[0])
+    return nodes, edges, colors
 
 
 def load(path) -> Topology:
@@ -190,12 +219,7 @@ def load(path) -> Topology:
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a topology file written by qvae_core.graphs.save ({exc})") from None
     try:
-        nodes = integer_array(nodes, "nodes", np.int64, (None,))
-        if np.any(np.diff(nodes) <= 0):
-            raise ValueError("nodes: labels must be increasing")
-        edges = _check_edges(edges, nodes.shape[0])
-        if colors is not None:
-            colors = _check_colors(colors, edges, nodes.shape[0])
+        nodes, edges, colors = _checked_parts(nodes, edges, colors)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     return Topology(name, nodes, np.array(edges), colors)

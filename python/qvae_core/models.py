@@ -8,6 +8,8 @@ Parameters are finite reals of magnitude at most MAX_PARAMETER = 1e6; they are r
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core
@@ -37,15 +39,20 @@ def _binary_from_ising(h, edges, J, offset):
 
 
 class _Immutable:
-    """Attributes fixed once the compiled copy exists (set last in __init__), so the two never disagree."""
+    """The attributes in `_frozen` are fixed once the compiled copy exists (set last in __init__), so
+    the two never disagree; a subclass may add attributes of its own."""
+
+    _frozen: tuple = ("_compiled",)
 
     def __setattr__(self, name, value):
-        if "_compiled" in self.__dict__:
+        if name in self._frozen and "_compiled" in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable; build a new one")
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable")
+        if name in self._frozen:
+            raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable")
+        object.__delattr__(self, name)
 
 
 class _Model(_Immutable):
@@ -64,6 +71,8 @@ class _Model(_Immutable):
 
 class RBM(_Model):
     """Restricted Boltzmann machine, E(v,h) = -a.v - b.h - v^T W h; weights of shape (nv, nh)."""
+
+    _frozen = ("weights", "visible_bias", "hidden_bias", "_compiled")
 
     def __init__(self, weights, visible_bias, hidden_bias):
         self.weights = finite_array(weights, "weights", ndim=2, max_abs=MAX_PARAMETER)
@@ -135,6 +144,8 @@ class BoltzmannMachine(_Model):
     a DSatur colouring (Pegasus 4, Zephyr 5).
     """
 
+    _frozen = ("bias", "edges", "weights", "colors", "_compiled")
+
     def __init__(self, bias, edges, weights, *, colors=None):
         self.bias = finite_array(bias, "bias", ndim=1, max_abs=MAX_PARAMETER)
         n = self.bias.shape[0]
@@ -186,6 +197,8 @@ def _check_edges(edges, n: int) -> np.ndarray:
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"edges: expected shape (m, 2), got {arr.shape}")
+    if arr.dtype.kind == "O" and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr.flat):
+        arr = arr.astype(np.float64)  # e.g. Python ints gathered in an object array
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"edges: expected integers, got dtype {arr.dtype}")
     if arr.size and arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):

@@ -24,12 +24,18 @@ class QBM(_Immutable):
     """A classical RBM or BoltzmannMachine plus a transverse field Gamma (float or per unit),
     0 <= Gamma_l <= 500 (a path-integral worldline holds ~Gamma_l kinks)."""
 
+    _frozen = ("model", "gamma", "_is_rbm", "_compiled")
+
     def __init__(self, model, gamma):
         if not isinstance(model, (RBM, BoltzmannMachine)):
             raise ValueError(f"model: expected an RBM or a BoltzmannMachine, got {type(model).__name__}")
         self.model = model
         n = model.num_units
-        g = finite_array(gamma, "gamma", ndim=np.ndim(gamma))
+        try:
+            ndim = np.ndim(gamma)
+        except ValueError:  # ragged
+            raise ValueError(f"gamma: expected a float or a flat array, got {gamma!r}") from None
+        g = finite_array(gamma, "gamma", ndim=ndim)
         if g.ndim == 0:
             g = np.full(n, float(g))
         elif g.shape != (n,):

@@ -20,6 +20,7 @@ import torch
 
 import qvae_core as q
 
+from .._validation import binary_states, finite_array, positive_int, seed_value
 from .config import LOG_Z_POPULATION
 from .model import DVAE
 
@@ -52,11 +53,20 @@ def evaluate(
     result has `q_elbo`, and `elbo` from log_diag if true_elbo, from one draw per image; the LL is
     left out (it would need log_diag for every one of the K draws).
     """
-    if importance_samples < 1:
-        raise ValueError(f"importance_samples: must be >= 1, got {importance_samples}")
-    images = torch.as_tensor(np.asarray(images), dtype=next(model.parameters()).dtype)
-    if images.ndim != 2 or images.shape[0] < 1:
-        raise ValueError(f"images: expected (N, pixels) with N >= 1, got shape {tuple(images.shape)}")
+    if not isinstance(model, DVAE):
+        raise ValueError(f"model: expected a DVAE, got {type(model).__name__}")
+    importance_samples = positive_int(importance_samples, "importance_samples")
+    seed = seed_value(seed) % 2**63  # torch generators take signed 64-bit seeds
+    for name, population in (("log_z_population", log_z_population), ("log_diag_population", log_diag_population)):
+        positive_int(population, name, minimum=20)  # 2 replicas in each of 10 sub-populations
+    if log_z is not None:
+        pair = finite_array(log_z, "log_z", ndim=1, shape=(2,))
+        if pair[1] < 0:
+            raise ValueError(f"log_z: expected (log Z, its standard error >= 0), got {tuple(pair)}")
+        log_z = (float(pair[0]), float(pair[1]))
+    images = torch.as_tensor(binary_states(images, "images", model.num_pixels), dtype=next(model.parameters()).dtype)
+    if images.shape[0] < 1:
+        raise ValueError("images: expected (N, pixels) with N >= 1, got none")
     was_training = model.training
     model.eval()
     prior = model.prior

@@ -43,6 +43,10 @@ class DVAE(nn.Module):
     def smoothing(self):
         return self.posterior.smoothing
 
+    @property
+    def num_pixels(self) -> int:
+        return self.decoder.num_pixels
+
     def _log_px(self, zeta, x):  # log p(x|ζ), (B,)
         return -F.binary_cross_entropy_with_logits(self.decoder(zeta), x, reduction="none").sum(1)
 

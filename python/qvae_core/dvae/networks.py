@@ -82,6 +82,7 @@ class _ConvEncoder(nn.Module):
 class _MLPDecoder(nn.Module):
     def __init__(self, num_latent: int, hidden: Sequence[int], num_pixels: int, image_shape):
         super().__init__()
+        self.num_pixels = num_pixels
         self.net = mlp(num_latent, hidden, num_pixels)
         self.output_bias = self.net[-1].bias
 
@@ -93,6 +94,7 @@ class _ConvDecoder(nn.Module):
     def __init__(self, num_latent: int, hidden: Sequence[int], num_pixels: int, image_shape):
         super().__init__()
         _check_conv_shape(image_shape)
+        self.num_pixels = num_pixels
         self.dense = nn.Sequential(
             nn.Linear(num_latent, _DECODER_DENSE), nn.BatchNorm1d(_DECODER_DENSE), nn.ReLU()
         )

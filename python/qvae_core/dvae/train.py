@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._validation import binary_states
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .evaluation import evaluate
@@ -115,6 +116,9 @@ class Trainer:
             sampler = None
         elif sampler is None:
             sampler = build_sampler(config)
+        missing = [m for m in ("sample", "state_dict", "load_state_dict") if not callable(getattr(sampler, m, None))]
+        if sampler is not None and missing:
+            raise ValueError(f"sampler: lacks {', '.join(missing)} (the negative-phase contract of samplers.py)")
         self.sampler = sampler
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -166,7 +170,10 @@ class Trainer:
             negative = None
             if self.sampler is not None:
                 tick = time.perf_counter()
-                negative = torch.from_numpy(self.sampler.sample(prior.numpy_model())).to(objective.dtype)
+                states = binary_states(self.sampler.sample(prior.numpy_model()), "sampler.sample()", prior.num_units)
+                if states.shape[0] == 0:
+                    raise ValueError("sampler.sample(): returned no states")
+                negative = torch.from_numpy(states).to(objective.dtype)
                 sampling += time.perf_counter() - tick
             loss = -objective + kl_weight * prior.log_partition_surrogate(negative)
             if not torch.isfinite(loss):

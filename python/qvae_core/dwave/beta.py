@@ -151,7 +151,7 @@ class AppendixC:
 
     def __init__(self, learning_rate: float, *, population: int = 1000, seed=None):
         self.learning_rate = positive_float(learning_rate, "learning_rate")
-        self.population = positive_int(population, "population", minimum=2)
+        self.population = positive_int(population, "population", minimum=20)  # 10 sub-populations of >= 2
         self._rng = np.random.default_rng(seed_value(seed))
 
     def __call__(self, model, samples, beta_eff: float) -> float:

@@ -102,10 +102,13 @@ def save_working_graph(args) -> int:
     except ImportError:
         print("qvae-core working-graph: needs dwave-cloud-client: pip install 'qvae-core[dwave]'", file=sys.stderr)
         return 2
-    filters = json.loads(args.solver) if args.solver.startswith("{") else ({"name": args.solver} if args.solver else {})
+    try:
+        filters = json.loads(args.solver) if args.solver.startswith("{") else ({"name": args.solver} if args.solver else {})
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--solver: not valid JSON feature filters ({exc})") from None
     with Client.from_config() as client:
         solver = client.get_solver(**filters)
         topology = working_graph(solver)
-    save(topology, args.output)
-    print(f"wrote {args.output}: {topology.name}, {topology.num_units} qubits, {len(topology.edges)} couplers")
+    path = save(topology, args.output)
+    print(f"wrote {path}: {topology.name}, {topology.num_units} qubits, {len(topology.edges)} couplers")
     return 0

@@ -31,17 +31,30 @@ def working_graph(solver, qubits=None) -> Topology:
     Inactive qubits and couplers are simply absent. `qubits` (optional) restricts the graph to these
     qubits and the couplers among them, e.g. one patch of cells for a smaller prior.
     """
-    properties = solver.properties
-    nodes = np.array(sorted(int(v) for v in properties["qubits"]), dtype=np.int64)
+    properties = getattr(solver, "properties", None)
+    if not isinstance(properties, Mapping) or "qubits" not in properties or "couplers" not in properties:
+        raise ValueError("solver: expected a structured solver (properties with qubits and couplers)")
+    try:
+        nodes = integer_array(list(properties["qubits"]), "qubits", np.int64, (None,))
+        couplers = integer_array(list(properties["couplers"]), "couplers", np.int64, (None, 2))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"solver: malformed properties ({exc})") from None
+    if np.any(nodes < 0) or np.unique(nodes).size != nodes.size:
+        raise ValueError("solver: qubit labels must be distinct and non-negative")
+    nodes = np.sort(nodes)
     if qubits is not None:
+        if not isinstance(qubits, (list, tuple, np.ndarray)):
+            raise ValueError(f"qubits: expected a list of qubit labels, got {qubits!r}")
         chosen = np.unique(integer_array(list(qubits), "qubits", np.int64, (None,)))
         missing = np.setdiff1d(chosen, nodes)
         if chosen.size == 0 or missing.size:
             raise ValueError(f"qubits: not active qubits of the solver: {missing[:10].tolist()}")
         nodes = chosen
-    topology = properties.get("topology", {})
-    family = (topology["type"], topology["shape"]) if topology.get("type") in ("chimera", "pegasus", "zephyr") else None
-    return _from_labels(str(getattr(solver, "name", "solver")), nodes, properties["couplers"], family)
+    topology = properties.get("topology") or {}
+    family = None
+    if isinstance(topology, Mapping) and topology.get("type") in ("chimera", "pegasus", "zephyr"):
+        family = (topology["type"], topology.get("shape"))
+    return _from_labels(str(getattr(solver, "name", "solver")), nodes, couplers.tolist(), family)
 
 
 @dataclass(frozen=True)

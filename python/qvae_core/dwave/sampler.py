@@ -220,7 +220,12 @@ class QPUSampler:
         self.last_problem_ids = [pid for job in jobs for pid in job.problem_ids]
         self.last_hardware_model = hardware_model
         if self.beta_update is not None:
-            self.beta_eff = self.beta_update(hardware_model, samples, self.beta_eff)
+            updated = self.beta_update(hardware_model, samples, self.beta_eff)
+            try:
+                self.beta_eff = updated
+            except ValueError:  # e.g. an App. C step too large for the learning rate: keep the batch
+                warnings.warn(f"beta_update returned {updated!r}, not a positive beta_eff; kept "
+                              f"beta_eff = {self.beta_eff:.4g}", RuntimeWarning, stacklevel=2)
         return samples
 
     def _check_model(self, model) -> None:
