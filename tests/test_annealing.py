@@ -153,6 +153,7 @@ def test_ctrl_c_stops_annealing(model):
     [
         ({"population": 1}, "population"),
         ({"population": 0}, "population"),
+        ({"population": 2**62}, "population: .* 1 TiB"),
         ({"schedule": [0.5, 0.4, 1.0]}, "schedule"),
         ({"schedule": [0.2, 0.2, 1.0]}, "schedule"),
         ({"schedule": [0.5, 0.9]}, "schedule"),

@@ -140,6 +140,7 @@ def test_ctrl_c_stops_a_long_run_quickly(model):
     [
         ({"num_chains": 0}, "num_chains"),
         ({"num_chains": -3}, "num_chains"),
+        ({"num_chains": 2**62}, "num_chains: .* 1 TiB"),  # named, not a failed allocation
         ({"num_chains": 2.5}, "num_chains"),
         ({"num_chains": 2, "initial_state": np.full((2, 5), 2)}, "initial_state"),
         ({"num_chains": 2, "initial_state": np.zeros((3, 5))}, "initial_state"),

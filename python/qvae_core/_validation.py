@@ -108,6 +108,16 @@ def positive_int(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+MAX_STATE_BYTES = 2**40  # 1 TiB: more chains or replicas than any machine holds
+
+
+def fits_in_memory(count: int, num_units: int, name: str) -> int:
+    """`count` (chains, replicas) if their states alone, one byte per unit, stay below MAX_STATE_BYTES."""
+    if count * num_units > MAX_STATE_BYTES:
+        raise ValueError(f"{name}: {count} states of {num_units} units would need more than 1 TiB")
+    return count
+
+
 def anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps) -> tuple:
     """Validated (population, sweeps_per_step, target_ess, num_subpopulations, max_steps) of a
     population-annealing run: at least 2 replicas per sub-population, 0 < target_ess < 1."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._validation import anneal_settings, finite_array, seed_value
+from ._validation import anneal_settings, finite_array, fits_in_memory, seed_value
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 from .quantum import QBM
@@ -92,6 +92,7 @@ def anneal(
         run = _core.anneal_graph
     else:
         raise ValueError(f"model: expected an RBM, BoltzmannMachine or QBM, got {type(model).__name__}")
+    fits_in_memory(population, model.num_units, "population")
     out = run(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
               max_steps, threads)
     return AnnealResult(**out)

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validation import (anneal_settings, binary_states, checkpoint_parts, finite_array, integer_array,
-                          positive_int, seed_value)
+from ._validation import (anneal_settings, binary_states, checkpoint_parts, finite_array, fits_in_memory,
+                          integer_array, positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine, _Immutable
 from .samplers import _restored_chains, serialised
@@ -76,7 +76,7 @@ class PathIntegralSampler:
         if not isinstance(qbm, QBM):
             raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
         self.qbm = qbm
-        self.num_chains = positive_int(num_chains, "num_chains")
+        self.num_chains = fits_in_memory(positive_int(num_chains, "num_chains"), qbm.num_units, "num_chains")
         self.seed = seed_value(seed)
         self.num_threads = num_threads_arg(num_threads)
         init = None
@@ -175,6 +175,7 @@ def log_diag(
     states = binary_states(states, "states", qbm.num_units)
     settings = anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
     population, sweeps_per_step, target, num_subpopulations, max_steps = settings
+    fits_in_memory(population, qbm.num_units, "population")
     run = _core.log_diag_qmc_rbm if qbm._is_rbm else _core.log_diag_qmc_graph
     out = run(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
               num_subpopulations, max_steps, num_threads_arg(num_threads))

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validation import binary_states, checkpoint_parts, integer_array, positive_int, seed_value
+from ._validation import binary_states, checkpoint_parts, fits_in_memory, integer_array, positive_int, seed_value
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 
@@ -43,10 +43,10 @@ class GibbsSampler:
 
     def __init__(self, model, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
         self._lock = threading.RLock()
-        self.num_chains = positive_int(num_chains, "num_chains")
+        self._check_model(model)
+        self.num_chains = fits_in_memory(positive_int(num_chains, "num_chains"), model.num_units, "num_chains")
         self.seed = seed_value(seed)
         self.num_threads = num_threads_arg(num_threads)
-        self._check_model(model)
         self.model = model
         init = None
         if initial_state is not None:
