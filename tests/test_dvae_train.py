@@ -102,6 +102,11 @@ def test_config_errors_name_the_field(tmp_path):
             TrainConfig(**bad)
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"epoch": 3})
+    # numpy numbers, paths and tuples are taken as the JSON types a config holds
+    plain = TrainConfig(epochs=np.int64(3), lr=np.float32(0.5), output=tmp_path, encoder_hidden=(16, np.int64(8)),
+                        kd_schedule=((1, 2),))
+    assert json.loads(json.dumps(plain.to_dict())) == plain.to_dict()
+    assert (plain.epochs, plain.output, plain.encoder_hidden, plain.kd_schedule) == (3, str(tmp_path), [16, 8], [[1, 2]])
     with pytest.raises(ValueError, match="batch_size"):
         Trainer(TrainConfig(batch_size=5000))
     with pytest.raises(FileNotFoundError, match="checkpoint"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import os
 from dataclasses import dataclass, field
 
 from .._core import MAX_GAMMA
@@ -91,6 +93,7 @@ class TrainConfig:
         from .samplers import SAMPLERS
         from .smoothing import SMOOTHINGS
 
+        self._normalise_types()
         tables = {"prior": PRIORS, "smoothing": SMOOTHINGS, "encoder": ENCODERS, "sampler": SAMPLERS}
         for name, table in tables.items():
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
@@ -150,6 +153,10 @@ class TrainConfig:
             raise ValueError(f"kd_schedule: expected a non-empty list of [K, D] pairs of positive integers, "
                              f"got {stages!r}")
 
+    def _normalise_types(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _plain(getattr(self, f.name)))
+
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
@@ -159,6 +166,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _plain(value):
+    """numpy numbers as Python ones, paths as str, tuples as lists (nested too): a config stays JSON."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 # A short run for the README's main job: RBM 32x32 prior on the packaged subset, 400 steps
