@@ -48,10 +48,12 @@ inline void require_edges(const carray<std::int64_t>& edges, std::size_t n) {
 }
 
 // Samplers index tables with state bytes: anything but 0/1 is refused at the boundary.
-inline void require_binary(const carray<std::uint8_t>& a, const char* name) {
-  const std::uint8_t* p = a.data();
-  for (py::ssize_t i = 0; i < a.size(); ++i)
+inline void require_binary(const std::uint8_t* p, std::size_t n, const char* name) {
+  for (std::size_t i = 0; i < n; ++i)
     if (p[i] > 1) throw std::invalid_argument(std::string(name) + ": values must be 0 or 1");
+}
+inline void require_binary(const carray<std::uint8_t>& a, const char* name) {
+  require_binary(a.data(), static_cast<std::size_t>(a.size()), name);
 }
 
 // Called between rounds of a long run with the GIL released: true once Ctrl-C (or any

@@ -28,7 +28,7 @@ py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
   return d;
 }
 
-AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
+AnnealOptions options(std::uint64_t seed, std::size_t sweeps_per_step,
                       const carray<double>& schedule, double target_ess, std::size_t subpops,
                       std::size_t max_steps, std::size_t threads) {
   AnnealOptions o;
@@ -39,8 +39,7 @@ AnnealOptions options(std::size_t population, std::uint64_t seed, std::size_t sw
   o.num_subpopulations = subpops;
   o.max_steps = max_steps;
   o.num_threads = threads;
-  qvae::check_options(o, population);  // before anything is allocated for the run
-  return o;
+  return o;  // population_anneal checks them (qvae::check_options)
 }
 
 // The exact start of each annealer and its log Z: uniform states for classical models
@@ -63,7 +62,7 @@ template <class Model, class Chains>
 py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint64_t seed,
                 std::size_t sweeps_per_step, const carray<double>& schedule, double target_ess,
                 std::size_t subpops, std::size_t max_steps, std::size_t threads) {
-  AnnealOptions o = options(population, seed, sweeps_per_step, schedule, target_ess, subpops,
+  AnnealOptions o = options(seed, sweeps_per_step, schedule, target_ess, subpops,
                             max_steps, threads);
   carray<std::uint8_t> samples({population, model->num_units()});
   AnnealResult r;
@@ -94,10 +93,9 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
   require_shape(states, {-1, n}, "states");
   // A copy, checked and read while the GIL is released: the caller's array may change meanwhile.
   const std::vector<std::uint8_t> copy(states.data(), states.data() + states.size());
-  for (std::uint8_t v : copy)
-    if (v > 1) throw std::invalid_argument("states: values must be 0 or 1");
+  require_binary(copy.data(), copy.size(), "states");
   const std::size_t batch = states.shape(0);
-  AnnealOptions o = options(population, seed, sweeps_per_step, carray<double>(0), target_ess,
+  AnnealOptions o = options(seed, sweeps_per_step, carray<double>(0), target_ess,
                             subpops, max_steps, 1);
   carray<double> value(batch), error(batch);
   const std::uint8_t* s = copy.data();

@@ -86,6 +86,10 @@ void combine(const std::vector<double>& sub, double& log_z, double& log_z_std) {
 
 }  // namespace pa
 
+namespace {
+// Throws std::invalid_argument for options population_anneal cannot run: sub-populations
+// outside [1, population], target_ess outside (0, 1), no steps allowed, or a schedule that does
+// not increase from 0 to 1 within max_steps steps (the steps read schedule[step + 1]).
 void check_options(const AnnealOptions& opt, std::size_t population) {
   if (population < 2 || opt.num_subpopulations < 1 || opt.num_subpopulations > population)
     throw std::invalid_argument("population / num_subpopulations out of range");
@@ -98,6 +102,7 @@ void check_options(const AnnealOptions& opt, std::size_t population) {
   for (std::size_t k = 1; k < ts.size(); ++k)
     if (!(ts[k] > ts[k - 1])) throw std::invalid_argument("schedule: t values must be strictly increasing");
 }
+}  // namespace
 
 template <class Chains>
 AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOptions& opt,

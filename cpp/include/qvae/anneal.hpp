@@ -27,11 +27,6 @@ struct AnnealOptions {
   std::size_t num_threads = 0;
 };
 
-// Throws std::invalid_argument for options population_anneal cannot run: sub-populations
-// outside [1, population], target_ess outside (0, 1), no steps allowed, or a schedule that does
-// not increase from 0 to 1 within max_steps steps.
-void check_options(const AnnealOptions& options, std::size_t population);
-
 struct AnnealResult {
   double log_z = 0.0;
   double log_z_std = 0.0;
