@@ -18,8 +18,8 @@ def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max
     if value is None:
         raise ValueError(f"{name}: expected a number or an array of numbers, got None")
     try:
-        raw = np.asarray(value)
-        if raw.dtype.kind not in "biufO" or (raw.dtype.kind == "O" and not _all_real(raw)):
+        raw = numbers_from_objects(np.asarray(value))
+        if raw.dtype.kind not in "biuf":
             raise TypeError(f"dtype {raw.dtype}")  # complex, strings, dates: never silently converted
         arr = np.array(raw, dtype=np.float64, copy=True, order="C")
     except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor needing grad)
@@ -38,9 +38,12 @@ def finite_array(value, name: str, *, ndim: int, shape: tuple | None = None, max
     return arr
 
 
-def _all_real(objects: np.ndarray) -> bool:
-    """Every element of an object array a real number (not a string that float() would parse)."""
-    return all(isinstance(v, numbers.Real) for v in objects.flat)
+def numbers_from_objects(arr: np.ndarray) -> np.ndarray:
+    """An object array whose elements are all real numbers (Python ints gathered with floats, say) as
+    the numeric array numpy makes of them; any other array unchanged, strings included (never parsed)."""
+    if arr.dtype.kind == "O" and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr.flat):
+        return np.array(arr.tolist())
+    return arr
 
 
 def binary_states(value, name: str, num_units: int, *, rows: int | None = None) -> np.ndarray:
@@ -81,11 +84,9 @@ def checkpoint_parts(checkpoint, keys) -> list:
 
 def integer_array(value, name: str, dtype, shape) -> np.ndarray:
     """A new C-contiguous array of `dtype` from integers within its range; shape entries None are free."""
-    arr = np.asarray(value)
+    arr = numbers_from_objects(np.asarray(value))
     if arr.size == 0 and arr.dtype.kind in "fO":  # np.asarray([]) is float64: an empty list is fine
         arr = arr.astype(np.int64)
-    if arr.dtype.kind == "O" and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in arr.flat):
-        arr = arr.astype(np.int64) if all(-2**63 <= v < 2**63 for v in arr.flat) else arr
     if arr.dtype.kind not in "ui":
         raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
     if arr.ndim != len(shape) or any(s not in (None, a) for s, a in zip(shape, arr.shape)):
@@ -116,6 +117,12 @@ def fits_in_memory(count: int, num_units: int, name: str) -> int:
     if count * num_units > MAX_STATE_BYTES:
         raise ValueError(f"{name}: {count} states of {num_units} units would need more than 1 TiB")
     return count
+
+
+# Sub-populations of an annealing run by default (anneal, log_diag), and so the smallest population
+# those defaults accept: two replicas in each.
+NUM_SUBPOPULATIONS = 10
+MIN_POPULATION = 2 * NUM_SUBPOPULATIONS
 
 
 def anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps) -> tuple:

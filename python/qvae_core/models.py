@@ -8,12 +8,10 @@ Parameters are finite reals of magnitude at most MAX_PARAMETER = 1e6; they are r
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import _core
-from ._validation import MAX_PARAMETER, binary_states, finite_array, integer_array, positive_int
+from ._validation import MAX_PARAMETER, binary_states, finite_array, integer_array, numbers_from_objects, positive_int
 
 __all__ = ["RBM", "BoltzmannMachine"]
 
@@ -197,8 +195,7 @@ def _check_edges(edges, n: int) -> np.ndarray:
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"edges: expected shape (m, 2), got {arr.shape}")
-    if arr.dtype.kind == "O" and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr.flat):
-        arr = arr.astype(np.float64)  # e.g. Python ints gathered in an object array
+    arr = numbers_from_objects(arr)
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"edges: expected integers, got dtype {arr.dtype}")
     if arr.size and arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
