@@ -115,6 +115,15 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
     return Topology(name, nodes, edges, colors)
 
 
+# Linear labels of a family graph of a given shape, 0 to this count - 1 (Pegasus: the full graph,
+# of which the fabric is a part).
+_NUM_LABELS = {
+    "chimera": lambda m, n, t: 2 * m * n * t,
+    "pegasus": lambda m: 24 * m * (m - 1),
+    "zephyr": lambda m, t: 4 * t * m * (2 * m + 1),
+}
+
+
 def family_colors(family: str, shape, labels) -> np.ndarray:
     """The colour of each linear qubit label of a D-Wave family graph, from dwave-networkx:
     chimera_two_color (shape [m, n, t]), pegasus_four_color ([m], m >= 2) or zephyr_four_color
@@ -123,15 +132,15 @@ def family_colors(family: str, shape, labels) -> np.ndarray:
     shape = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else [shape]
     if family == "chimera" and len(shape) == 3:
         m, n, t = (positive_int(v, "shape") for v in shape)
-        count, color = 2 * m * n * t, dnx.chimera_two_color
+        count, color = _NUM_LABELS["chimera"](m, n, t), dnx.chimera_two_color
         to_coordinates = dnx.chimera_coordinates(m, n, t).iter_linear_to_chimera
     elif family == "pegasus" and len(shape) == 1:
         m = positive_int(shape[0], "shape", minimum=2)
-        count, color = 24 * m * (m - 1), dnx.pegasus_four_color
+        count, color = _NUM_LABELS["pegasus"](m), dnx.pegasus_four_color
         to_coordinates = dnx.pegasus_coordinates(m).iter_linear_to_pegasus
     elif family == "zephyr" and len(shape) == 2:
         m, t = (positive_int(v, "shape") for v in shape)
-        count, color = 4 * t * m * (2 * m + 1), dnx.zephyr_four_color
+        count, color = _NUM_LABELS["zephyr"](m, t), dnx.zephyr_four_color
         to_coordinates = dnx.zephyr_coordinates(m, t).iter_linear_to_zephyr
     else:
         raise ValueError(f"family: expected chimera [m, n, t], pegasus [m] or zephyr [m, t], got {family!r} {shape}")
@@ -156,14 +165,14 @@ def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
     m = positive_int(m, "m")
     n = m if n is None else positive_int(n, "n")
     t = positive_int(t, "t")
-    _check_size(f"chimera({m},{n},{t})", 2 * m * n * t)
+    _check_size(f"chimera({m},{n},{t})", _NUM_LABELS["chimera"](m, n, t))
     return from_networkx(_dnx().chimera_graph(m, n, t), f"chimera({m},{n},{t})")
 
 
 def pegasus(m: int) -> Topology:
     """Pegasus P(m) working graph (fabric only, linear labels); m >= 2; four colours."""
     m = positive_int(m, "m", minimum=2)
-    _check_size(f"pegasus({m})", 24 * m * (m - 1))
+    _check_size(f"pegasus({m})", _NUM_LABELS["pegasus"](m))
     return from_networkx(_dnx().pegasus_graph(m), f"pegasus({m})")
 
 
@@ -171,7 +180,7 @@ def zephyr(m: int, t: int = 4) -> Topology:
     """Zephyr Z(m, t) working graph (linear labels); four colours."""
     m = positive_int(m, "m")
     t = positive_int(t, "t")
-    _check_size(f"zephyr({m},{t})", 4 * t * m * (2 * m + 1))
+    _check_size(f"zephyr({m},{t})", _NUM_LABELS["zephyr"](m, t))
     return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
 
 
