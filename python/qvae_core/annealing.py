@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._validation import anneal_settings, finite_array, fits_in_memory, seed_value
+from ._validation import NUM_SUBPOPULATIONS, anneal_settings, finite_array, fits_in_memory, seed_value
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine
 from .quantum import QBM
@@ -60,7 +60,7 @@ def anneal(
     sweeps_per_step: int = 5,
     schedule=None,
     target_ess: float = 0.999,
-    num_subpopulations: int = 10,
+    num_subpopulations: int = NUM_SUBPOPULATIONS,
     max_steps: int = 100_000,
     num_threads=None,
 ) -> AnnealResult:

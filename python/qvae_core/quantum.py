@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from . import _core
-from ._validation import (anneal_settings, binary_states, checkpoint_parts, finite_array, fits_in_memory,
-                          integer_array, positive_int, seed_value)
+from ._validation import (NUM_SUBPOPULATIONS, anneal_settings, binary_states, checkpoint_parts, finite_array,
+                          fits_in_memory, integer_array, positive_int, seed_value)
 from ._validation import num_threads as num_threads_arg
 from .models import RBM, BoltzmannMachine, _Immutable
 from .samplers import _restored_chains, serialised
@@ -159,7 +159,7 @@ def log_diag(
     seed=None,
     sweeps_per_step: int = 5,
     target_ess: float = 0.999,
-    num_subpopulations: int = 10,
+    num_subpopulations: int = NUM_SUBPOPULATIONS,
     max_steps: int = 100_000,
     num_threads=None,
 ):

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from .._validation import MIN_POPULATION
 from .config import LOG_Z_POPULATION, QUICK, TrainConfig
 
 __all__ = ["register"]
@@ -47,9 +48,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
     evaluate.add_argument("--num-images", type=_at_least(0), default=0, help="first N validation images (0: all)")
     evaluate.add_argument("--importance-samples", type=_at_least(1), default=1000, help="K per image for the LL")
-    evaluate.add_argument("--log-z-population", type=_at_least(20), default=LOG_Z_POPULATION,
+    evaluate.add_argument("--log-z-population", type=_at_least(MIN_POPULATION), default=LOG_Z_POPULATION,
                           help="population of the log Z annealing")
-    evaluate.add_argument("--log-diag-population", type=_at_least(20), default=200,
+    evaluate.add_argument("--log-diag-population", type=_at_least(MIN_POPULATION), default=200,
                           help="QBM: population of log_diag")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def _at_least(minimum: int):
-    """argparse type: an integer >= minimum (populations: 2 replicas in each of 10 sub-populations)."""
+    """argparse type: an integer >= minimum."""
 
     def parse(text: str) -> int:
         try:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from .._core import MAX_GAMMA
+from .._validation import MIN_POPULATION
 
 __all__ = ["TrainConfig", "QUICK"]
 
@@ -103,10 +104,10 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
-        # A population-annealing run needs 2 replicas in each of its 10 sub-populations.
-        minimum = {"train_size": 0, "valid_size": 0, "groups": 1, "negative_samples": 20 if self.sampler == "pa" else 2,
-                   "sweeps": 0, "epochs": 1, "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
-                   "log_z_population": 20, "final_importance_samples": 1, "seed": 0}
+        minimum = {"train_size": 0, "valid_size": 0, "groups": 1,
+                   "negative_samples": MIN_POPULATION if self.sampler == "pa" else 2, "sweeps": 0, "epochs": 1,
+                   "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
+                   "log_z_population": MIN_POPULATION, "final_importance_samples": 1, "seed": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

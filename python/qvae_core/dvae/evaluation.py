@@ -20,7 +20,7 @@ import torch
 
 import qvae_core as q
 
-from .._validation import binary_states, finite_array, positive_int, seed_value
+from .._validation import MIN_POPULATION, binary_states, finite_array, positive_int, seed_value
 from .config import LOG_Z_POPULATION
 from .model import DVAE
 
@@ -58,7 +58,7 @@ def evaluate(
     importance_samples = positive_int(importance_samples, "importance_samples")
     seed = seed_value(seed) % 2**63  # torch generators take signed 64-bit seeds
     for name, population in (("log_z_population", log_z_population), ("log_diag_population", log_diag_population)):
-        positive_int(population, name, minimum=20)  # 2 replicas in each of 10 sub-populations
+        positive_int(population, name, minimum=MIN_POPULATION)
     if log_z is not None:
         pair = finite_array(log_z, "log_z", ndim=1, shape=(2,))
         if pair[1] < 0:

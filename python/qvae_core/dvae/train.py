@@ -116,9 +116,10 @@ class Trainer:
             sampler = None
         elif sampler is None:
             sampler = build_sampler(config)
-        missing = [m for m in ("sample", "state_dict", "load_state_dict") if not callable(getattr(sampler, m, None))]
-        if sampler is not None and missing:
-            raise ValueError(f"sampler: lacks {', '.join(missing)} (the negative-phase contract of samplers.py)")
+        if sampler is not None:
+            missing = [m for m in ("sample", "state_dict", "load_state_dict") if not callable(getattr(sampler, m, None))]
+            if missing:
+                raise ValueError(f"sampler: lacks {', '.join(missing)} (the negative-phase contract of samplers.py)")
         self.sampler = sampler
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import binary_states, finite_array, positive_float, positive_int, seed_value
+from .._validation import MIN_POPULATION, binary_states, finite_array, positive_float, positive_int, seed_value
 from ..annealing import anneal
 from ..exact import _sigmoid
 from ..models import BoltzmannMachine
@@ -151,7 +151,7 @@ class AppendixC:
 
     def __init__(self, learning_rate: float, *, population: int = 1000, seed=None):
         self.learning_rate = positive_float(learning_rate, "learning_rate")
-        self.population = positive_int(population, "population", minimum=20)  # 10 sub-populations of >= 2
+        self.population = positive_int(population, "population", minimum=MIN_POPULATION)
         self._rng = np.random.default_rng(seed_value(seed))
 
     def __call__(self, model, samples, beta_eff: float) -> float:
