@@ -128,6 +128,7 @@ def test_timing_parameters_are_numbers_within_their_ranges(name):
     props = qd.qpu_solver("chimera", 1)["properties"]
     lo, hi = props[f"{name}_range"]
     qd.hardware.check_timing({name: hi}, props)
+    qd.hardware.check_timing({name: np.int64(int(hi))}, props)  # numpy numbers are numbers
     for value in (lo - 1, hi * 2, "x", True):  # a negative readout time divided by zero in max_num_reads
         with pytest.raises(ValueError, match=name):
             qd.hardware.check_timing({name: value}, props)

@@ -59,6 +59,19 @@ def _solver_definitions(args):
     return definitions
 
 
+def _fault(spec: str) -> tuple:
+    """(kind, count, delay) of an --inject FAULT[:COUNT[:SECONDS]]; count 1 and delay 0 by default."""
+    kind, *fields = spec.split(":")
+    try:
+        if len(fields) > 2:
+            raise ValueError("too many fields")
+        count = int(fields[0]) if fields else 1
+        delay = float(fields[1]) if len(fields) > 1 else 0.0
+    except ValueError:
+        raise ValueError(f"--inject: expected FAULT[:COUNT[:SECONDS]], got {spec!r}") from None
+    return kind, count, delay
+
+
 def serve(args) -> int:
     import sys
 
@@ -68,13 +81,7 @@ def serve(args) -> int:
         server = SAPIServer(_solver_definitions(args), beta=args.beta, sweeps=args.sweeps, seed=args.seed,
                             token=args.token, host=args.host, port=args.port)
         for spec in args.inject:
-            kind, *rest = spec.split(":")
-            try:
-                if len(rest) > 2:
-                    raise ValueError
-                count, delay = int(rest[0]) if rest else 1, float(rest[1]) if len(rest) > 1 else 0.0
-            except ValueError:
-                raise ValueError(f"--inject: expected FAULT[:COUNT[:SECONDS]], got {spec!r}") from None
+            kind, count, delay = _fault(spec)
             server.inject(kind, count, delay=delay)
     except (ValueError, OSError) as exc:
         print(f"qvae-core sapi-server: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ All functions read a solver's `properties` mapping, as served by SAPI (`solver.p
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -144,7 +145,7 @@ def check_timing(params: Mapping, properties: Mapping) -> None:
         if name in params and f"{name}_range" in properties:
             lo, hi = properties[f"{name}_range"]
             value = params[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo <= value <= hi:
                 raise ValueError(f"{name}: must be a number in [{lo}, {hi}], got {value!r}")
 
 
