@@ -18,12 +18,9 @@ import torch
 
 import qvae_core as q
 
-__all__ = ["PersistentChains", "PopulationAnnealing", "qpu_sampler", "SAMPLERS", "derived_seed"]
+from ..seeds import SamplerStream, derived_seed
 
-
-def derived_seed(seed: int, *keys: int) -> int:
-    """A uint64 seed for stream `keys` of `seed`: independent streams, reproducible."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, np.uint64)[0])
+__all__ = ["PersistentChains", "PopulationAnnealing", "qpu_sampler", "SAMPLERS"]
 
 
 class PersistentChains:
@@ -47,7 +44,7 @@ class PersistentChains:
     def sample(self, model) -> np.ndarray:
         if self._chains is None:
             kind = q.PathIntegralSampler if isinstance(model, q.QBM) else q.GibbsSampler
-            self._chains = kind(model, self.num_samples, seed=derived_seed(self.seed, 0))
+            self._chains = kind(model, self.num_samples, seed=derived_seed(self.seed, SamplerStream.CHAINS))
             if self._checkpoint is not None:
                 self._chains.restore(self._checkpoint)
                 self._checkpoint = None
@@ -85,7 +82,7 @@ class PopulationAnnealing:
         self._calls = 0
 
     def sample(self, model) -> np.ndarray:
-        seed = derived_seed(self.seed, self._calls)
+        seed = derived_seed(self.seed, self._calls)  # call k: stream k (seeds.SamplerStream)
         self._calls += 1
         return q.anneal(model, population=self.num_samples, seed=seed, sweeps_per_step=self.sweeps).samples
 
@@ -108,11 +105,11 @@ def qpu_sampler(config, seed: int):
     tracking = {
         "none": lambda: None,
         "pseudolikelihood": PseudoLikelihood,
-        "appendix-c": lambda: AppendixC(config.beta_lr, seed=derived_seed(seed, 1)),
+        "appendix-c": lambda: AppendixC(config.beta_lr, seed=derived_seed(seed, SamplerStream.BETA_UPDATE)),
     }[config.beta_tracking]()
     schedule = PauseAndQuench() if config.qpu_schedule == "pause-and-quench" else None
     return QPUSampler(solver, num_samples=config.negative_samples, beta_eff=config.beta_eff,
-                      beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, 2))
+                      beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, SamplerStream.QPU))
 
 
 def _from_counts(sampler_class):

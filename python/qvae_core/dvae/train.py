@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .._validation import binary_states
+from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .evaluation import evaluate
@@ -32,7 +33,7 @@ from .model import DVAE
 from .networks import DECODERS, ENCODERS
 from .posterior import HierarchicalPosterior
 from .priors import PRIORS
-from .samplers import SAMPLERS, derived_seed
+from .samplers import SAMPLERS
 from .smoothing import SMOOTHINGS
 
 __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
@@ -67,7 +68,7 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
 
 def build_sampler(config: TrainConfig):
     """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed."""
-    return SAMPLERS[config.sampler](config, derived_seed(config.seed, 3))
+    return SAMPLERS[config.sampler](config, derived_seed(config.seed, RunStream.SAMPLER))
 
 
 class _Progress:
@@ -154,7 +155,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.epoch)
         k, d = self.kd_at(self.epoch)
-        shuffle = torch.Generator().manual_seed(derived_seed(c.seed, 1, self.epoch) >> 1)
+        shuffle = torch.Generator().manual_seed(derived_seed(c.seed, RunStream.SHUFFLE, self.epoch) >> 1)
         order = torch.randperm(self.train_images.shape[0], generator=shuffle)
         steps = self.train_images.shape[0] // c.batch_size
         bar = _Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
@@ -198,12 +199,11 @@ class Trainer:
         """evaluate() on the validation images with log Z from population annealing (one run per
         training step reached: the final evaluation reuses the last epoch's)."""
         if self._log_z is None or self._log_z[0] != self.step:
-            log_z = self.model.prior.log_partition(
-                population=self.config.log_z_population, seed=derived_seed(self.config.seed, 2, self.epoch)
-            )
+            seed = derived_seed(self.config.seed, RunStream.LOG_Z, self.epoch)
+            log_z = self.model.prior.log_partition(population=self.config.log_z_population, seed=seed)
             self._log_z = (self.step, log_z)
         return evaluate(self.model, self.valid_images, importance_samples=importance_samples, log_z=self._log_z[1],
-                        seed=derived_seed(self.config.seed, 4, self.epoch), **options)
+                        seed=derived_seed(self.config.seed, RunStream.EVALUATION, self.epoch), **options)
 
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""

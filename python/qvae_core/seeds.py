@@ -1,0 +1,45 @@
+"""Seeds of the random streams: every stream's seed comes from `derived_seed` (docs/conventions.md,
+"Many processes").
+
+A stream is named by the seed it derives from, its purpose (a member of one of the enums below) and,
+for a stream that is drawn afresh, the index of that draw (an epoch, a call). Changing a value
+changes every result and what a resumed checkpoint draws next: the values are fixed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+__all__ = ["derived_seed", "RunStream", "SamplerStream"]
+
+
+class RunStream(enum.IntEnum):
+    """Streams of a training run, derived from its seed (TrainConfig.seed)."""
+
+    SHUFFLE = 1  # order of the training images; index: the epoch
+    LOG_Z = 2  # the annealing run that estimates log Z at validation; index: the epoch
+    SAMPLER = 3  # the seed of the negative-phase sampler, from which its own streams derive
+    EVALUATION = 4  # the posterior draws of a validation; index: the epoch
+
+
+class SamplerStream(enum.IntEnum):
+    """Streams of a negative-phase sampler, derived from its seed (RunStream.SAMPLER of the run).
+    A population-annealing sampler starts a run per call instead: call k's seed is
+    derived_seed(seed, k)."""
+
+    CHAINS = 0  # the persistent chains (GibbsSampler or PathIntegralSampler)
+    BETA_UPDATE = 1  # the annealing runs of a QPU's App. C beta_eff update
+    QPU = 2  # a QPU sampler's spin-reversal transforms
+
+
+def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:
+    """The uint64 seed of stream (`seed`, `purpose`, `index`...) of process or task `rank`.
+
+    Independent streams for distinct keys (numpy's SeedSequence hashes them). Rank 0 is the
+    single-process run: its seeds do not depend on how many processes there are, and another rank
+    adds its number as a last key, so each purpose must always take the same number of indices.
+    """
+    keys = [seed, purpose, *index] + ([rank] if rank else [])
+    return int(np.random.SeedSequence(keys).generate_state(1, np.uint64)[0])
