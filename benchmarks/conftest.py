@@ -4,7 +4,7 @@ Each suite (block Gibbs, population annealing, CT-QMC) collects what its tests m
 Results, printed as a Markdown summary (the same tables as report.py) at the end of the run.
 """
 
-from qvae_core.cli import shorten_torch_spin
+from qvae_core.torch_env import shorten_torch_spin
 
 # As `qvae-core train` does, before torch loads: torch's OpenMP threads spin for milliseconds
 # after each operation and would take the cores from the sampler measured next. The torch

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qvae_core.cli import shorten_torch_spin
+from qvae_core.torch_env import shorten_torch_spin
 
 shorten_torch_spin()  # before torch loads, as in conftest.py
 

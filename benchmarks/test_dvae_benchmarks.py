@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from qvae_core.cli import shorten_torch_spin
+from qvae_core.torch_env import shorten_torch_spin
 
 shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 torch = pytest.importorskip("torch")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import time
 
 import numpy as np
+
+from .torch_env import shorten_torch_spin
 
 __all__ = ["main"]
 
@@ -70,15 +71,6 @@ def _register_demo(sub) -> None:
 # Each entry adds its subcommands; modules import their heavy dependencies (torch,
 # dwave-cloud-client) only when a command runs, so `qvae-core demo` needs numpy alone.
 _SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"]
-
-
-def shorten_torch_spin() -> None:
-    """Sets GOMP_SPINCOUNT=30000 unless it is set; call before torch loads.
-
-    After each operation torch's OpenMP (libgomp) threads spin for a few milliseconds, holding the
-    cores the samplers' threads need next: a DVAE step spent ~1/3 of its sampling time waiting.
-    The shorter spin keeps torch's own speed (README, "How it is fast")."""
-    os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 
 def main(argv=None) -> int:

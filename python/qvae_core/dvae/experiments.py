@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import shorten_torch_spin
+from ..torch_env import shorten_torch_spin
 
 shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 
