@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
 from ._validation import NUM_SUBPOPULATIONS, anneal_settings, finite_array, fits_in_memory, seed_value
 from ._validation import num_threads as num_threads_arg
-from .models import RBM, BoltzmannMachine
-from .quantum import QBM
+from .kinds import core_kind
 
 __all__ = ["AnnealResult", "anneal", "combine_log_z"]
 
@@ -84,16 +82,11 @@ def anneal(
     if ts.size - 1 > max_steps:
         raise ValueError(f"schedule: {ts.size - 1} steps, more than max_steps = {max_steps}")
     threads = num_threads_arg(num_threads)
-    if isinstance(model, QBM):
-        run = _core.anneal_qmc_rbm if model._is_rbm else _core.anneal_qmc_graph
-    elif isinstance(model, RBM):
-        run = _core.anneal_rbm
-    elif isinstance(model, BoltzmannMachine):
-        run = _core.anneal_graph
-    else:
+    kind = core_kind(model)
+    if kind is None:
         raise ValueError(f"model: expected an RBM, BoltzmannMachine or QBM, got {type(model).__name__}")
     fits_in_memory(population, model.num_units, "population")
-    out = run(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
+    out = kind.anneal(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
               max_steps, threads)
     return AnnealResult(**out)
 

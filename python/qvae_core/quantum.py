@@ -6,28 +6,30 @@ temperature 1: p(z) = <z|e^{-H}|z> / Z, Z = Tr e^{-H}. Gamma = 0 is the classica
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from . import _core
-from ._validation import (NUM_SUBPOPULATIONS, anneal_settings, binary_states, checkpoint_parts, finite_array,
-                          fits_in_memory, integer_array, positive_int, seed_value)
+from ._validation import (NUM_SUBPOPULATIONS, anneal_settings, binary_states, finite_array, fits_in_memory,
+                          integer_array, seed_value)
 from ._validation import num_threads as num_threads_arg
-from .models import RBM, BoltzmannMachine, _Immutable
-from .samplers import _restored_chains, serialised
+from .kinds import core_kind
+from .models import _Immutable
+from .samplers import PersistentSampler, serialised
 
-__all__ = ["QBM", "PathIntegralSampler", "log_diag"]
+__all__ = ["QBM", "PathIntegralSampler", "log_diag", "MAX_GAMMA"]
+
+MAX_GAMMA = _core.MAX_GAMMA  # largest transverse field (500): a worldline holds ~Gamma_l kinks
 
 
 class QBM(_Immutable):
     """A classical RBM or BoltzmannMachine plus a transverse field Gamma (float or per unit),
     0 <= Gamma_l <= 500 (a path-integral worldline holds ~Gamma_l kinks)."""
 
-    _frozen = ("model", "gamma", "_is_rbm", "_compiled")
+    _frozen = ("model", "gamma", "_compiled")
 
     def __init__(self, model, gamma):
-        if not isinstance(model, (RBM, BoltzmannMachine)):
+        kind = core_kind(model)
+        if kind is None or kind.quantum:
             raise ValueError(f"model: expected an RBM or a BoltzmannMachine, got {type(model).__name__}")
         self.model = model
         n = model.num_units
@@ -44,10 +46,8 @@ class QBM(_Immutable):
         g.flags.writeable = False
         self.gamma = g
         # The C++ path-integral model (RBM layers or colour classes as blocks); it checks that
-        # 0 <= Gamma_l <= _core.MAX_GAMMA (500).
-        self._is_rbm = isinstance(model, RBM)
-        kind = _core.QmcRbmModel if self._is_rbm else _core.QmcGraphModel
-        self._compiled = kind(model._compiled, g)
+        # 0 <= Gamma_l <= MAX_GAMMA.
+        self._compiled = kind.path_integral(model._compiled, g)
 
     @property
     def num_units(self) -> int:
@@ -61,41 +61,30 @@ class QBM(_Immutable):
         return f"QBM({self.model!r}, gamma in [{self.gamma.min():g}, {self.gamma.max():g}])"
 
 
-class PathIntegralSampler:
-    """Persistent continuous-time worldline chains of a QBM (no Trotter discretisation).
+class PathIntegralSampler(PersistentSampler):
+    """`num_chains` persistent continuous-time worldline chains of a QBM (no Trotter discretisation).
 
     A sweep updates each block (the visible then the hidden layer of an RBM, or the colour classes
     of a BoltzmannMachine) by cluster moves along imaginary time: Poisson(Gamma_l) cuts, heat bath
     on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as
     p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a seed whatever `num_threads`.
     `run` releases the GIL; calls made from several Python threads wait for each other.
+    Checkpoints also hold the worldlines' kinks (see `checkpoint`).
     """
 
-    def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
-        self._lock = threading.RLock()
-        if not isinstance(qbm, QBM):
-            raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
-        self.qbm = qbm
-        self.num_chains = fits_in_memory(positive_int(num_chains, "num_chains"), qbm.num_units, "num_chains")
-        self.seed = seed_value(seed)
-        self.num_threads = num_threads_arg(num_threads)
-        init = None
-        if initial_state is not None:
-            init = binary_states(initial_state, "initial_state", qbm.num_units, rows=self.num_chains)
-        chains = _core.QmcRbmChains if qbm._is_rbm else _core.QmcGraphChains
-        self._chains = chains(qbm._compiled, self.num_chains, self.seed, init)
+    _argument = "qbm"
+    _expected = "a QBM"
+    _quantum = True
+    _extra_checkpoint_keys = ("kink_offsets", "kink_times", "kink_units")
 
-    @serialised
-    def run(self, num_sweeps: int) -> np.ndarray:
-        """Advance every chain by num_sweeps sweeps; returns the (num_chains, n) uint8 tau = 0 slices."""
-        self._chains.run(positive_int(num_sweeps, "num_sweeps", minimum=0), 1.0, self.num_threads)
-        return self.state
+    def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
+        # (the model's parameter keeps its name here: qbm)
+        super().__init__(qbm, num_chains, seed=seed, initial_state=initial_state, num_threads=num_threads)
 
     @property
-    @serialised
-    def state(self) -> np.ndarray:
-        """The tau = 0 slices, (num_chains, n) uint8."""
-        return self._chains.state
+    def qbm(self) -> QBM:
+        """The QBM the worldlines sample."""
+        return self._model
 
     @property
     @serialised
@@ -116,39 +105,19 @@ class PathIntegralSampler:
         """Kinks of every worldline, (num_chains, n) int64."""
         return self._chains.kink_counts
 
-    @serialised
-    def checkpoint(self) -> dict:
-        """All that determines the chains' future: the tau = 0 `state`, the random `streams` and the
-        kinks (chain c's are kink_times[o[c]:o[c+1]] on kink_units[...], o = `kink_offsets`).
-        `restore` continues from it exactly."""
+    def _extra_checkpoint(self) -> dict:
+        """The kinks: chain c's are kink_times[o[c]:o[c+1]] on kink_units[...], o = `kink_offsets`."""
         offsets, times, units = self._chains.kinks
-        return {"state": self.state, "streams": self._chains.streams,
-                "kink_offsets": offsets, "kink_times": times, "kink_units": units}
+        return {"kink_offsets": offsets, "kink_times": times, "kink_units": units}
 
-    @serialised
-    def restore(self, checkpoint) -> None:
-        """Continue from a `checkpoint()` of as many chains of as many units: the next runs draw what
-        the checkpointed sampler's would have, under this sampler's QBM (its seed no longer matters)."""
-        offsets, times, units = checkpoint_parts(checkpoint, ("kink_offsets", "kink_times", "kink_units"))
-        chains = _restored_chains(self._chains, self.qbm._compiled, self.seed, checkpoint)
-        times = finite_array(times, "checkpoint['kink_times']", ndim=1)
+    def _restore_extra(self, chains, parts: dict) -> None:
+        times = finite_array(parts["kink_times"], "checkpoint['kink_times']", ndim=1)
+        offsets = integer_array(parts["kink_offsets"], "checkpoint['kink_offsets']", np.int64, (self.num_chains + 1,))
+        units = integer_array(parts["kink_units"], "checkpoint['kink_units']", np.int32, times.shape)
         try:
-            chains.set_kinks(integer_array(offsets, "checkpoint['kink_offsets']", np.int64, (self.num_chains + 1,)),
-                             times, integer_array(units, "checkpoint['kink_units']", np.int32, times.shape))
+            chains.set_kinks(offsets, times, units)
         except ValueError as exc:
             raise ValueError(f"checkpoint: {exc}") from None
-        self._chains = chains
-
-    @serialised
-    def set_model(self, qbm: QBM) -> None:
-        """Continue the same worldlines under new parameters (same kind, units and blocks)."""
-        if not isinstance(qbm, QBM) or qbm._is_rbm != self.qbm._is_rbm:
-            raise ValueError("qbm: expected a QBM of the same kind as the sampler's")
-        try:
-            self._chains.set_model(qbm._compiled)
-        except ValueError as exc:
-            raise ValueError(f"qbm: {exc}") from None
-        self.qbm = qbm
 
 
 def log_diag(
@@ -170,13 +139,13 @@ def log_diag(
     Returns (log_diag, log_diag_std), each of shape (batch,). Parallel over the batch;
     log p_QBM(z) = log_diag - log Z.
     """
-    if not isinstance(qbm, QBM):
+    kind = core_kind(qbm)
+    if kind is None or not kind.quantum:
         raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
     states = binary_states(states, "states", qbm.num_units)
     settings = anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
     population, sweeps_per_step, target, num_subpopulations, max_steps = settings
     fits_in_memory(population, qbm.num_units, "population")
-    run = _core.log_diag_qmc_rbm if qbm._is_rbm else _core.log_diag_qmc_graph
-    out = run(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
+    out = kind.log_diag(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
               num_subpopulations, max_steps, num_threads_arg(num_threads))
     return out["log_diag"], out["log_diag_std"]
