@@ -13,9 +13,9 @@ except ImportError as exc:  # pragma: no cover - only when the build is broken
     ) from exc
 
 from . import exact, graphs
-from .annealing import AnnealResult, anneal, combine_log_z
+from .annealing import AnnealResult, anneal, combine_log_z, log_diag
 from .models import RBM, BoltzmannMachine
-from .quantum import QBM, PathIntegralSampler, log_diag
+from .quantum import QBM, PathIntegralSampler
 from .samplers import GibbsSampler
 
 __version__ = "0.1.0"

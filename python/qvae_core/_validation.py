@@ -119,28 +119,6 @@ def fits_in_memory(count: int, num_units: int, name: str) -> int:
     return count
 
 
-# Sub-populations of an annealing run by default (anneal, log_diag), and so the smallest population
-# those defaults accept: two replicas in each.
-NUM_SUBPOPULATIONS = 10
-MIN_POPULATION = 2 * NUM_SUBPOPULATIONS
-
-
-def anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps) -> tuple:
-    """Validated (population, sweeps_per_step, target_ess, num_subpopulations, max_steps) of a
-    population-annealing run: at least 2 replicas per sub-population, 0 < target_ess < 1."""
-    population = positive_int(population, "population", minimum=2)
-    sweeps_per_step = positive_int(sweeps_per_step, "sweeps_per_step", minimum=0)
-    num_subpopulations = positive_int(num_subpopulations, "num_subpopulations")
-    if num_subpopulations > population // 2:
-        raise ValueError(
-            f"num_subpopulations: at most population // 2 = {population // 2}, got {num_subpopulations}"
-        )
-    target = float(finite_array(target_ess, "target_ess", ndim=0))
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target_ess: must be in (0, 1), got {target}")
-    return population, sweeps_per_step, target, num_subpopulations, positive_int(max_steps, "max_steps")
-
-
 def seed_value(seed) -> int:
     """A uint64 seed; None draws one from the OS entropy pool."""
     if seed is None:

@@ -6,6 +6,11 @@ independent sub-populations) and equilibrated by block-Gibbs sweeps at t'. RBM w
 larger layer analytically, w_i = p~_t'(y_i) / p~_t(y_i); other models use w_i = exp(-(t' - t) E_i).
 log Z = log mean_m Z_m over the sub-population estimates, which is unbiased in Z; their spread gives
 `log_z_std`. Combine independent runs with `combine_log_z` (log-mean-exp), never a mean of log Z.
+A QBM anneals its worldlines' diagonal part in from the exact transverse-field reference (`anneal`);
+with the tau = 0 slice clamped the same annealing gives log <z|e^{-H}|z> (`log_diag`).
+
+This module owns the annealing policies the rest of the package shares: the default number of
+sub-populations, the smallest population they accept and the population of a DVAE's log Z runs.
 """
 
 from __future__ import annotations
@@ -16,11 +21,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import NUM_SUBPOPULATIONS, anneal_settings, finite_array, fits_in_memory, seed_value
+from ._validation import binary_states, finite_array, fits_in_memory, positive_int, seed_value
 from ._validation import num_threads as num_threads_arg
 from .kinds import core_kind
 
-__all__ = ["AnnealResult", "anneal", "combine_log_z"]
+__all__ = ["AnnealResult", "anneal", "log_diag", "combine_log_z", "NUM_SUBPOPULATIONS", "MIN_POPULATION",
+           "LOG_Z_POPULATION"]
+
+# Sub-populations of an annealing run by default (anneal, log_diag), and so the smallest population
+# those defaults accept: two replicas in each.
+NUM_SUBPOPULATIONS = 10
+MIN_POPULATION = 2 * NUM_SUBPOPULATIONS
+# Default population of the annealing runs that estimate a DVAE prior's log Z (training, evaluation).
+LOG_Z_POPULATION = 4000
+
+
+def _settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps) -> tuple:
+    """Validated (population, sweeps_per_step, target_ess, num_subpopulations, max_steps) of a
+    population-annealing run: at least 2 replicas per sub-population, 0 < target_ess < 1."""
+    population = positive_int(population, "population", minimum=2)
+    sweeps_per_step = positive_int(sweeps_per_step, "sweeps_per_step", minimum=0)
+    num_subpopulations = positive_int(num_subpopulations, "num_subpopulations")
+    if num_subpopulations > population // 2:
+        raise ValueError(
+            f"num_subpopulations: at most population // 2 = {population // 2}, got {num_subpopulations}"
+        )
+    target = float(finite_array(target_ess, "target_ess", ndim=0))
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target_ess: must be in (0, 1), got {target}")
+    return population, sweeps_per_step, target, num_subpopulations, positive_int(max_steps, "max_steps")
 
 
 @dataclass(frozen=True)
@@ -74,7 +103,7 @@ def anneal(
     is `target_ess`; or an increasing array of t values in (0, 1] ending at 1 (a leading 0 is
     allowed). Reproducible for a seed whatever `num_threads`.
     """
-    population, sweeps_per_step, target, num_subpopulations, max_steps = anneal_settings(
+    population, sweeps_per_step, target, num_subpopulations, max_steps = _settings(
         population, sweeps_per_step, target_ess, num_subpopulations, max_steps
     )
     seed = seed_value(seed)
@@ -89,6 +118,37 @@ def anneal(
     out = kind.anneal(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
               max_steps, threads)
     return AnnealResult(**out)
+
+
+def log_diag(
+    qbm,
+    states,
+    *,
+    population: int = 500,
+    seed=None,
+    sweeps_per_step: int = 5,
+    target_ess: float = 0.999,
+    num_subpopulations: int = NUM_SUBPOPULATIONS,
+    max_steps: int = 100_000,
+    num_threads=None,
+):
+    """log <z|e^{-H}|z> for each row of `states` by clamped-slice population annealing (Eq. E4 of
+    paper 000): the tau = 0 slice is fixed to z, paths start from the exact transverse-field
+    reference (log value sum_l log cosh Gamma_l) and the diagonal part is annealed in.
+
+    Returns (log_diag, log_diag_std), each of shape (batch,). Parallel over the batch;
+    log p_QBM(z) = log_diag - log Z.
+    """
+    kind = core_kind(qbm)
+    if kind is None or not kind.quantum:
+        raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
+    states = binary_states(states, "states", qbm.num_units)
+    settings = _settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
+    population, sweeps_per_step, target, num_subpopulations, max_steps = settings
+    fits_in_memory(population, qbm.num_units, "population")
+    out = kind.log_diag(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
+                        num_subpopulations, max_steps, num_threads_arg(num_threads))
+    return out["log_diag"], out["log_diag_std"]
 
 
 def _check_schedule(schedule) -> np.ndarray:

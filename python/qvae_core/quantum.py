@@ -2,6 +2,7 @@
 
 H = E(z(sigma^z)) - sum_l Gamma_l sigma^x_l with z_l = (1 + sigma^z_l)/2 and Gamma_l >= 0, at inverse
 temperature 1: p(z) = <z|e^{-H}|z> / Z, Z = Tr e^{-H}. Gamma = 0 is the classical model exactly.
+log Z and log <z|e^{-H}|z> come from population annealing (annealing.anneal, annealing.log_diag).
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import (NUM_SUBPOPULATIONS, anneal_settings, binary_states, finite_array, fits_in_memory,
-                          integer_array, seed_value)
-from ._validation import num_threads as num_threads_arg
+from ._validation import finite_array, integer_array
 from .kinds import core_kind
 from .models import _Immutable
 from .samplers import PersistentSampler, serialised
 
-__all__ = ["QBM", "PathIntegralSampler", "log_diag", "MAX_GAMMA"]
+__all__ = ["QBM", "PathIntegralSampler", "MAX_GAMMA"]
 
 MAX_GAMMA = _core.MAX_GAMMA  # largest transverse field (500): a worldline holds ~Gamma_l kinks
 
@@ -118,34 +117,3 @@ class PathIntegralSampler(PersistentSampler):
             chains.set_kinks(offsets, times, units)
         except ValueError as exc:
             raise ValueError(f"checkpoint: {exc}") from None
-
-
-def log_diag(
-    qbm: QBM,
-    states,
-    *,
-    population: int = 500,
-    seed=None,
-    sweeps_per_step: int = 5,
-    target_ess: float = 0.999,
-    num_subpopulations: int = NUM_SUBPOPULATIONS,
-    max_steps: int = 100_000,
-    num_threads=None,
-):
-    """log <z|e^{-H}|z> for each row of `states` by clamped-slice population annealing (Eq. E4 of
-    paper 000): the tau = 0 slice is fixed to z, paths start from the exact transverse-field
-    reference (log value sum_l log cosh Gamma_l) and the diagonal part is annealed in.
-
-    Returns (log_diag, log_diag_std), each of shape (batch,). Parallel over the batch;
-    log p_QBM(z) = log_diag - log Z.
-    """
-    kind = core_kind(qbm)
-    if kind is None or not kind.quantum:
-        raise ValueError(f"qbm: expected a QBM, got {type(qbm).__name__}")
-    states = binary_states(states, "states", qbm.num_units)
-    settings = anneal_settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
-    population, sweeps_per_step, target, num_subpopulations, max_steps = settings
-    fits_in_memory(population, qbm.num_units, "population")
-    out = kind.log_diag(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
-              num_subpopulations, max_steps, num_threads_arg(num_threads))
-    return out["log_diag"], out["log_diag_std"]

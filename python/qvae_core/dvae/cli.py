@@ -11,8 +11,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .._validation import MIN_POPULATION
-from .config import LOG_Z_POPULATION, QUICK, TrainConfig
+from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
+from .config import QUICK, TrainConfig
 
 __all__ = ["register"]
 

@@ -1,8 +1,8 @@
 """The run configuration of `qvae-core train`: every field, its default and its command-line help.
 
-This module imports neither torch nor the samplers, so the CLI can list the flags cheaply; the
-names of priors, smoothings, networks and samplers are checked against their tables (PRIORS,
-SMOOTHINGS, ENCODERS, SAMPLERS) when a config is made.
+This module does not import torch, so the CLI can list the flags cheaply; the names of priors,
+smoothings, networks and samplers are checked against their tables (PRIORS, SMOOTHINGS, ENCODERS,
+SAMPLERS), which need torch, when a config is made.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
-from .._core import MAX_GAMMA
-from .._validation import MIN_POPULATION
+from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
+from ..quantum import MAX_GAMMA
 
 __all__ = ["TrainConfig", "QUICK"]
 
@@ -39,7 +39,6 @@ def _option(default, help: str, parse=None):
 
 
 BETA_TRACKING = ("none", "pseudolikelihood", "appendix-c")
-LOG_Z_POPULATION = 4000  # default population of the annealing runs that estimate log Z
 QPU_SCHEDULES = ("default", "pause-and-quench")
 
 

@@ -20,8 +20,8 @@ import torch
 
 import qvae_core as q
 
-from .._validation import MIN_POPULATION, binary_states, finite_array, positive_int, seed_value
-from .config import LOG_Z_POPULATION
+from .._validation import binary_states, finite_array, positive_int, seed_value
+from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from .model import DVAE
 
 __all__ = ["evaluate", "ACTIVE_UNIT_VARIANCE"]

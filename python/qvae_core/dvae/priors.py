@@ -25,7 +25,7 @@ from torch import nn
 
 import qvae_core as q
 
-from .config import LOG_Z_POPULATION
+from ..annealing import LOG_Z_POPULATION
 
 __all__ = ["Prior", "BernoulliPrior", "RBMPrior", "GraphPrior", "PriorKind", "PRIORS"]
 

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import MIN_POPULATION, binary_states, finite_array, positive_float, positive_int, seed_value
-from ..annealing import anneal
+from .._validation import binary_states, finite_array, positive_float, positive_int, seed_value
+from ..annealing import MIN_POPULATION, anneal
 from ..exact import _sigmoid
 from ..models import BoltzmannMachine
 
