@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from _gibbs_cases import _fmt, random_rbm
+from _gibbs_cases import fmt, random_rbm
 
 import qvae_core as q
 
@@ -126,7 +126,7 @@ class Results:
             s = _summary(problem, runs)
             lines.append(
                 f"| {case.name} | {case.quantity} | {case.population} | {len(runs)} | {s['seconds']:.2f} "
-                f"| {s['se']:.4f} | {_fmt(s['spread'], '.4f')} | {_fmt(s['rms'], '.4f')} | {_fmt(s['max'], '.4f')} |"
+                f"| {s['se']:.4f} | {fmt(s['spread'], '.4f')} | {fmt(s['rms'], '.4f')} | {fmt(s['max'], '.4f')} |"
             )
         if goal is not None and goal[0] in self.runs:
             case, max_error, max_seconds = goal

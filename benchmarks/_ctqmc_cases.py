@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from _anneal_cases import Case, scaled_rbm
-from _gibbs_cases import GRAPHS, NUM_CHAINS, _fmt, graph_bm, qvae_runner
+from _gibbs_cases import GRAPHS, NUM_CHAINS, fmt, graph_bm, qvae_runner
 
 import qvae_core as q
 
@@ -120,9 +120,9 @@ class Results:
             speedups[case] = _ratio(ours, ref)
             costs[case] = _ratio(gibbs, ours)
             lines.append(
-                f"| {case} | {_fmt(ours, ',.0f')} | {_fmt(single, ',.0f')} | {_fmt(ref, ',.1f')} "
-                f"| {_fmt(speedups[case], '.1f')} | {_fmt(_ratio(single, ref), '.1f')} | {_fmt(gibbs, ',.0f')} "
-                f"| {_fmt(costs[case], '.1f')} |"
+                f"| {case} | {fmt(ours, ',.0f')} | {fmt(single, ',.0f')} | {fmt(ref, ',.1f')} "
+                f"| {fmt(speedups[case], '.1f')} | {fmt(_ratio(single, ref), '.1f')} | {fmt(gibbs, ',.0f')} "
+                f"| {fmt(costs[case], '.1f')} |"
             )
         case, goal = SPEED_GOAL
         speedup = speedups[case]

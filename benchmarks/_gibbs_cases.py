@@ -209,7 +209,7 @@ class Results:
         lines = [
             f"{NUM_CHAINS} chains; qvae-core on {q.max_threads()} threads"
             + ("" if torch is None else f", torch {torch.__version__} on {torch.get_num_threads()} threads")
-            + f"; numpy SGEMM {'x'.join(map(str, SGEMM_SHAPE))}: {_fmt(self.sgemm_gflops, '.1f')} GFLOP/s",
+            + f"; numpy SGEMM {'x'.join(map(str, SGEMM_SHAPE))}: {fmt(self.sgemm_gflops, '.1f')} GFLOP/s",
             "",
             "| size | qvae-core sweeps/s | torch sweeps/s | ratio | qvae GFLOP/s-equiv | % of SGEMM |",
             "|---|---:|---:|---:|---:|---:|",
@@ -222,8 +222,8 @@ class Results:
             fractions[case.name] = gflops / self.sgemm_gflops if gflops and self.sgemm_gflops else None
             percent = None if fractions[case.name] is None else 100 * fractions[case.name]
             lines.append(
-                f"| {case.name} | {_fmt(ours, ',.0f')} | {_fmt(ref, ',.0f')} | {_fmt(ratios[case.name], '.2f')}"
-                f" | {_fmt(gflops, '.1f')} | {_fmt(percent, '.0f')} |"
+                f"| {case.name} | {fmt(ours, ',.0f')} | {fmt(ref, ',.0f')} | {fmt(ratios[case.name], '.2f')}"
+                f" | {fmt(gflops, '.1f')} | {fmt(percent, '.0f')} |"
             )
         lines.append("")
         checks = [(f"qvae-core >= {goal:g}x torch at {name}", ratios[name], goal) for name, goal in GOALS]
@@ -235,5 +235,5 @@ class Results:
         return "\n".join(lines)
 
 
-def _fmt(value, spec: str) -> str:
+def fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)

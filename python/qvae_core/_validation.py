@@ -97,6 +97,34 @@ def integer_array(value, name: str, dtype, shape) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype).copy()
 
 
+def edge_array(value, name: str, num_units: int) -> np.ndarray:
+    """A new read-only (m, 2) int64 array of distinct unordered pairs of units in [0, num_units), no
+    self-loops (an empty list is no edges)."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged
+        raise ValueError(f"{name}: not an (m, 2) array ({exc})") from None
+    if arr.size == 0 and arr.shape in ((0,), (0, 2)):
+        arr = arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name}: expected shape (m, 2), got {arr.shape}")
+    arr = numbers_from_objects(arr)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"{name}: entries must be integers")
+    arr = np.array(arr, dtype=np.int64, copy=True, order="C")
+    if arr.size and (arr.min() < 0 or arr.max() >= num_units):
+        raise ValueError(f"{name}: unit index out of range [0, {num_units})")
+    if np.any(arr[:, 0] == arr[:, 1]):
+        raise ValueError(f"{name}: self-loops are not allowed")
+    canon = np.sort(arr, axis=1)
+    if np.unique(canon, axis=0).shape[0] != canon.shape[0]:
+        raise ValueError(f"{name}: duplicate edges")
+    arr.flags.writeable = False
+    return arr
+
+
 _MAX_COUNT = 2**63 - 1  # counts travel to C++ as 64-bit sizes
 
 

@@ -43,11 +43,13 @@ MAX_DIAGONALISED_UNITS = 12
 _CHUNK = 1 << 14
 
 
-def _softplus(x):
+def softplus(x):
+    """log(1 + e^x) without overflow."""
     return np.logaddexp(0.0, x)
 
 
-def _sigmoid(x):
+def sigmoid(x):
+    """The logistic function 1 / (1 + e^-x) without overflow."""
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -122,7 +124,7 @@ class _Enumeration:
             X = _states(np.arange(start, min(start + _CHUNK, 1 << self.k), dtype=np.int64), self.k)
             field = self.d + X @ self.M
             if self.gamma is None:
-                log_tr, Y = _softplus(field), _sigmoid(field)
+                log_tr, Y = softplus(field), sigmoid(field)
             else:
                 log_tr, log_p1, _ = _qubit(field, self.gamma)
                 Y = np.exp(log_p1)

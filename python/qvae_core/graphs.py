@@ -21,8 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._validation import integer_array, positive_float, positive_int, seed_value
-from .models import BoltzmannMachine, _check_edges
+from ._validation import edge_array, integer_array, positive_float, positive_int, seed_value
+from .models import BoltzmannMachine
 
 __all__ = [
     "Topology",
@@ -30,6 +30,7 @@ __all__ = [
     "pegasus",
     "zephyr",
     "from_networkx",
+    "from_labels",
     "save",
     "load",
     "coloring",
@@ -83,7 +84,7 @@ def from_networkx(graph, name: str = "graph") -> Topology:
     if info.get("labels") == "int" and info.get("family") in shape:
         family = (info["family"], [info.get(key) for key in shape[info["family"]]])
     try:
-        return _from_labels(name, labels, graph.edges, family)
+        return from_labels(name, labels, graph.edges, family)
     except ValueError as exc:  # e.g. self-loops
         raise ValueError(f"graph: {exc}") from None
 
@@ -94,7 +95,7 @@ def _is_label(v) -> bool:
             and float(v).is_integer() and 0 <= v < 2**63)
 
 
-def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
+def from_labels(name: str, labels, label_pairs, family: tuple | None = None) -> Topology:
     """Topology on the integer `labels` (sorted) with those of `label_pairs` that join two of them;
     `family` = (D-Wave family, its shape) for that family's colouring, kept if it fits the graph
     (else, e.g. for an edited graph, colors is None and a BoltzmannMachine gets DSatur's)."""
@@ -105,7 +106,7 @@ def _from_labels(name: str, labels, label_pairs, family: tuple | None = None) ->
         for u, v in label_pairs
         if int(u) in position and int(v) in position
     )
-    edges = _check_edges(np.array(pairs, dtype=np.int64).reshape(-1, 2), nodes.shape[0])
+    edges = edge_array(np.array(pairs, dtype=np.int64).reshape(-1, 2), "edges", nodes.shape[0])
     colors = None
     if family is not None:
         try:
@@ -208,7 +209,7 @@ def _checked_parts(nodes, edges, colors):
     nodes = integer_array(nodes, "nodes", np.int64, (None,))
     if np.any(np.diff(nodes) <= 0):
         raise ValueError("nodes: labels must be increasing")
-    edges = _check_edges(edges, nodes.shape[0])
+    edges = edge_array(edges, "edges", nodes.shape[0])
     if colors is not None:
         colors = _check_colors(colors, edges, nodes.shape[0])
     return nodes, edges, colors
@@ -246,7 +247,7 @@ def coloring(num_units: int, edges) -> np.ndarray:
     """A proper colouring as int32 per unit by DSatur: 2 colours if bipartite, else few (Pegasus 4,
     Zephyr 5, where its family colouring has 4: Topology.colors)."""
     num_units = positive_int(num_units, "num_units")
-    return np.asarray(_core.greedy_coloring(num_units, _check_edges(edges, num_units)))
+    return np.asarray(_core.greedy_coloring(num_units, edge_array(edges, "edges", num_units)))
 
 
 def random_boltzmann_machine(

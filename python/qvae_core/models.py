@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import MAX_PARAMETER, binary_states, finite_array, integer_array, numbers_from_objects, positive_int
+from ._validation import MAX_PARAMETER, binary_states, edge_array, finite_array, integer_array, positive_int
 
 __all__ = ["RBM", "BoltzmannMachine"]
 
@@ -36,8 +36,8 @@ def _binary_from_ising(h, edges, J, offset):
     return bias, weights, constant
 
 
-class _Immutable:
-    """The attributes in `_frozen` are fixed once the compiled copy exists (set last in __init__), so
+class Immutable:
+    """Base of the models (RBM, BoltzmannMachine, QBM): the attributes in `_frozen` are fixed once the compiled copy exists (set last in __init__), so
     the two never disagree; a subclass may add attributes of its own."""
 
     _frozen: tuple = ("_compiled",)
@@ -53,7 +53,7 @@ class _Immutable:
         object.__delattr__(self, name)
 
 
-class _Model(_Immutable):
+class _Model(Immutable):
     """Shared behaviour: energies through the compiled model, read-only parameters."""
 
     _compiled: object
@@ -149,7 +149,7 @@ class BoltzmannMachine(_Model):
         n = self.bias.shape[0]
         if n == 0:
             raise ValueError("bias: the model needs at least one unit")
-        self.edges = _check_edges(edges, n)
+        self.edges = edge_array(edges, "edges", n)
         self.weights = finite_array(weights, "weights", ndim=1, shape=(self.edges.shape[0],), max_abs=MAX_PARAMETER)
         if colors is None:
             colors = _core.greedy_coloring(n, self.edges)
@@ -186,35 +186,9 @@ class BoltzmannMachine(_Model):
         )
 
 
-def _check_edges(edges, n: int) -> np.ndarray:
-    try:
-        arr = np.asarray(edges)
-    except ValueError as exc:  # ragged
-        raise ValueError(f"edges: not an (m, 2) array ({exc})") from None
-    if arr.size == 0 and arr.shape in ((0,), (0, 2)):
-        arr = arr.reshape(0, 2)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"edges: expected shape (m, 2), got {arr.shape}")
-    arr = numbers_from_objects(arr)
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"edges: expected integers, got dtype {arr.dtype}")
-    if arr.size and arr.dtype.kind == "f" and not np.all(np.equal(np.mod(arr, 1), 0)):
-        raise ValueError("edges: entries must be integers")
-    arr = np.array(arr, dtype=np.int64, copy=True, order="C")
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise ValueError(f"edges: unit index out of range [0, {n})")
-    if np.any(arr[:, 0] == arr[:, 1]):
-        raise ValueError("edges: self-loops are not allowed")
-    canon = np.sort(arr, axis=1)
-    if np.unique(canon, axis=0).shape[0] != canon.shape[0]:
-        raise ValueError("edges: duplicate edges")
-    arr.flags.writeable = False
-    return arr
-
-
 def _check_ising(h, edges, J, offset):
     h = finite_array(h, "h", ndim=1, max_abs=MAX_PARAMETER)
-    edges = _check_edges(edges, h.shape[0])
+    edges = edge_array(edges, "edges", h.shape[0])
     J = finite_array(J, "J", ndim=1, shape=(edges.shape[0],), max_abs=MAX_PARAMETER)
     offset = float(finite_array(offset, "offset", ndim=0))
     return h.copy(), edges, J, offset

@@ -12,7 +12,7 @@ import numpy as np
 from . import _core
 from ._validation import finite_array, integer_array
 from .kinds import core_kind
-from .models import _Immutable
+from .models import Immutable
 from .samplers import PersistentSampler, serialised
 
 __all__ = ["QBM", "PathIntegralSampler", "MAX_GAMMA"]
@@ -20,7 +20,7 @@ __all__ = ["QBM", "PathIntegralSampler", "MAX_GAMMA"]
 MAX_GAMMA = _core.MAX_GAMMA  # largest transverse field (500): a worldline holds ~Gamma_l kinks
 
 
-class QBM(_Immutable):
+class QBM(Immutable):
     """A classical RBM or BoltzmannMachine plus a transverse field Gamma (float or per unit),
     0 <= Gamma_l <= 500 (a path-integral worldline holds ~Gamma_l kinks)."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validation import binary_states, finite_array, positive_float, positive_int, seed_value
 from ..annealing import MIN_POPULATION, anneal
-from ..exact import _sigmoid
+from ..exact import sigmoid
 from ..models import BoltzmannMachine
 
 __all__ = ["BetaEstimate", "estimate_beta_pseudolikelihood", "appendix_c_update", "PseudoLikelihood", "AppendixC"]
@@ -73,7 +73,7 @@ def estimate_beta_pseudolikelihood(model, samples, *, max_iter: int = 100) -> Be
     x = _signed_fields(model, z).ravel()
 
     def score(beta):  # d/dbeta sum log sigma(beta x) = sum x sigma(-beta x)
-        return float(np.sum(x * _sigmoid(-beta * x)))
+        return float(np.sum(x * sigmoid(-beta * x)))
 
     # The score decreases in beta; bracket its root, then Newton steps kept inside the bracket.
     if np.all(x >= 0) or np.all(x <= 0):
@@ -86,7 +86,7 @@ def estimate_beta_pseudolikelihood(model, samples, *, max_iter: int = 100) -> Be
     beta = 0.5 * (lo + hi)
     for _ in range(max_iter):
         g = score(beta)
-        curvature = float(np.sum(x * x * _sigmoid(beta * x) * _sigmoid(-beta * x)))
+        curvature = float(np.sum(x * x * sigmoid(beta * x) * sigmoid(-beta * x)))
         if g > 0:
             lo = beta
         else:
@@ -97,8 +97,8 @@ def estimate_beta_pseudolikelihood(model, samples, *, max_iter: int = 100) -> Be
             beta = new
             break
         beta = new
-    per_sample = (x * _sigmoid(-beta * x)).reshape(z.shape).sum(axis=1)
-    curvature = float(np.sum(x * x * _sigmoid(beta * x) * _sigmoid(-beta * x)))
+    per_sample = (x * sigmoid(-beta * x)).reshape(z.shape).sum(axis=1)
+    curvature = float(np.sum(x * x * sigmoid(beta * x) * sigmoid(-beta * x)))
     return BetaEstimate(float(beta), float(np.sqrt(np.sum(per_sample**2)) / curvature))
 
 

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from .._validation import finite_array, integer_array, positive_float
-from ..graphs import Topology, _from_labels
+from ..graphs import Topology, from_labels
 
 __all__ = [
     "working_graph", "PauseAndQuench", "validate_anneal_schedule", "check_timing", "anneal_time", "max_num_reads",
@@ -55,7 +55,7 @@ def working_graph(solver, qubits=None) -> Topology:
     family = None
     if isinstance(topology, Mapping) and topology.get("type") in ("chimera", "pegasus", "zephyr"):
         family = (topology["type"], topology.get("shape"))
-    return _from_labels(str(getattr(solver, "name", "solver")), nodes, couplers.tolist(), family)
+    return from_labels(str(getattr(solver, "name", "solver")), nodes, couplers.tolist(), family)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import positive_float, positive_int, seed_value
+from .._validation import edge_array, positive_float, positive_int, seed_value
 from ..graphs import Topology
-from ..models import BoltzmannMachine, _check_edges
+from ..models import BoltzmannMachine
 from .hardware import (PauseAndQuench, check_timing, max_num_reads, range_violations, validate_anneal_schedule,
                        working_graph)
 
@@ -174,7 +174,7 @@ class QPUSampler:
         missing = np.setdiff1d(nodes, graph.nodes)
         if missing.size or np.unique(nodes).size != nodes.size:
             raise ValueError(f"topology: nodes must be distinct active qubits; not active: {missing[:10].tolist()}")
-        edges = _check_edges(topology.edges, nodes.shape[0])
+        edges = edge_array(topology.edges, "edges", nodes.shape[0])
         pairs = nodes[edges]
         position = np.searchsorted(graph.nodes, pairs)
         if not np.all(np.isin(_edge_keys(position, graph.num_units), _edge_keys(graph.edges, graph.num_units))):
