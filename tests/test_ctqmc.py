@@ -1,4 +1,4 @@
-"""Continuous-time QMC against exact diagonalisation and closed forms (CONVENTIONS.md)."""
+"""Continuous-time QMC against exact diagonalisation and closed forms (docs/conventions.md)."""
 
 import threading
 

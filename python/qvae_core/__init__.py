@@ -1,6 +1,6 @@
 """qvae-core: fast samplers for Boltzmann-machine and quantum Boltzmann-machine priors.
 
-Conventions (CONVENTIONS.md): binary units z in {0,1}, p(z) = exp(-E(z)) / Z,
+Conventions (docs/conventions.md): binary units z in {0,1}, p(z) = exp(-E(z)) / Z,
 E(z) = -sum_i b_i z_i - sum_(ij) w_ij z_i z_j; an RBM state is [v, h].
 """
 

@@ -1,4 +1,4 @@
-"""Population annealing (PA) with partition-function estimates (CONVENTIONS.md, "Population annealing").
+"""Population annealing (PA) with partition-function estimates (docs/conventions.md, "Population annealing").
 
 The population anneals theta_t = t * theta from t = 0 (uniform, log Z_0 = n log 2) to t = 1: at
 each step replicas are reweighted, log(Z_t'/Z_t) = log mean_i w_i, resampled (systematic, within
@@ -97,7 +97,7 @@ def anneal(
     QBM: paths start from the transverse-field reference H_ref = -sum Gamma_l sigma^x_l, sampled
     exactly (log Z_0 = sum_l log 2cosh Gamma_l), and the diagonal part is annealed in with
     log-weights -(t' - t) int_0^1 E(z(tau)) dtau; log_z = log Tr e^{-H} and samples are tau = 0
-    slices (CONVENTIONS.md, "Quantum PA on paths"); mean_kinks_per_unit is the final kink density.
+    slices (docs/conventions.md, "Quantum annealing on paths"); mean_kinks_per_unit is the final kink density.
 
     schedule: None chooses each step by bisection on dt so that the normalised ESS of the weights
     is `target_ess`; or an increasing array of t values in (0, 1] ending at 1 (a leading 0 is

@@ -1,4 +1,4 @@
-"""Exact references by enumeration and diagonalisation (CONVENTIONS.md, "Exact references").
+"""Exact references by enumeration and diagonalisation (docs/conventions.md, "Exact references").
 
 Classical models: RBMs sum out the larger layer analytically and enumerate the smaller one:
     log Z = logsumexp_x [c.x + sum_j softplus(d_j + (x M)_j)]      (2^min(nv, nh) terms);

@@ -1,4 +1,4 @@
-"""Classical Boltzmann machines with binary units z in {0,1} (CONVENTIONS.md, "Units").
+"""Classical Boltzmann machines with binary units z in {0,1} (docs/conventions.md, "Units and energies").
 
 RBM:               E(v, h) = -a.v - b.h - v^T W h, a state is [v, h] (visible first).
 BoltzmannMachine:  E(z) = -sum_i b_i z_i - sum_k w_k z_{i_k} z_{j_k}, any sparse graph.

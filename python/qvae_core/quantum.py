@@ -1,4 +1,4 @@
-"""Quantum Boltzmann machines (CONVENTIONS.md, "Quantum Boltzmann machine").
+"""Quantum Boltzmann machines (docs/conventions.md, "The quantum Boltzmann machine").
 
 H = E(z(sigma^z)) - sum_l Gamma_l sigma^x_l with z_l = (1 + sigma^z_l)/2 and Gamma_l >= 0, at inverse
 temperature 1: p(z) = <z|e^{-H}|z> / Z, Z = Tr e^{-H}. Gamma = 0 is the classical model exactly.
@@ -65,10 +65,11 @@ class PathIntegralSampler(PersistentSampler):
 
     A sweep updates each block (the visible then the hidden layer of an RBM, or the colour classes
     of a BoltzmannMachine) by cluster moves along imaginary time: Poisson(Gamma_l) cuts, heat bath
-    on the segments (CONVENTIONS.md). `.run(k)` returns the tau = 0 slices, distributed as
-    p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a seed whatever `num_threads`.
-    `run` releases the GIL; calls made from several Python threads wait for each other.
-    Checkpoints also hold the worldlines' kinks (see `checkpoint`).
+    on the segments (docs/conventions.md, "The path-integral weight"). `.run(k)` returns the tau = 0
+    slices, distributed as p(z) = <z|e^{-H}|z> / Z once equilibrated. Reproducible for a seed
+    whatever `num_threads`. `run` releases the GIL; calls made from several Python threads wait
+    for each other. A `checkpoint()` also holds the kinks: chain c's are kink_times[o[c]:o[c+1]] on
+    kink_units[o[c]:o[c+1]], o = kink_offsets.
     """
 
     _argument = "qbm"
@@ -105,7 +106,6 @@ class PathIntegralSampler(PersistentSampler):
         return self._chains.kink_counts
 
     def _extra_checkpoint(self) -> dict:
-        """The kinks: chain c's are kink_times[o[c]:o[c+1]] on kink_units[...], o = `kink_offsets`."""
         offsets, times, units = self._chains.kinks
         return {"kink_offsets": offsets, "kink_times": times, "kink_units": units}
 

@@ -1,6 +1,6 @@
 """Priors p(z) over the binary latents: factorial Bernoulli, RBM, Boltzmann machine on a graph, QBM.
 
-All share one contract (CONVENTIONS.md signs, p(z) = e^{-E(z)} / Z, binary units):
+All share one contract (docs/conventions.md signs, p(z) = e^{-E(z)} / Z, binary units):
 
     energy(z)                     E(z) of each row, (B,)
     expected_energy(q, post, g)   unbiased estimate of E_q[E(z)] from one hierarchical draw, (B,)
