@@ -127,8 +127,3 @@ def _no_proxies(monkeypatch):
     """Requests to the local SAPI server stay on loopback even where a proxy is configured."""
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(12345)
