@@ -78,7 +78,7 @@ class PathIntegralSampler(PersistentSampler):
     _extra_checkpoint_keys = ("kink_offsets", "kink_times", "kink_units")
 
     def __init__(self, qbm: QBM, num_chains: int, *, seed=None, initial_state=None, num_threads=None):
-        # (the model's parameter keeps its name here: qbm)
+        # only to keep the keyword `qbm` (the base calls it `model`)
         super().__init__(qbm, num_chains, seed=seed, initial_state=initial_state, num_threads=num_threads)
 
     @property
