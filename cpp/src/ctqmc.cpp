@@ -543,7 +543,7 @@ QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_
       for (std::size_t i = 0; i < n; ++i) p.z0[i] = u[i] < 0.5f;
     }
   }
-  for (std::size_t k = 0; k < (num_chains + kChunk - 1) / kChunk; ++k)
+  for (std::size_t k = 0; k < num_chunks(num_chains, kChunk); ++k)
     scratch_.push_back(std::make_unique<QmcScratch>());
 }
 
@@ -598,9 +598,8 @@ void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float 
 
 template <class Model>
 void QmcChains<Model>::refresh_stale_energies(std::size_t num_threads) {
-  const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
-  ThreadPool::global().parallel_for(chunks, resolve_threads(num_threads), [&](std::size_t chunk) {
-    for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
+  parallel_chunks(paths_.size(), kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c)
       if (std::isnan(paths_[c].energy_integral)) refresh_energy(c);
   });
 }
@@ -609,11 +608,9 @@ template <class Model>
 std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double lambda, std::size_t num_threads,
                                   const PollFn& poll) {
   const float l = static_cast<float>(lambda);
-  const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
-  return run_in_rounds(num_sweeps, chunks, resolve_threads(num_threads), poll,
-                       [&](std::size_t chunk, std::size_t sweeps) {
-                         for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
-                           sweep_chain(c, sweeps, l);
+  return run_in_rounds(num_sweeps, paths_.size(), kChunk, num_threads, poll,
+                       [&](std::size_t first, std::size_t last, std::size_t sweeps) {
+                         for (std::size_t c = first; c < last; ++c) sweep_chain(c, sweeps, l);
                        });
 }
 
