@@ -362,7 +362,7 @@ struct SparseFields {
 // Inlined into each multiversioned sweep kernel, so it is compiled for that target.
 template <class Fields>
 __attribute__((always_inline)) inline double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
-                    Fields fields, QmcPath& path, float lambda, bool clamped, LaneRng& rng,
+                    Fields fields, QmcPath& path, float beta, bool clamped, LaneRng& rng,
                     QmcScratch& s) {
   using Boundary = QmcScratch::Boundary;
   const auto& members = blocks.members[block];
@@ -455,7 +455,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   ensure_size(s.uniforms, padded_slots);
   rng.fill_uniform(s.uniforms.data(), slots);
   for (std::size_t k = 0; k < padded_slots; k += kVec)
-    vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
+    vstore(&s.value[k], vbernoulli_logistic(beta * vload(&s.area[k]), vload(&s.uniforms[k])));
   if (clamped)
     for (std::size_t l = 0; l < n; ++l) s.value[l] = path.z0[members[l]];
   for (std::size_t l = 0; l < n; ++l) s.value[s.slot[l]] = s.value[l];
@@ -479,23 +479,23 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
 
 // A number of sweeps (every block once, in order) of one chain; returns the last update's value.
 QVAE_MULTIVERSION
-double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float lambda,
+double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
   double energy = p.energy_integral;
   for (std::size_t k = 0; k < sweeps; ++k)
     for (int b = 0; b < 2; ++b)
-      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, lambda, clamped, rng, s);
+      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, beta, clamped, rng, s);
   return energy;
 }
 
 QVAE_MULTIVERSION
-double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float lambda,
+double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
   double energy = p.energy_integral;
   for (std::size_t k = 0; k < sweeps; ++k)
     for (std::size_t b = 0; b < m.blocks.num_blocks(); ++b)
       energy = update_block(m.blocks, m.classical->bias64, static_cast<int>(b),
-                            SparseFields{m, static_cast<int>(b), s}, p, lambda, clamped, rng, s);
+                            SparseFields{m, static_cast<int>(b), s}, p, beta, clamped, rng, s);
   return energy;
 }
 
@@ -590,9 +590,9 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
 }
 
 template <class Model>
-void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda) {
+void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float beta) {
   if (num_sweeps == 0) return;
-  paths_[c].energy_integral = sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c],
+  paths_[c].energy_integral = sweep_kernel(*model_, paths_[c], num_sweeps, beta, clamped_, rng_[c],
                                             *scratch_[c / kChunk]);  // NaN: stale, see energies()
 }
 
@@ -605,12 +605,12 @@ void QmcChains<Model>::refresh_stale_energies(std::size_t num_threads) {
 }
 
 template <class Model>
-std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double lambda, std::size_t num_threads,
+std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
                                   const PollFn& poll) {
-  const float l = static_cast<float>(lambda);
+  const float b = static_cast<float>(beta);
   return run_in_rounds(num_sweeps, paths_.size(), kChunk, num_threads, poll,
                        [&](std::size_t first, std::size_t last, std::size_t sweeps) {
-                         for (std::size_t c = first; c < last; ++c) sweep_chain(c, sweeps, l);
+                         for (std::size_t c = first; c < last; ++c) sweep_chain(c, sweeps, b);
                        });
 }
 

@@ -4,9 +4,9 @@
 // From t to t' replica i gets log-weight l_i = log p~_t'(z_i) - log p~_t(z_i), which is
 // -(t' - t) E_i for general graphs and the Rao-Blackwellised ratio of layer marginals for RBMs;
 // log(Z_t'/Z_t) = log mean_i exp(l_i); replicas are then resampled (systematic, fixed size)
-// and equilibrated by block-Gibbs sweeps at t'. The population is split into independent
-// sub-populations, each resampled on its own: their estimates Z_m are independent and unbiased,
-// log Z = log mean_m Z_m, and their spread gives the standard error.
+// and equilibrated by sweeps at inverse temperature beta = t'. The population is split into
+// independent sub-populations, each resampled on its own: their estimates Z_m are independent and
+// unbiased, log Z = log mean_m Z_m, and their spread gives the standard error.
 #pragma once
 
 #include <cstddef>
