@@ -23,15 +23,11 @@
 #include <vector>
 
 #include "qvae/gibbs.hpp"
+#include "qvae/kinks.hpp"
 #include "qvae/models.hpp"
 #include "qvae/rng.hpp"
 
 namespace qvae {
-
-struct Kink {
-  double time;
-  std::int32_t unit;
-};
 
 // Walker alias table: index i with probability rates[i] / sum(rates).
 struct AliasTable {
@@ -105,9 +101,10 @@ struct QmcPath {
 
 struct QmcScratch;  // per-task buffers of the walk (ctqmc.cpp)
 
-template <class Model>
+template <class QmcModel>
 class QmcChains {
  public:
+  using Model = QmcModel;
   static constexpr std::size_t kChunk = 4;  // chains per task
 
   // initial_state: nullable (num_chains, n) classical states (no kinks); null = uniform.

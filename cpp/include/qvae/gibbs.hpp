@@ -20,6 +20,7 @@ namespace qvae {
 
 class RbmChains {
  public:
+  using Model = RbmModel;
   static constexpr std::size_t kChunk = 16;  // chains per task
 
   RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chains, std::uint64_t seed,
@@ -64,6 +65,7 @@ class RbmChains {
 
 class GraphChains {
  public:
+  using Model = GraphModel;
   static constexpr std::size_t kGroup = LaneRng::kLanes;  // chains advanced together in SIMD lanes
 
   GraphChains(std::shared_ptr<const GraphModel> model, std::size_t num_chains, std::uint64_t seed,
