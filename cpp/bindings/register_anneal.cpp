@@ -69,8 +69,8 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
   bool done;
   {
     py::gil_scoped_release release;
-    done = qvae::log_diag(std::shared_ptr<const Model>(model), copy.data(), batch, population, o, poll_signals,
-                          value.mutable_data(), error.mutable_data());
+    done = qvae::log_diag<Model>(model, copy.data(), batch, population, o, poll_signals, value.mutable_data(),
+                                 error.mutable_data());
   }
   raise_if_interrupted();
   if (!done) throw std::runtime_error("log_diag: interrupted");
