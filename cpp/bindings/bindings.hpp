@@ -89,16 +89,16 @@ py::class_<Chains> bind_chains(py::module_& m, const char* name, const char* run
           }),
           py::arg("model").none(false), py::arg("num_chains"), py::arg("seed"), py::arg("initial_state"))
       .def("run",
-           [](Chains& self, std::size_t sweeps, double scale, std::size_t threads) {
+           [](Chains& self, std::size_t sweeps, double beta, std::size_t threads) {
              std::size_t done;
              {
                py::gil_scoped_release release;
-               done = self.run(sweeps, scale, threads, poll_signals);
+               done = self.run(sweeps, beta, threads, poll_signals);
              }
              raise_if_interrupted();
              return done;
            },
-           py::arg("num_sweeps"), py::arg("scale") = 1.0, py::arg("num_threads") = 0, run_doc)
+           py::arg("num_sweeps"), py::arg("beta") = 1.0, py::arg("num_threads") = 0, run_doc)
       .def_property_readonly("state",
                              [](const Chains& self) {
                                carray<std::uint8_t> out({self.num_chains(), self.num_units()});

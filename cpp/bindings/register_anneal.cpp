@@ -1,20 +1,16 @@
-#include <atomic>
-#include <cmath>
 #include <memory>
-#include <thread>
-#include <type_traits>
 
 #include "bindings.hpp"
 #include "qvae/anneal.hpp"
 #include "qvae/ctqmc.hpp"
-#include "qvae/thread_pool.hpp"
+#include "qvae/log_diag.hpp"
 
 using qvae::AnnealOptions;
 using qvae::AnnealResult;
 
 namespace {
 
-py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
+py::dict to_dict(const AnnealResult& r, std::size_t num_units) {
   py::dict d;
   d["log_z"] = r.log_z;
   d["log_z_std"] = r.log_z_std;
@@ -24,7 +20,8 @@ py::dict to_dict(const AnnealResult& r, carray<std::uint8_t> samples) {
   d["rho"] = to_array(r.rho);
   d["families"] = to_array(r.families);
   d["energies"] = to_array(r.energies);
-  d["samples"] = samples;
+  d["samples"] = carray<std::uint8_t>({r.samples.size() / num_units, num_units}, r.samples.data());
+  d["mean_kinks_per_unit"] = r.mean_kinks_per_unit;
   return d;
 }
 
@@ -42,90 +39,41 @@ AnnealOptions options(std::uint64_t seed, std::size_t sweeps_per_step,
   return o;  // population_anneal checks them (qvae::check_options)
 }
 
-// The exact start of each annealer and its log Z: uniform states for classical models
-// (n log 2), the transverse-field reference for paths (sum_l log 2cosh Gamma_l).
 template <class Chains>
-constexpr bool is_paths = std::is_same_v<Chains, qvae::QmcRbmChains> ||
-                          std::is_same_v<Chains, qvae::QmcGraphChains>;
-
-template <class Chains, class Model>
-double start(Chains& chains, const Model& model) {
-  if constexpr (is_paths<Chains>) {
-    chains.sample_reference(nullptr);
-    return model.reference_log_z(false);
-  } else {
-    return model.num_units() * std::log(2.0);
-  }
-}
-
-template <class Model, class Chains>
-py::dict anneal(std::shared_ptr<Model> model, std::size_t population, std::uint64_t seed,
+py::dict anneal(std::shared_ptr<typename Chains::Model> model, std::size_t population, std::uint64_t seed,
                 std::size_t sweeps_per_step, const carray<double>& schedule, double target_ess,
                 std::size_t subpops, std::size_t max_steps, std::size_t threads) {
-  AnnealOptions o = options(seed, sweeps_per_step, schedule, target_ess, subpops,
-                            max_steps, threads);
-  carray<std::uint8_t> samples({population, model->num_units()});
+  const AnnealOptions o = options(seed, sweeps_per_step, schedule, target_ess, subpops, max_steps, threads);
   AnnealResult r;
-  double kinks = 0.0;
   {
     py::gil_scoped_release release;
-    Chains chains(model, population, seed, nullptr);
-    const double log_z0 = start(chains, *model);
-    r = qvae::population_anneal(chains, log_z0, o, poll_signals);
-    chains.get_state(samples.mutable_data());
-    if constexpr (is_paths<Chains>) kinks = chains.mean_kinks_per_unit();
+    r = qvae::anneal<Chains>(model, population, o, poll_signals);
   }
   raise_if_interrupted();
   if (r.interrupted) throw std::runtime_error("population annealing: interrupted");
-  py::dict d = to_dict(r, samples);
-  if constexpr (is_paths<Chains>) d["mean_kinks_per_unit"] = kinks;
-  return d;
+  return to_dict(r, model->num_units());
 }
 
-// log <z|e^{-H}|z> for each row of states by clamped-slice population annealing, one
-// annealer per state, parallel over the batch (each annealer single-threaded, own seed).
 template <class Model>
 py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& states,
                   std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
                   double target_ess, std::size_t subpops, std::size_t max_steps,
                   std::size_t threads) {
-  const auto n = static_cast<py::ssize_t>(model->num_units());
-  require_shape(states, {-1, n}, "states");
+  require_shape(states, {-1, static_cast<py::ssize_t>(model->num_units())}, "states");
   // A copy, checked and read while the GIL is released: the caller's array may change meanwhile.
   const std::vector<std::uint8_t> copy(states.data(), states.data() + states.size());
   require_binary(copy.data(), copy.size(), "states");
   const std::size_t batch = states.shape(0);
-  AnnealOptions o = options(seed, sweeps_per_step, carray<double>(0), target_ess,
-                            subpops, max_steps, 1);
+  const AnnealOptions o = options(seed, sweeps_per_step, carray<double>(0), target_ess, subpops, max_steps, threads);
   carray<double> value(batch), error(batch);
-  const std::uint8_t* s = copy.data();
-  double* out = value.mutable_data();
-  double* err = error.mutable_data();
-  std::atomic<bool> stop{false};
-  const std::thread::id main_thread = std::this_thread::get_id();
+  bool done;
   {
     py::gil_scoped_release release;
-    const double log_z0 = model->reference_log_z(true);
-    qvae::ThreadPool::global().parallel_for(
-        batch, qvae::resolve_threads(threads), [&](std::size_t b) {
-          if (stop) return;
-          std::uint64_t mix = seed ^ (0x9E3779B97F4A7C15ULL * (b + 1));
-          AnnealOptions ob = o;
-          ob.seed = qvae::splitmix64(mix);
-          qvae::QmcChains<Model> chains(model, population, ob.seed, nullptr);
-          chains.sample_reference(s + b * n);
-          chains.set_clamped(true);
-          auto poll = [&] {  // only the main thread sees signals; the flag stops the other threads' tasks
-            if (!stop && std::this_thread::get_id() == main_thread && poll_signals()) stop = true;
-            return stop.load();
-          };
-          AnnealResult r = qvae::population_anneal(chains, log_z0, ob, poll);
-          out[b] = r.log_z;
-          err[b] = r.log_z_std;
-        });
+    done = qvae::log_diag<Model>(model, copy.data(), batch, population, o, poll_signals, value.mutable_data(),
+                                 error.mutable_data());
   }
   raise_if_interrupted();
-  if (stop) throw std::runtime_error("log_diag: interrupted");
+  if (!done) throw std::runtime_error("log_diag: interrupted");
   py::dict d;
   d["log_diag"] = value;
   d["log_diag_std"] = error;
@@ -143,10 +91,10 @@ void register_anneal(py::module_& m) {
             py::arg("sweeps_per_step"), py::arg("schedule"), py::arg("target_ess"),
             py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"), d);
   };
-  args(m, "anneal_rbm", &anneal<qvae::RbmModel, qvae::RbmChains>, doc);
-  args(m, "anneal_graph", &anneal<qvae::GraphModel, qvae::GraphChains>, doc);
-  args(m, "anneal_qmc_rbm", &anneal<qvae::QmcRbmModel, qvae::QmcRbmChains>, doc);
-  args(m, "anneal_qmc_graph", &anneal<qvae::QmcGraphModel, qvae::QmcGraphChains>, doc);
+  args(m, "anneal_rbm", &anneal<qvae::RbmChains>, doc);
+  args(m, "anneal_graph", &anneal<qvae::GraphChains>, doc);
+  args(m, "anneal_qmc_rbm", &anneal<qvae::QmcRbmChains>, doc);
+  args(m, "anneal_qmc_graph", &anneal<qvae::QmcGraphChains>, doc);
   const char* diag_doc = "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.";
   auto def_diag = [&](const char* name, auto fn) {
     m.def(name, fn, py::arg("model").none(false), py::arg("states"), py::arg("population"), py::arg("seed"),

@@ -114,7 +114,7 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
   std::vector<double> sub_log_z(M, log_z0), slope(R), logw(R);
   std::vector<std::size_t> parent(R), ancestor(R), next_ancestor(R), family_size(R);
   for (std::size_t i = 0; i < R; ++i) ancestor[i] = i;
-  LaneRng rng(opt.seed, ~std::uint64_t{0});  // resampling stream, apart from the chains'
+  LaneRng rng(opt.seed, kResamplingStream);
 
   double t = 0.0;
   res.schedule.push_back(0.0);
@@ -167,9 +167,39 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
   return res;
 }
 
+namespace {
+template <class Chains>
+constexpr bool is_paths = false;
+template <class Model>
+constexpr bool is_paths<QmcChains<Model>> = true;
+}  // namespace
+
+template <class Chains>
+AnnealResult anneal(std::shared_ptr<const typename Chains::Model> model, std::size_t population,
+                    const AnnealOptions& options, const PollFn& poll) {
+  Chains chains(model, population, options.seed, nullptr);  // classical chains start uniform
+  double log_z0;
+  if constexpr (is_paths<Chains>) {
+    chains.sample_reference(nullptr);
+    log_z0 = model->reference_log_z(false);
+  } else {
+    log_z0 = model->num_units() * std::log(2.0);
+  }
+  AnnealResult res = population_anneal(chains, log_z0, options, poll);
+  res.samples.resize(population * model->num_units());
+  chains.get_state(res.samples.data());
+  if constexpr (is_paths<Chains>) res.mean_kinks_per_unit = chains.mean_kinks_per_unit();
+  return res;
+}
+
 template AnnealResult population_anneal<RbmChains>(RbmChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<GraphChains>(GraphChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<QmcRbmChains>(QmcRbmChains&, double, const AnnealOptions&, const PollFn&);
 template AnnealResult population_anneal<QmcGraphChains>(QmcGraphChains&, double, const AnnealOptions&, const PollFn&);
+
+template AnnealResult anneal<RbmChains>(std::shared_ptr<const RbmModel>, std::size_t, const AnnealOptions&, const PollFn&);
+template AnnealResult anneal<GraphChains>(std::shared_ptr<const GraphModel>, std::size_t, const AnnealOptions&, const PollFn&);
+template AnnealResult anneal<QmcRbmChains>(std::shared_ptr<const QmcRbmModel>, std::size_t, const AnnealOptions&, const PollFn&);
+template AnnealResult anneal<QmcGraphChains>(std::shared_ptr<const QmcGraphModel>, std::size_t, const AnnealOptions&, const PollFn&);
 
 }  // namespace qvae

@@ -153,74 +153,6 @@ std::size_t QmcPath::num_kinks() const {
   return total;
 }
 
-namespace {
-
-// Merges two time-sorted kink lists (a first on ties) without data-dependent branches. It fills
-// the output from both ends at once: the two halves are independent chains of dependent loads,
-// which halves the time of a merge bound by load latency. Cursors a[i..ia], b[j..jb] bound what is
-// left; a list with nothing left loses every comparison.
-__attribute__((always_inline)) inline void merge_by_time(const Kink* a, std::size_t na, const Kink* b,
-                                                         std::size_t nb, Kink* out) {
-  if (na == 0 || nb == 0) {
-    std::copy(b, b + nb, std::copy(a, a + na, out));
-    return;
-  }
-  const std::size_t total = na + nb;
-  const std::ptrdiff_t last_a = static_cast<std::ptrdiff_t>(na) - 1, last_b = static_cast<std::ptrdiff_t>(nb) - 1;
-  std::ptrdiff_t i = 0, j = 0, ia = last_a, jb = last_b;
-  Kink* front = out;
-  Kink* back = out + total;
-  // Which element goes out is a coin flip to the branch predictor, so it is picked by address
-  // arithmetic: GCC turns a ?: between the two into a branch.
-  auto pick = [](bool take_a, const Kink& x, const Kink& y) -> const Kink& {
-    const auto ax = reinterpret_cast<std::uintptr_t>(&x), ay = reinterpret_cast<std::uintptr_t>(&y);
-    return *reinterpret_cast<const Kink*>(ay ^ ((ax ^ ay) & (std::uintptr_t{0} - take_a)));
-  };
-  auto front_step = [&] {
-    const Kink& x = a[std::min(i, last_a)];
-    const Kink& y = b[std::min(j, last_b)];
-    const bool take_a = (i <= ia) & ((j > jb) | (x.time <= y.time));
-    *front++ = pick(take_a, x, y);
-    i += take_a;
-    j += !take_a;
-  };
-  auto back_step = [&] {
-    const Kink& x = a[std::max<std::ptrdiff_t>(ia, 0)];
-    const Kink& y = b[std::max<std::ptrdiff_t>(jb, 0)];
-    const bool take_a = (ia >= i) & ((jb < j) | (x.time > y.time));
-    *--back = pick(take_a, x, y);
-    ia -= take_a;
-    jb -= !take_a;
-  };
-  for (std::size_t k = 0; k < total / 2; ++k) {
-    front_step();
-    back_step();
-  }
-  if (total % 2) front_step();
-}
-
-template <class Vector>
-inline void ensure_size(Vector& v, std::size_t n) {
-  if (v.size() < n) v.resize(n + n / 2);
-}
-
-// The kinks of every block except `skip` in one time order (skip = -1: all blocks) into
-// out[0, count); returns count. The buffers only grow (a resize would zero them every time).
-std::size_t merge_blocks(const QmcPath& path, int skip, std::vector<Kink>& out, std::vector<Kink>& tmp) {
-  std::size_t count = 0;
-  for (std::size_t b = 0; b < path.kinks.size(); ++b) {
-    if (static_cast<int>(b) == skip) continue;
-    const auto& list = path.kinks[b];
-    ensure_size(tmp, count + list.size());
-    merge_by_time(out.data(), count, list.data(), list.size(), tmp.data());
-    count += list.size();
-    out.swap(tmp);
-  }
-  return count;
-}
-
-}  // namespace
-
 // ---------------------------------------------------------------- the block walk
 
 // Per-task buffers, reused across sweeps: sized up front, filled through indices.
@@ -362,7 +294,7 @@ struct SparseFields {
 // Inlined into each multiversioned sweep kernel, so it is compiled for that target.
 template <class Fields>
 __attribute__((always_inline)) inline double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
-                    Fields fields, QmcPath& path, float lambda, bool clamped, LaneRng& rng,
+                    Fields fields, QmcPath& path, float beta, bool clamped, LaneRng& rng,
                     QmcScratch& s) {
   using Boundary = QmcScratch::Boundary;
   const auto& members = blocks.members[block];
@@ -388,7 +320,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     sources = path.kinks[1 - block].data();
     num_others = path.kinks[1 - block].size();
   } else {
-    num_others = merge_blocks(path, block, s.others, s.fresh);
+    num_others = merge_blocks(path.kinks, block, s.others, s.fresh);
     sources = s.others.data();
   }
   std::vector<Kink>& own = path.kinks[block];
@@ -455,7 +387,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   ensure_size(s.uniforms, padded_slots);
   rng.fill_uniform(s.uniforms.data(), slots);
   for (std::size_t k = 0; k < padded_slots; k += kVec)
-    vstore(&s.value[k], vbernoulli_logistic(lambda * vload(&s.area[k]), vload(&s.uniforms[k])));
+    vstore(&s.value[k], vbernoulli_logistic(beta * vload(&s.area[k]), vload(&s.uniforms[k])));
   if (clamped)
     for (std::size_t l = 0; l < n; ++l) s.value[l] = path.z0[members[l]];
   for (std::size_t l = 0; l < n; ++l) s.value[s.slot[l]] = s.value[l];
@@ -479,23 +411,23 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
 
 // A number of sweeps (every block once, in order) of one chain; returns the last update's value.
 QVAE_MULTIVERSION
-double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float lambda,
+double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
   double energy = p.energy_integral;
   for (std::size_t k = 0; k < sweeps; ++k)
     for (int b = 0; b < 2; ++b)
-      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, lambda, clamped, rng, s);
+      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, beta, clamped, rng, s);
   return energy;
 }
 
 QVAE_MULTIVERSION
-double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float lambda,
+double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
   double energy = p.energy_integral;
   for (std::size_t k = 0; k < sweeps; ++k)
     for (std::size_t b = 0; b < m.blocks.num_blocks(); ++b)
       energy = update_block(m.blocks, m.classical->bias64, static_cast<int>(b),
-                            SparseFields{m, static_cast<int>(b), s}, p, lambda, clamped, rng, s);
+                            SparseFields{m, static_cast<int>(b), s}, p, beta, clamped, rng, s);
   return energy;
 }
 
@@ -506,7 +438,7 @@ namespace {
 // int_0^1 E(z(tau)) dtau of a path, exactly, by walking all its kinks in time order.
 template <class Model>
 double path_energy_integral(const Model& model, const QmcPath& path, QmcScratch& s) {
-  const std::size_t num_kinks = merge_blocks(path, -1, s.others, s.fresh);
+  const std::size_t num_kinks = merge_blocks(path.kinks, -1, s.others, s.fresh);
   std::vector<std::uint8_t>& z = s.z;
   z.assign(path.z0.begin(), path.z0.end());
   double e = model.classical->energy(z.data()), total = 0.0, t = 0.0;
@@ -543,7 +475,7 @@ QmcChains<Model>::QmcChains(std::shared_ptr<const Model> model, std::size_t num_
       for (std::size_t i = 0; i < n; ++i) p.z0[i] = u[i] < 0.5f;
     }
   }
-  for (std::size_t k = 0; k < (num_chains + kChunk - 1) / kChunk; ++k)
+  for (std::size_t k = 0; k < num_chunks(num_chains, kChunk); ++k)
     scratch_.push_back(std::make_unique<QmcScratch>());
 }
 
@@ -590,30 +522,27 @@ void QmcChains<Model>::sample_reference(const std::uint8_t* clamp) {
 }
 
 template <class Model>
-void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda) {
+void QmcChains<Model>::sweep_chain(std::size_t c, std::size_t num_sweeps, float beta) {
   if (num_sweeps == 0) return;
-  paths_[c].energy_integral = sweep_kernel(*model_, paths_[c], num_sweeps, lambda, clamped_, rng_[c],
+  paths_[c].energy_integral = sweep_kernel(*model_, paths_[c], num_sweeps, beta, clamped_, rng_[c],
                                             *scratch_[c / kChunk]);  // NaN: stale, see energies()
 }
 
 template <class Model>
 void QmcChains<Model>::refresh_stale_energies(std::size_t num_threads) {
-  const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
-  ThreadPool::global().parallel_for(chunks, resolve_threads(num_threads), [&](std::size_t chunk) {
-    for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
+  parallel_chunks(paths_.size(), kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c)
       if (std::isnan(paths_[c].energy_integral)) refresh_energy(c);
   });
 }
 
 template <class Model>
-std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double lambda, std::size_t num_threads,
+std::size_t QmcChains<Model>::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
                                   const PollFn& poll) {
-  const float l = static_cast<float>(lambda);
-  const std::size_t chunks = (paths_.size() + kChunk - 1) / kChunk;
-  return run_in_rounds(num_sweeps, chunks, resolve_threads(num_threads), poll,
-                       [&](std::size_t chunk, std::size_t sweeps) {
-                         for (std::size_t c = chunk * kChunk; c < std::min(paths_.size(), (chunk + 1) * kChunk); ++c)
-                           sweep_chain(c, sweeps, l);
+  const float b = static_cast<float>(beta);
+  return run_in_rounds(num_sweeps, paths_.size(), kChunk, num_threads, poll,
+                       [&](std::size_t first, std::size_t last, std::size_t sweeps) {
+                         for (std::size_t c = first; c < last; ++c) sweep_chain(c, sweeps, b);
                        });
 }
 

@@ -1,7 +1,6 @@
 #include "qvae/gibbs.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <stdexcept>
 
@@ -9,27 +8,6 @@
 #include "qvae/thread_pool.hpp"
 
 namespace qvae {
-
-std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t num_threads,
-                          const PollFn& poll,
-                          const std::function<void(std::size_t, std::size_t)>& work) {
-  using clock = std::chrono::steady_clock;
-  constexpr double kRoundSeconds = 0.02;
-  std::size_t done = 0, round = 1;
-  ThreadPool& pool = ThreadPool::global();
-  while (done < total) {
-    std::size_t k = std::min(round, total - done);
-    auto t0 = clock::now();
-    pool.parallel_for(num_tasks, num_threads, [&](std::size_t task) { work(task, k); });
-    double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    done += k;
-    if (done < total && poll && poll()) break;
-    // Aim rounds at ~20 ms so an interrupt is seen quickly without costing throughput.
-    double scale = dt > 0 ? kRoundSeconds / dt : 4.0;
-    round = std::max<std::size_t>(1, static_cast<std::size_t>(k * std::min(4.0, scale)));
-  }
-  return done;
-}
 
 namespace {
 
@@ -136,8 +114,7 @@ RbmChains::RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chai
       for (std::size_t i = 0; i < n; ++i) state_[c * n + i] = u[i] < 0.5f;
     }
   }
-  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
-  bits_.assign(chunks * kChunk * (RbmModel::num_words(model_->nv) + RbmModel::num_words(model_->nh)), 0u);
+  bits_.assign(num_chunks(num_chains_, kChunk) * kChunk * (RbmModel::num_words(model_->nv) + RbmModel::num_words(model_->nh)), 0u);
 }
 
 void RbmChains::set_model(std::shared_ptr<const RbmModel> model) {  // same sizes: bits_ fits
@@ -175,11 +152,9 @@ void RbmChains::sweep_range(std::size_t first, std::size_t last, std::size_t num
 
 void RbmChains::energies(double* out, std::size_t num_threads) const {
   const std::size_t n = num_units();
-  ThreadPool::global().parallel_for(
-      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
-        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c)
-          out[c] = model_->energy(&state_[c * n]);
-      });
+  parallel_chunks(num_chains_, kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c) out[c] = model_->energy(&state_[c * n]);
+  });
 }
 
 void RbmChains::permute(const std::vector<std::size_t>& parent) {
@@ -196,24 +171,23 @@ void RbmChains::prepare_weights(std::size_t num_threads) {
   const std::size_t n = m.num_units(), nk = keep_visible ? m.nv : m.nh, ns = keep_visible ? m.nh : m.nv;
   kept_bias_.resize(num_chains_);
   summed_field_.resize(num_chains_ * ns);
-  ThreadPool::global().parallel_for(
-      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
-        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
-          const std::uint8_t* y = &state_[c * n + (keep_visible ? 0 : m.nv)];
-          double* x = &summed_field_[c * ns];
-          const double* d = keep_visible ? m.b64.data() : m.a64.data();
-          const double* cb = keep_visible ? m.a64.data() : m.b64.data();
-          std::copy_n(d, ns, x);
-          double lin = 0.0;
-          for (std::size_t k = 0; k < nk; ++k) {
-            if (!y[k]) continue;
-            lin += cb[k];
-            const double* row = keep_visible ? &m.w64[k * m.nh] : &m.wt64[k * m.nv];  // W or W^T row k
-            for (std::size_t j = 0; j < ns; ++j) x[j] += row[j];
-          }
-          kept_bias_[c] = lin;
-        }
-      });
+  parallel_chunks(num_chains_, kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c) {
+      const std::uint8_t* y = &state_[c * n + (keep_visible ? 0 : m.nv)];
+      double* x = &summed_field_[c * ns];
+      const double* d = keep_visible ? m.b64.data() : m.a64.data();
+      const double* cb = keep_visible ? m.a64.data() : m.b64.data();
+      std::copy_n(d, ns, x);
+      double lin = 0.0;
+      for (std::size_t k = 0; k < nk; ++k) {
+        if (!y[k]) continue;
+        lin += cb[k];
+        const double* row = keep_visible ? &m.w64[k * m.nh] : &m.wt64[k * m.nv];  // W or W^T row k
+        for (std::size_t j = 0; j < ns; ++j) x[j] += row[j];
+      }
+      kept_bias_[c] = lin;
+    }
+  });
 }
 
 namespace {
@@ -223,38 +197,34 @@ inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 void RbmChains::weight_slope(double t, double* out, std::size_t num_threads) const {
   const std::size_t ns = summed_field_.size() / num_chains_;
-  ThreadPool::global().parallel_for(
-      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
-        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
-          const double* x = &summed_field_[c * ns];
-          double g = kept_bias_[c];
-          for (std::size_t j = 0; j < ns; ++j) g += x[j] * sigmoid(t * x[j]);
-          out[c] = -g;
-        }
-      });
+  parallel_chunks(num_chains_, kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c) {
+      const double* x = &summed_field_[c * ns];
+      double g = kept_bias_[c];
+      for (std::size_t j = 0; j < ns; ++j) g += x[j] * sigmoid(t * x[j]);
+      out[c] = -g;
+    }
+  });
 }
 
 void RbmChains::log_weights(double t, double t_next, double* out, std::size_t num_threads) const {
   const std::size_t ns = summed_field_.size() / num_chains_;
-  ThreadPool::global().parallel_for(
-      (num_chains_ + kChunk - 1) / kChunk, resolve_threads(num_threads), [&](std::size_t chunk) {
-        for (std::size_t c = chunk * kChunk; c < std::min(num_chains_, (chunk + 1) * kChunk); ++c) {
-          const double* x = &summed_field_[c * ns];
-          double l = (t_next - t) * kept_bias_[c];
-          for (std::size_t j = 0; j < ns; ++j) l += softplus(t_next * x[j]) - softplus(t * x[j]);
-          out[c] = l;
-        }
-      });
+  parallel_chunks(num_chains_, kChunk, num_threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t c = first; c < last; ++c) {
+      const double* x = &summed_field_[c * ns];
+      double l = (t_next - t) * kept_bias_[c];
+      for (std::size_t j = 0; j < ns; ++j) l += softplus(t_next * x[j]) - softplus(t * x[j]);
+      out[c] = l;
+    }
+  });
 }
 
 std::size_t RbmChains::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
                            const PollFn& poll) {
-  const std::size_t chunks = (num_chains_ + kChunk - 1) / kChunk;
   const float b = static_cast<float>(beta);
-  return run_in_rounds(num_sweeps, chunks, resolve_threads(num_threads), poll,
-                       [&](std::size_t chunk, std::size_t sweeps) {
-                         const std::size_t c0 = chunk * kChunk;
-                         sweep_range(c0, std::min(num_chains_, c0 + kChunk), sweeps, b);
+  return run_in_rounds(num_sweeps, num_chains_, kChunk, num_threads, poll,
+                       [&](std::size_t first, std::size_t last, std::size_t sweeps) {
+                         sweep_range(first, last, sweeps, b);
                        });
 }
 
@@ -263,8 +233,8 @@ std::size_t RbmChains::run(std::size_t num_sweeps, double beta, std::size_t num_
 GraphChains::GraphChains(std::shared_ptr<const GraphModel> model, std::size_t num_chains,
                          std::uint64_t seed, const std::uint8_t* initial_state)
     : model_(std::move(model)), num_chains_(num_chains),
-      z_(((num_chains + kGroup - 1) / kGroup) * model_->num_units() * kGroup, 0.0f),
-      rng_((num_chains + kGroup - 1) / kGroup), energy_(num_chains) {
+      z_(num_chunks(num_chains, kGroup) * model_->num_units() * kGroup, 0.0f),
+      rng_(num_chunks(num_chains, kGroup)), energy_(num_chains) {
   for (std::size_t g = 0; g < rng_.size(); ++g) rng_[g].reseed(seed, g);
   const std::size_t n = num_units();
   if (initial_state) {
@@ -303,12 +273,12 @@ void GraphChains::set_state(const std::uint8_t* in) {
 void GraphChains::energies(double* out, std::size_t num_threads) const {
   const GraphModel& m = *model_;
   const std::size_t n = m.n;
-  ThreadPool::global().parallel_for(rng_.size(), resolve_threads(num_threads), [&](std::size_t g) {
-    const float* zg = &z_[g * n * kGroup];
+  parallel_chunks(num_chains_, kGroup, num_threads, [&](std::size_t first, std::size_t last) {
+    const float* zg = &z_[first * n];  // the group's block: (n, kGroup)
     std::vector<std::uint8_t> state(n);  // one lane unpacked: GraphModel::energy reads it contiguously
-    for (std::size_t l = 0; l < kGroup && g * kGroup + l < num_chains_; ++l) {
-      for (std::size_t i = 0; i < n; ++i) state[i] = zg[i * kGroup + l] != 0.0f;
-      out[g * kGroup + l] = m.energy(state.data());
+    for (std::size_t c = first; c < last; ++c) {
+      for (std::size_t i = 0; i < n; ++i) state[i] = zg[i * kGroup + c % kGroup] != 0.0f;
+      out[c] = m.energy(state.data());
     }
   });
 }
@@ -333,8 +303,8 @@ void GraphChains::sweep_group(std::size_t g, std::size_t num_sweeps, float beta)
 std::size_t GraphChains::run(std::size_t num_sweeps, double beta, std::size_t num_threads,
                              const PollFn& poll) {
   const float b = static_cast<float>(beta);
-  return run_in_rounds(num_sweeps, rng_.size(), resolve_threads(num_threads), poll,
-                       [&](std::size_t g, std::size_t sweeps) { sweep_group(g, sweeps, b); });
+  return run_in_rounds(num_sweeps, num_chains_, kGroup, num_threads, poll,
+                       [&](std::size_t first, std::size_t, std::size_t sweeps) { sweep_group(first / kGroup, sweeps, b); });
 }
 
 }  // namespace qvae

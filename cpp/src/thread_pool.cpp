@@ -1,6 +1,7 @@
 #include "qvae/thread_pool.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 
 namespace qvae {
@@ -95,6 +96,26 @@ void ThreadPool::parallel_for(std::size_t num_tasks, std::size_t num_threads,
     job_ = nullptr;
   }
   if (error_) std::rethrow_exception(error_);
+}
+
+std::size_t run_in_rounds(std::size_t total, std::size_t count, std::size_t chunk, std::size_t num_threads,
+                          const PollFn& poll,
+                          const std::function<void(std::size_t, std::size_t, std::size_t)>& work) {
+  using clock = std::chrono::steady_clock;
+  constexpr double kRoundSeconds = 0.02;
+  std::size_t done = 0, round = 1;
+  while (done < total) {
+    std::size_t k = std::min(round, total - done);
+    auto t0 = clock::now();
+    parallel_chunks(count, chunk, num_threads, [&](std::size_t first, std::size_t last) { work(first, last, k); });
+    double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    done += k;
+    if (done < total && poll && poll()) break;
+    // Aim rounds at ~20 ms so an interrupt is seen quickly without costing throughput.
+    double growth = dt > 0 ? kRoundSeconds / dt : 4.0;
+    round = std::max<std::size_t>(1, static_cast<std::size_t>(k * std::min(4.0, growth)));
+  }
+  return done;
 }
 
 }  // namespace qvae

@@ -31,7 +31,7 @@ class GraphModel:
 class RbmChains:
     def __init__(self, model: RbmModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
         ...
-    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         """
         Advances every chain by num_sweeps block-Gibbs sweeps (hidden, then visible).
         """
@@ -56,7 +56,7 @@ class RbmChains:
 class GraphChains:
     def __init__(self, model: GraphModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
         ...
-    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         """
         Advances every chain by num_sweeps sweeps over the colour classes.
         """
@@ -93,7 +93,7 @@ class QmcGraphModel:
 class QmcRbmChains:
     def __init__(self, model: QmcRbmModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
         ...
-    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         """
         Advances every worldline configuration by num_sweeps cluster sweeps.
         """
@@ -134,7 +134,7 @@ class QmcRbmChains:
 class QmcGraphChains:
     def __init__(self, model: QmcGraphModel, num_chains: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, initial_state: typing.Any) -> None:
         ...
-    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    def run(self, num_sweeps: typing.SupportsInt | typing.SupportsIndex, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         """
         Advances every worldline configuration by num_sweeps cluster sweeps.
         """

@@ -4,13 +4,14 @@
 // From t to t' replica i gets log-weight l_i = log p~_t'(z_i) - log p~_t(z_i), which is
 // -(t' - t) E_i for general graphs and the Rao-Blackwellised ratio of layer marginals for RBMs;
 // log(Z_t'/Z_t) = log mean_i exp(l_i); replicas are then resampled (systematic, fixed size)
-// and equilibrated by block-Gibbs sweeps at t'. The population is split into independent
-// sub-populations, each resampled on its own: their estimates Z_m are independent and unbiased,
-// log Z = log mean_m Z_m, and their spread gives the standard error.
+// and equilibrated by sweeps at inverse temperature beta = t'. The population is split into
+// independent sub-populations, each resampled on its own: their estimates Z_m are independent and
+// unbiased, log Z = log mean_m Z_m, and their spread gives the standard error.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "qvae/gibbs.hpp"
@@ -36,6 +37,8 @@ struct AnnealResult {
   std::vector<double> rho;               // family statistic R * sum_f nu_f^2 after each step
   std::vector<std::size_t> families;     // surviving initial replicas after each step
   std::vector<double> energies;          // final energies of the population
+  std::vector<std::uint8_t> samples;     // the final population, (R, n); filled by anneal()
+  double mean_kinks_per_unit = 0.0;      // final kinks per worldline (paths; classical chains: 0)
   bool interrupted = false;
 };
 
@@ -44,6 +47,14 @@ struct AnnealResult {
 template <class Chains>
 AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOptions& options,
                                const PollFn& poll);
+
+// Population annealing of `model` from its exact start, the t = 0 ensemble drawn exactly with its
+// log Z_0: classical chains (RbmChains, GraphChains) start uniform, log Z_0 = n log 2; paths
+// (QmcChains) start from the transverse-field reference H_ref = -sum_l Gamma_l sigma^x_l,
+// log Z_0 = sum_l log 2cosh Gamma_l. `population` chains on the streams of options.seed.
+template <class Chains>
+AnnealResult anneal(std::shared_ptr<const typename Chains::Model> model, std::size_t population,
+                    const AnnealOptions& options, const PollFn& poll);
 
 // Statistics shared by the classical and quantum annealers.
 namespace pa {

@@ -2,8 +2,9 @@
 // (CONVENTIONS.md, "Continuous-time path integral").
 //
 // Each unit l has a periodic worldline z_l(tau), tau in [0,1); a path weighs
-// prod_kinks Gamma_l * exp(-lambda * int_0^1 E(z(tau)) dtau), lambda scaling the diagonal part
-// (lambda = 1 is the QBM; population annealing runs lambda from 0 to 1 at fixed Gamma).
+// prod_kinks Gamma_l * exp(-beta * int_0^1 E(z(tau)) dtau), beta the inverse temperature of the
+// diagonal part alone (beta = 1 is the QBM; population annealing runs beta from 0 to 1 at fixed
+// Gamma; the conventions call it lambda).
 // A block update (an RBM layer, or a colour class of a sparse graph: units independent given
 // the rest) cuts each worldline of the block at Poisson(Gamma_l) points, makes the segments
 // between cuts and existing kinks the clusters (the one through tau = 0 wraps around) and draws
@@ -22,15 +23,11 @@
 #include <vector>
 
 #include "qvae/gibbs.hpp"
+#include "qvae/kinks.hpp"
 #include "qvae/models.hpp"
 #include "qvae/rng.hpp"
 
 namespace qvae {
-
-struct Kink {
-  double time;
-  std::int32_t unit;
-};
 
 // Walker alias table: index i with probability rates[i] / sum(rates).
 struct AliasTable {
@@ -104,9 +101,10 @@ struct QmcPath {
 
 struct QmcScratch;  // per-task buffers of the walk (ctqmc.cpp)
 
-template <class Model>
+template <class QmcModel>
 class QmcChains {
  public:
+  using Model = QmcModel;
   static constexpr std::size_t kChunk = 4;  // chains per task
 
   // initial_state: nullable (num_chains, n) classical states (no kinks); null = uniform.
@@ -114,13 +112,14 @@ class QmcChains {
             const std::uint8_t* initial_state);
   ~QmcChains();
 
-  // Exact samples of H_ref = -sum Gamma_l sigma^x_l (lambda = 0): per unit a Poisson(Gamma_l)
+  // Exact samples of H_ref = -sum Gamma_l sigma^x_l (beta = 0): per unit a Poisson(Gamma_l)
   // number of kinks conditioned on even, uniform times, z_l(0) uniform or clamped to `clamp`.
   void sample_reference(const std::uint8_t* clamp /* nullable: (n,) */);
   // Keep the tau = 0 slice fixed to the current z(0) in every update (clamped-slice ensemble).
   void set_clamped(bool clamped) { clamped_ = clamped; }
 
-  std::size_t run(std::size_t num_sweeps, double lambda, std::size_t num_threads, const PollFn& poll);
+  // Advances every path by num_sweeps sweeps at inverse temperature beta of the diagonal part.
+  std::size_t run(std::size_t num_sweeps, double beta, std::size_t num_threads, const PollFn& poll);
 
   std::size_t num_chains() const { return paths_.size(); }
   std::size_t num_units() const { return model_->num_units(); }
@@ -140,7 +139,7 @@ class QmcChains {
   double mean_kinks_per_unit() const;
   void set_model(std::shared_ptr<const Model> model);
 
-  // Population-annealing interface: weights of lambda are -(lambda' - lambda) int E dtau.
+  // Population-annealing interface: weights of beta are -(beta' - beta) int E dtau.
   // A path's int E dtau is computed when asked for if its last update could not give it.
   void energies(double* out, std::size_t num_threads);
   void permute(const std::vector<std::size_t>& parent);
@@ -149,7 +148,7 @@ class QmcChains {
   void log_weights(double t, double t_next, double* out, std::size_t) const;
 
  private:
-  void sweep_chain(std::size_t c, std::size_t num_sweeps, float lambda);
+  void sweep_chain(std::size_t c, std::size_t num_sweeps, float beta);
   void refresh_energy(std::size_t c);
   void refresh_stale_energies(std::size_t num_threads);
 

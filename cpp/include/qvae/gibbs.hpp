@@ -9,25 +9,18 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
 #include "qvae/models.hpp"
 #include "qvae/rng.hpp"
+#include "qvae/thread_pool.hpp"
 
 namespace qvae {
 
-using PollFn = std::function<bool()>;
-
-// Runs `total` sweeps of `num_tasks` independent tasks in rounds sized to ~20 ms,
-// calling poll() between rounds. Returns the sweeps completed (total unless stopped).
-std::size_t run_in_rounds(std::size_t total, std::size_t num_tasks, std::size_t num_threads,
-                          const PollFn& poll,
-                          const std::function<void(std::size_t task, std::size_t sweeps)>& work);
-
 class RbmChains {
  public:
+  using Model = RbmModel;
   static constexpr std::size_t kChunk = 16;  // chains per task
 
   RbmChains(std::shared_ptr<const RbmModel> model, std::size_t num_chains, std::uint64_t seed,
@@ -72,6 +65,7 @@ class RbmChains {
 
 class GraphChains {
  public:
+  using Model = GraphModel;
   static constexpr std::size_t kGroup = LaneRng::kLanes;  // chains advanced together in SIMD lanes
 
   GraphChains(std::shared_ptr<const GraphModel> model, std::size_t num_chains, std::uint64_t seed,

@@ -1,4 +1,4 @@
-// Model parameters laid out for the samplers (float32, padded, cache-friendly).
+// Model parameters laid out for the samplers (float32, padded, cache-friendly); models.cpp.
 //
 // Binary units z in {0,1}; E(z) = -sum_i b_i z_i - sum_(ij) w_ij z_i z_j (CONVENTIONS.md).
 // Energies are accumulated in double from the double-precision parameters kept alongside.
@@ -81,6 +81,13 @@ struct GraphModel {
   std::size_t num_units() const { return n; }
   double energy(const std::uint8_t* state) const;
 };
+
+// Energies of `batch` states stored one after another, (batch, n), into out (batch,).
+template <class Model>
+void energies(const Model& model, const std::uint8_t* states, std::size_t batch, double* out) {
+  const std::size_t n = model.num_units();
+  for (std::size_t k = 0; k < batch; ++k) out[k] = model.energy(states + k * n);
+}
 
 // Proper colouring by DSatur (2 colours when the graph is bipartite), deterministic.
 std::vector<std::int32_t> greedy_coloring(std::size_t n, std::size_t m, const std::int64_t* edges);

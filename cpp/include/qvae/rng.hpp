@@ -1,8 +1,13 @@
 // Random numbers for the samplers: a lane-parallel xoshiro128+ seeded by splitmix64.
 //
-// Every chain (or fixed group of chains) owns its own generator, derived from
-// (seed, stream index) alone, so results never depend on how work is split
-// between threads. The lane loop is written so that the compiler vectorises it.
+// Stream derivation, the one scheme every sampler follows: a generator is named by (seed, stream)
+// alone, LaneRng(seed, stream), so results never depend on how work is split between threads.
+//   - chain c of a set of chains draws from stream c (RbmChains, QmcChains); GraphChains' group g
+//     of kLanes chains from stream g;
+//   - population annealing resamples from kResamplingStream, apart from every chain's;
+//   - a run made of independent sub-runs (log_diag: one annealer per state) gives sub-run b the
+//     seed subseed(seed, b), from which it derives its own streams as above.
+// The lane loop is written so that the compiler vectorises it.
 #pragma once
 
 #include <cstddef>
@@ -19,7 +24,19 @@ inline std::uint64_t splitmix64(std::uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-// kLanes independent xoshiro128+ generators advanced together.
+// The seed of sub-run `index` of a run seeded by `seed`: splitmix64 of seed ^ phi * (index + 1),
+// phi = 2^64 / golden ratio.
+inline std::uint64_t subseed(std::uint64_t seed, std::uint64_t index) {
+  std::uint64_t x = seed ^ (0x9E3779B97F4A7C15ULL * (index + 1));
+  return splitmix64(x);
+}
+
+// The stream population annealing resamples from.
+constexpr std::uint64_t kResamplingStream = ~std::uint64_t{0};
+
+// kLanes independent xoshiro128+ generators advanced together; lane l of stream (seed, stream)
+// starts from splitmix64 outputs 2l and 2l + 1 of the state seed ^ c * (stream + 1), with
+// c = 0xD1B54A32D192ED03.
 // One step yields kLanes uint32 values; the top 24 bits make a float in (0,1).
 class LaneRng {
  public:

@@ -1,11 +1,14 @@
-// A small persistent thread pool: parallel_for over task indices, caller participates.
+// A small persistent thread pool: parallel_for over task indices, caller participates; the
+// chunked loops and the rounds of a long run built on it.
 //
 // Work is split by task index only; any task may run on any thread, so callers
 // keep all randomness per task (per chain) to stay reproducible across thread counts.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -48,5 +51,26 @@ class ThreadPool {
 
 // Resolves a requested thread count: 0 means all hardware threads.
 std::size_t resolve_threads(std::size_t requested);
+
+// Number of chunks of `chunk` items that cover `count` items.
+inline std::size_t num_chunks(std::size_t count, std::size_t chunk) { return (count + chunk - 1) / chunk; }
+
+// Runs fn(first, last) on the consecutive chunks [first, last) of at most `chunk` items that cover
+// [0, count), spread over up to num_threads threads (0: all); a chunk's items run on one thread.
+template <class Fn>
+void parallel_chunks(std::size_t count, std::size_t chunk, std::size_t num_threads, const Fn& fn) {
+  ThreadPool::global().parallel_for(num_chunks(count, chunk), resolve_threads(num_threads),
+                                    [&](std::size_t k) { fn(k * chunk, std::min(count, (k + 1) * chunk)); });
+}
+
+// Called between rounds of a long run (on the thread that started the run); true stops it.
+using PollFn = std::function<bool()>;
+
+// Runs `total` sweeps of `count` items in chunks of `chunk` (see parallel_chunks), in rounds sized
+// to ~20 ms: work(first, last, sweeps) advances items [first, last) by `sweeps`, and poll() is
+// called between rounds. Returns the sweeps completed (total unless poll stopped the run).
+std::size_t run_in_rounds(std::size_t total, std::size_t count, std::size_t chunk, std::size_t num_threads,
+                          const PollFn& poll,
+                          const std::function<void(std::size_t first, std::size_t last, std::size_t sweeps)>& work);
 
 }  // namespace qvae

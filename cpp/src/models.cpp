@@ -1,3 +1,4 @@
+// The classical models (models.hpp): RBM field tables, the sparse graph in CSR, energies, DSatur colouring.
 #include <algorithm>
 #include <numeric>
 #include <set>
