@@ -17,7 +17,7 @@ from ..graphs import Topology, _from_labels
 
 __all__ = [
     "working_graph", "PauseAndQuench", "validate_anneal_schedule", "check_timing", "anneal_time", "max_num_reads",
-    "range_violations",
+    "range_violations", "check_parameters",
 ]
 
 # Slopes are compared after rounding, as dwave-system does, so that schedules built from the
@@ -184,3 +184,25 @@ def range_violations(h: np.ndarray, J: np.ndarray, props: dict) -> list:
             found.append(f"{int((excess > 0).sum())} of {values.size} {name} values outside {key} "
                          f"{list(props[key])} (largest excess {excess.max():.4g})")
     return found
+
+
+def check_parameters(params: Mapping, properties: Mapping) -> None:
+    """The solver parameters of one problem as a QPU checks them on receipt: only parameters the
+    solver lists (experimental x_* ones too), timing and anneal schedule within the solver's ranges,
+    num_reads within [num_reads_range[0], max_num_reads], answer_mode 'raw' or 'histogram',
+    max_answers a positive integer."""
+    unknown = [k for k in params if k not in properties["parameters"]]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for this solver")
+    check_timing(params, properties)
+    if "anneal_schedule" in params:
+        validate_anneal_schedule(params["anneal_schedule"], properties)
+    num_reads = params.get("num_reads", 1)
+    lo, _ = properties["num_reads_range"]
+    hi = max_num_reads(params, properties)
+    if isinstance(num_reads, bool) or not isinstance(num_reads, int) or not lo <= num_reads <= hi:
+        raise ValueError(f"num_reads: must be an integer in [{lo}, {hi}] for these parameters, got {num_reads!r}")
+    if params.get("answer_mode", "histogram") not in ("raw", "histogram"):
+        raise ValueError(f"answer_mode: must be 'raw' or 'histogram', got {params['answer_mode']!r}")
+    if "max_answers" in params and not (isinstance(params["max_answers"], int) and params["max_answers"] >= 1):
+        raise ValueError(f"max_answers: must be a positive integer, got {params['max_answers']!r}")

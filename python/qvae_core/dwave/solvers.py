@@ -4,6 +4,7 @@ A definition is the JSON document SAPI serves for a solver (identity, status, de
 properties, avg_load). Properties are modelled on D-Wave Advantage systems; any of them can be
 overridden. Qubit labels are the linear labels of dwave-networkx; inactive qubits are left out of
 `qubits`, with their couplers, while `num_qubits` stays the nominal count, as on real chips.
+LocalSolver is a definition read into arrays, as the server uses it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import graphs
 from .._validation import finite_array, integer_array, positive_float, positive_int, seed_value
 
-__all__ = ["qpu_solver", "SOLVER_PARAMETERS"]
+__all__ = ["qpu_solver", "SOLVER_PARAMETERS", "LocalSolver"]
 
 # Parameters a QPU solver accepts (name -> description), as listed in its `parameters` property.
 SOLVER_PARAMETERS = {
@@ -143,3 +145,34 @@ def qpu_solver(
         "properties": props,
         "avg_load": 0.0,
     }
+
+
+@dataclass(frozen=True)
+class LocalSolver:
+    """A solver definition with its working graph as arrays: `qubits` (labels, in
+    properties["qubits"] order, the order of a `qp` problem's `lin`) and `couplers`, (m, 2)
+    positions into `qubits` in properties["couplers"] order."""
+
+    definition: dict
+    qubits: np.ndarray
+    couplers: np.ndarray
+
+    @classmethod
+    def from_definition(cls, definition: dict) -> LocalSolver:
+        props = definition["properties"]
+        qubits = np.asarray(props["qubits"], dtype=np.int64)
+        position = {int(v): k for k, v in enumerate(qubits)}
+        couplers = np.array([[position[a], position[b]] for a, b in props["couplers"]], dtype=np.int64)
+        return cls(definition, qubits, couplers.reshape(-1, 2))
+
+    @property
+    def name(self) -> str:
+        return self.definition["identity"]["name"]
+
+    @property
+    def graph_id(self):
+        return self.definition["identity"]["version"]["graph_id"]
+
+    @property
+    def properties(self) -> dict:
+        return self.definition["properties"]
