@@ -1,11 +1,9 @@
 """The local SAPI server's parts without HTTP: the QPU emulator (Boltzmann reads, answer shapes,
 auto_scale), job validation (jobs.parse_job) and the problem store (order, seeds, faults, cancel)."""
 
-import base64
-
 import numpy as np
 import pytest
-from conftest import assert_within_sigma, ising_energy, local_solvers
+from conftest import assert_within_sigma, ising_energy, local_solvers, qp_job
 
 import qvae_core as q
 from qvae_core.dwave.emulator import Problem, QPUEmulator
@@ -26,19 +24,6 @@ def ising_problem(solver, h, J, **params):
     """A Problem on every working qubit and coupler of `solver`."""
     qubits = np.arange(solver.qubits.shape[0])
     return Problem(solver, "ising", params, qubits, solver.couplers, h, J, h, J)
-
-
-def qp_job(solver, linear, quadratic, *, type="ising", **params):
-    """A SAPI job in the qp format, as dwave-cloud-client encodes it: linear by qubit label,
-    quadratic by label pair."""
-    lin = np.array([linear.get(int(v), np.nan) for v in solver.qubits])
-    used = ~np.isnan(lin)
-    pairs = solver.qubits[solver.couplers]
-    quad = [quadratic.get((int(a), int(b)), quadratic.get((int(b), int(a)), 0.0))
-            for (a, b), k in zip(pairs, solver.couplers) if used[k].all()]
-    data = {"format": "qp", "lin": base64.b64encode(lin.astype("<f8").tobytes()).decode(),
-            "quad": base64.b64encode(np.asarray(quad, "<f8").tobytes()).decode()}
-    return {"solver": solver.name, "type": type, "data": data, "params": params}
 
 
 # ---- the emulator ------------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ class QPUEmulator:
         scale = 1.0
         if problem.params.get("auto_scale", True):
             scale = max(_autoscale_ratio(h, props["h_range"]), _autoscale_ratio(J, props["j_range"])) or 1.0
-        model, _ = BoltzmannMachine.from_ising(self.beta * h / scale, edges, self.beta * J / scale)
+        # scaled first: |h| / r is within the ranges, while beta |h| may overflow (|h| up to 1.8e308)
+        model, _ = BoltzmannMachine.from_ising(h / scale * self.beta, edges, J / scale * self.beta)
         num_reads = problem.num_reads
         z = GibbsSampler(model, num_reads, seed=seed).run(self.sweeps)
         if problem.type == "ising":

@@ -30,25 +30,35 @@ class JobError(Exception):
 
 
 def parse_job(job, solvers: Mapping[str, LocalSolver]) -> Problem:
-    """The Problem a job describes, on one of `solvers` (by name); raises JobError if it is refused."""
+    """The Problem a job describes, on one of `solvers` (by name); raises JobError if it is refused.
+
+    Every malformed job is a JobError, never another exception: one bad job of a batch must not
+    fail the others.
+    """
     if not isinstance(job, dict):
         raise JobError(400, "each job must be a JSON object")
     identity = job.get("solver") or {}
     name = identity.get("name") if isinstance(identity, dict) else identity
     if not isinstance(name, str):
-        raise JobError(400, f"solver: expected a name or an identity object, got {identity!r}")
+        raise JobError(400, f"solver: expected a name or an identity object, got {identity!r:.60}")
     solver = solvers.get(name)
     if solver is None:
-        raise JobError(404, f"solver {name!r} not found")
-    graph_id = (identity.get("version") or {}).get("graph_id") if isinstance(identity, dict) else None
+        raise JobError(404, f"solver {name!r:.60} not found")
+    version = identity.get("version") if isinstance(identity, dict) else None
+    version = {} if version is None else version
+    if not isinstance(version, dict):
+        raise JobError(400, f"solver.version: expected an object such as {{'graph_id': ...}}, got {version!r:.60}")
+    graph_id = version.get("graph_id")
     if graph_id not in (None, solver.graph_id):
-        raise JobError(404, f"solver {name!r} has no working graph {graph_id!r}")
+        raise JobError(404, f"solver {name!r} has no working graph {graph_id!r:.60}")
     problem_type = job.get("type")
     if problem_type not in ("ising", "qubo"):
-        raise JobError(400, f"problem type {problem_type!r} not supported; use 'ising' or 'qubo'")
+        raise JobError(400, f"problem type {problem_type!r:.60} not supported; use 'ising' or 'qubo'")
     params = job.get("params") or {}
     if not isinstance(params, dict) or not isinstance(job.get("data") or {}, dict):
         raise JobError(400, "params and data: each must be a JSON object")
+    if not isinstance(job.get("label"), (str, type(None))):
+        raise JobError(400, f"label: expected a string, got {job['label']!r:.60}")
     props = solver.properties
     try:
         decoded = qp.decode_problem(job.get("data") or {}, solver.couplers, solver.qubits.shape[0])
@@ -62,10 +72,19 @@ def parse_job(job, solvers: Mapping[str, LocalSolver]) -> Problem:
             h, J = decoded.linear, decoded.quadratic
         else:  # QUBO x^T Q x is the binary model with bias -Q_ii and weight -Q_ij
             h, _, J, _ = BoltzmannMachine(-decoded.linear, edges, -decoded.quadratic).to_ising()
+        _check_energy_range(decoded.linear, decoded.quadratic, h, J)
         if not params.get("auto_scale", True):
             violations = range_violations(h, J, props)
             if violations:
                 raise ValueError(f"{' and '.join(violations)} with auto_scale off")
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise JobError(400, str(exc)) from None
     return Problem(solver, problem_type, params, decoded.qubits, edges, decoded.linear, decoded.quadratic, h, J)
+
+
+def _check_energy_range(*biases) -> None:
+    """Energies sum_i |h_i| + sum_k |J_k| at most must stay within float64 (each bias alone may
+    be as large as a float: the emulator scales before it multiplies by beta)."""
+    with np.errstate(over="ignore"):
+        if not all(np.isfinite(np.abs(b).sum()) for b in biases):
+            raise ValueError("lin/quad: the energies of this problem overflow float64 (sum of |biases| is inf)")

@@ -158,11 +158,37 @@ class LocalSolver:
     couplers: np.ndarray
 
     @classmethod
-    def from_definition(cls, definition: dict) -> LocalSolver:
-        props = definition["properties"]
-        qubits = np.asarray(props["qubits"], dtype=np.int64)
-        position = {int(v): k for k, v in enumerate(qubits)}
-        couplers = np.array([[position[a], position[b]] for a, b in props["couplers"]], dtype=np.int64)
+    def from_definition(cls, definition, where: str = "solver") -> LocalSolver:
+        """Read a definition, checking every field the server uses; a malformed one raises
+        ValueError naming it (`where`.properties.h_range, ...)."""
+        if not isinstance(definition, dict):
+            raise ValueError(f"{where}: expected a solver definition (a JSON object), got {type(definition).__name__}")
+        identity = _field(definition, "identity", where, dict)
+        if not _field(identity, "name", f"{where}.identity", str):
+            raise ValueError(f"{where}.identity.name: must not be empty")
+        _field(_field(identity, "version", f"{where}.identity", dict), "graph_id", f"{where}.identity.version", str)
+        props = _field(definition, "properties", where, dict)
+        where = f"{where}.properties"
+        qubits = integer_array(_field(props, "qubits", where, list), f"{where}.qubits", np.int64, (None,))
+        if qubits.size == 0 or qubits.min() < 0 or np.unique(qubits).size != qubits.size:
+            raise ValueError(f"{where}.qubits: expected distinct non-negative labels, at least one")
+        num_qubits = _field(props, "num_qubits", where, numbers.Integral)
+        if num_qubits <= qubits.max():
+            raise ValueError(f"{where}.num_qubits: must exceed every qubit label (largest {qubits.max()}), "
+                             f"got {num_qubits}")
+        listed = _field(props, "couplers", where, list)
+        pairs = np.empty((0, 2), np.int64)
+        if listed:
+            pairs = integer_array(listed, f"{where}.couplers", np.int64, (None, 2))
+        order = np.argsort(qubits)
+        found = np.searchsorted(qubits[order], pairs).clip(max=qubits.size - 1)
+        couplers = order[found]
+        if np.any(qubits[couplers] != pairs) or np.any(pairs[:, 0] == pairs[:, 1]):
+            raise ValueError(f"{where}.couplers: each must join two different qubits of properties.qubits")
+        if np.unique(np.sort(pairs, axis=1), axis=0).shape[0] != pairs.shape[0]:
+            raise ValueError(f"{where}.couplers: listed more than once")
+        _field(props, "parameters", where, dict)
+        _check_properties(props, where)
         return cls(definition, qubits, couplers.reshape(-1, 2))
 
     @property
@@ -170,9 +196,54 @@ class LocalSolver:
         return self.definition["identity"]["name"]
 
     @property
-    def graph_id(self):
+    def graph_id(self) -> str:
         return self.definition["identity"]["version"]["graph_id"]
 
     @property
     def properties(self) -> dict:
         return self.definition["properties"]
+
+
+def _field(node: dict, key: str, where: str, kind):
+    """node[key], which must be of `kind` (bool is no number)."""
+    value = node.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = {dict: "an object", list: "a list", str: "a string", numbers.Integral: "an integer",
+                 numbers.Real: "a number"}
+        raise ValueError(f"{where}.{key}: expected {names[kind]}, got {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_properties(props: dict, where: str) -> None:
+    """The ranges and defaults the server's checks and answers read (hardware.py)."""
+    for key, value in props.items():
+        if key.endswith("_range"):
+            bounds = finite_array(value, f"{where}.{key}", ndim=1, shape=(2,))
+            if bounds[0] > bounds[1]:
+                raise ValueError(f"{where}.{key}: expected [low, high], got {_short(value)}")
+    for key in ("h_range", "j_range", "num_reads_range", "annealing_time_range"):
+        if key not in props:
+            raise ValueError(f"{where}.{key}: missing")
+    for key in ("h_range", "j_range"):  # auto_scale divides by both bounds
+        if not props[key][0] < 0 < props[key][1]:
+            raise ValueError(f"{where}.{key}: expected [low < 0, high > 0], got {_short(props[key])}")
+    lo, hi = props["num_reads_range"]
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (lo, hi)) or lo < 1:
+        raise ValueError(f"{where}.num_reads_range: expected integers [low >= 1, high], got {_short([lo, hi])}")
+    shortest, longest = props["annealing_time_range"]
+    if not shortest > 0:  # schedule slopes are limited to 1 / shortest
+        raise ValueError(f"{where}.annealing_time_range: the shortest anneal must be > 0, got {shortest}")
+    default = _field(props, "default_annealing_time", where, numbers.Real)
+    if not shortest <= default <= longest:
+        raise ValueError(f"{where}.default_annealing_time: must lie in annealing_time_range, got {default}")
+    for key in ("default_programming_thermalization", "default_readout_thermalization"):
+        if key in props and not _field(props, key, where, numbers.Real) >= 0:
+            raise ValueError(f"{where}.{key}: must be >= 0, got {props[key]}")
+    if "anneal_schedule" in props["parameters"]:
+        if _field(props, "max_anneal_schedule_points", where, numbers.Integral) < 2:
+            raise ValueError(f"{where}.max_anneal_schedule_points: must be at least 2")

@@ -4,11 +4,14 @@ and cancels, as SAPI documents (problem+json status documents). No HTTP here.
 
 Each problem's seed is derived from the store's seed and its submission index, so answers are
 reproducible for a given submission order. Problem faults (faults.PROBLEM_FAULTS) are drawn at
-submission and applied by the worker.
+submission and applied by the worker. Memory stays bounded: at most `max_queued` problems wait,
+and finished problems expire (as SAPI answers do) `finished_ttl` seconds after their answer is
+visible, the oldest first once more than `max_finished` are kept, whether or not requests come.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import queue
 import threading
@@ -23,7 +26,7 @@ from . import qp
 from .emulator import Problem, QPUEmulator
 from .faults import Faults
 
-__all__ = ["ProblemStore", "TERMINAL"]
+__all__ = ["ProblemStore", "QueueFull", "TERMINAL"]
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
@@ -53,6 +56,7 @@ class _Record:
     answer: dict | None = None
     error_message: str | None = None
     ready_at: float = 0.0  # monotonic time before which a finished answer is withheld
+    expires_at: float | None = None  # monotonic time at which a finished problem is dropped
 
     def visible_status(self, now: float) -> str:
         if self.status in ("COMPLETED", "FAILED") and now < self.ready_at:
@@ -78,19 +82,35 @@ class _Record:
         return doc
 
 
+class QueueFull(Exception):
+    """A submission the work queue has no room for: now (`fits_later`) or ever."""
+
+    def __init__(self, message: str, *, fits_later: bool):
+        super().__init__(message)
+        self.fits_later = fits_later
+
+
 class ProblemStore:
     """Problems received, oldest first, answered in submission order by one worker thread.
 
     emulator: answers each problem; faults: where problem faults are drawn; seed: the root of the
-    problems' seeds; max_poll_wait: the longest a long poll waits, in seconds.
+    problems' seeds; max_poll_wait: the longest a long poll waits, in seconds; max_queued: the
+    most problems waiting to be answered; finished_ttl (seconds) and max_finished: how long and
+    how many finished problems are kept.
     """
 
-    def __init__(self, emulator: QPUEmulator, faults: Faults, *, seed: int, max_poll_wait: float):
+    def __init__(self, emulator: QPUEmulator, faults: Faults, *, seed: int, max_poll_wait: float,
+                 max_queued: int = 100, finished_ttl: float = 300.0, max_finished: int = 1000):
         self.emulator = emulator
         self.faults = faults
         self.seed = seed
         self.max_poll_wait = max_poll_wait
+        self.max_queued = max_queued
+        self.finished_ttl = finished_ttl
+        self.max_finished = max_finished
         self._records: dict[str, _Record] = {}
+        self._expiry: list = []  # heap of (expires_at, sequence, id) of the finished problems
+        self._sequence = itertools.count()
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._closing = False
@@ -111,18 +131,41 @@ class ProblemStore:
     # ---- submitting and answering ---------------------------------------------------------------
 
     def submit(self, problem: Problem, *, label: str | None, data: dict) -> dict:
-        """Queue a checked problem; returns its status document."""
+        """Queue one checked problem; returns its status document (see submit_all)."""
+        return self.submit_all([(problem, label, data)])[0]
+
+    def submit_all(self, jobs: list) -> list:
+        """Queue checked problems, given as (problem, label, data as submitted), all or none;
+        returns their status documents. Raises QueueFull if the queue has no room for all."""
         with self._cond:
-            seed = int(np.random.SeedSequence([self.seed, next(self._counter)]).generate_state(1, np.uint64)[0])
-            record = _Record(str(uuid.uuid4()), problem, label, data, seed, _now())
-            record.fault, record.delay = self.faults.take_problem_fault()
-            self._records[record.id] = record
-            document = record.status_document(time.monotonic())
-        self._work.put(record)
-        return document
+            self._expire(time.monotonic())
+            waiting = self._work.qsize()
+            if waiting + len(jobs) > self.max_queued:
+                fits_later = len(jobs) <= self.max_queued
+                raise QueueFull(f"the work queue holds {waiting} of at most {self.max_queued} problems; "
+                                f"{len(jobs)} more " + ("do not fit now" if fits_later else "never fit"),
+                                fits_later=fits_later)
+            now, documents = time.monotonic(), []
+            for problem, label, data in jobs:
+                seed = int(np.random.SeedSequence([self.seed, next(self._counter)]).generate_state(1, np.uint64)[0])
+                record = _Record(str(uuid.uuid4()), problem, label, data, seed, _now())
+                record.fault, record.delay = self.faults.take_problem_fault()
+                self._records[record.id] = record
+                documents.append(record.status_document(now))
+                self._work.put(record)
+        return documents
 
     def _work_loop(self) -> None:
-        while (record := self._work.get()) is not None:
+        idle_wait = min(1.0, self.finished_ttl / 2)  # finished problems expire while nothing comes
+        while True:
+            try:
+                record = self._work.get(timeout=idle_wait)
+            except queue.Empty:
+                with self._cond:
+                    self._expire(time.monotonic())
+                continue
+            if record is None:
+                return
             with self._cond:
                 if record.status == "CANCELLED":
                     continue
@@ -139,7 +182,20 @@ class ProblemStore:
                     record.answer, record.error_message = answer, error
                     record.solved_on = _now()
                     record.ready_at = time.monotonic() + record.delay if record.delay else 0.0
+                    self._finished(record, time.monotonic())
                 self._cond.notify_all()
+
+    def _finished(self, record: _Record, now: float) -> None:
+        """Schedule a problem just finished for expiry (lock held)."""
+        if record.expires_at is None:
+            record.expires_at = max(now, record.ready_at) + self.finished_ttl
+            heapq.heappush(self._expiry, (record.expires_at, next(self._sequence), record.id))
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Drop the finished problems past their time, and the oldest beyond max_finished (lock held)."""
+        while self._expiry and (self._expiry[0][0] <= now or len(self._expiry) > self.max_finished):
+            self._records.pop(heapq.heappop(self._expiry)[2], None)
 
     def _answer(self, record: _Record) -> dict:
         """The emulator's answer to the record's problem (truncated by that fault), as a qp answer."""
@@ -156,6 +212,7 @@ class ProblemStore:
 
     def find(self, problem_id: str) -> _Record | None:
         with self._cond:
+            self._expire(time.monotonic())
             return self._records.get(problem_id)
 
     def document(self, record: _Record, *, with_answer: bool = False) -> dict:
@@ -167,6 +224,7 @@ class ProblemStore:
         """Status documents of every problem kept, oldest first."""
         now = time.monotonic()
         with self._cond:
+            self._expire(now)
             return [r.status_document(now) for r in self._records.values()]
 
     def poll(self, ids: list, timeout: float) -> list:
@@ -175,6 +233,7 @@ class ProblemStore:
         with self._cond:
             while True:
                 now = time.monotonic()
+                self._expire(now)
                 found = [self._records[i] for i in ids if i in self._records]
                 if self._closing or now >= deadline or any(r.visible_status(now) in TERMINAL for r in found):
                     return [r.status_document(now) for r in found]
@@ -191,6 +250,7 @@ class ProblemStore:
             if record.visible_status(now) in TERMINAL:
                 return {"error_code": 409, "error_msg": "Problem has been finished."}
             record.status, record.answer, record.solved_on = "CANCELLED", None, _now()
+            self._finished(record, now)
             self._cond.notify_all()
             return record.status_document(now)
 
@@ -198,6 +258,7 @@ class ProblemStore:
         """Every problem kept, oldest first: id, solver, status, params, decoded data."""
         now = time.monotonic()
         with self._cond:
+            self._expire(now)
             return [
                 {"id": r.id, "solver": r.problem.solver.name, "status": r.visible_status(now),
                  "params": r.problem.params, "labels": r.problem.labels, "linear": r.problem.linear,
