@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import base64
 import threading
 import time
 from itertools import product
@@ -108,6 +109,19 @@ def local_solvers():
 
     return [qd.qpu_solver("chimera", (1, 2), inactive_qubits=[3, 12]), qd.qpu_solver("pegasus", 2),
             qd.qpu_solver("zephyr", (1, 2))]
+
+
+def qp_job(solver, linear, quadratic, *, type="ising", **params):
+    """A SAPI job for a LocalSolver in the qp format, as dwave-cloud-client encodes it: `linear` by
+    qubit label, `quadratic` by label pair (couplers among the used qubits left out are 0)."""
+    lin = np.array([linear.get(int(v), np.nan) for v in solver.qubits])
+    used = ~np.isnan(lin)
+    pairs = solver.qubits[solver.couplers]
+    quad = [quadratic.get((int(a), int(b)), quadratic.get((int(b), int(a)), 0.0))
+            for (a, b), k in zip(pairs, solver.couplers) if used[k].all()]
+    data = {"format": "qp", "lin": base64.b64encode(lin.astype("<f8").tobytes()).decode(),
+            "quad": base64.b64encode(np.asarray(quad, "<f8").tobytes()).decode()}
+    return {"solver": solver.name, "type": type, "data": data, "params": params}
 
 
 def random_bm(n, *, p_edge, scale=1.0, bias_scale=1.0, seed=0):

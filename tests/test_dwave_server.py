@@ -211,7 +211,14 @@ def test_j_out_of_range_fails_without_auto_scale_and_is_scaled_with_it(client):
     (a, b), *_ = sorted(solver.undirected_edges)
     with pytest.raises(SolverFailureError, match=r"1 of 1 J values outside j_range .* with auto_scale off"):
         solver.sample_ising({a: 0.0, b: 0.0}, {(a, b): -1.5}, auto_scale=False).result()
-    assert solver.sample_ising({a: 0.0, b: 0.0}, {(a, b): -1.5}, num_reads=5).num_occurrences is not None
+    # auto_scale on: J runs as J / r, r = -1.5 / j_range[0] = 1.5; the energies stay those of the J submitted
+    num_reads = 5000
+    future = solver.sample_ising({a: 0.0, b: 0.0}, {(a, b): -1.5}, num_reads=num_reads, answer_mode="raw")
+    spins = np.asarray(future.samples)[:, [a, b]]
+    aligned = spins[:, 0] == spins[:, 1]
+    np.testing.assert_array_equal(future.energies, np.where(aligned, -1.5, 1.5))
+    # P(aligned) = 1 / (1 + exp(-2 beta |J| / r)): 0.953 scaled, 0.989 unscaled (12 standard errors apart)
+    assert_within_sigma(aligned.mean(), 1.0 / (1.0 + np.exp(-2.0 * BETA * 1.0)), num_reads, "P(aligned)")
 
 
 # ---- long polling, cancel, compressed uploads ------------------------------------------------------

@@ -10,7 +10,8 @@ is made, so this package (and `qvae-core sapi-server`) works without it.
 from .beta import AppendixC, BetaEstimate, PseudoLikelihood, appendix_c_update, estimate_beta_pseudolikelihood
 from .hardware import PauseAndQuench, max_num_reads, validate_anneal_schedule, working_graph
 from .sampler import ClippingWarning, QPUSampler, QPUSamplingError
-from .server import FAULTS, SAPIServer, default_solvers
+from .faults import FAULTS
+from .server import SAPIServer, default_solvers
 from .solvers import qpu_solver
 
 __all__ = [

@@ -77,6 +77,7 @@ def serve(args) -> int:
 
     from .server import SAPIServer
 
+    server = None
     try:
         server = SAPIServer(_solver_definitions(args), beta=args.beta, sweeps=args.sweeps, seed=args.seed,
                             token=args.token, host=args.host, port=args.port)
@@ -84,6 +85,8 @@ def serve(args) -> int:
             kind, count, delay = _fault(spec)
             server.inject(kind, count, delay=delay)
     except (ValueError, OSError) as exc:
+        if server is not None:  # a bad --inject: close the socket already bound
+            server.stop()
         print(f"qvae-core sapi-server: {exc}", file=sys.stderr)
         return 2
     solvers = ", ".join(f"{d['identity']['name']} ({len(d['properties']['qubits'])} qubits)" for d in server.solvers)

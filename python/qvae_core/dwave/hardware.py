@@ -17,7 +17,7 @@ from ..graphs import Topology, from_labels
 
 __all__ = [
     "working_graph", "PauseAndQuench", "validate_anneal_schedule", "check_timing", "anneal_time", "max_num_reads",
-    "range_violations",
+    "range_violations", "check_parameters",
 ]
 
 # Slopes are compared after rounding, as dwave-system does, so that schedules built from the
@@ -184,3 +184,60 @@ def range_violations(h: np.ndarray, J: np.ndarray, props: dict) -> list:
             found.append(f"{int((excess > 0).sum())} of {values.size} {name} values outside {key} "
                          f"{list(props[key])} (largest excess {excess.max():.4g})")
     return found
+
+
+def check_parameters(params: Mapping, properties: Mapping) -> None:
+    """The solver parameters of one problem as a QPU checks them on receipt: only parameters the
+    solver lists (experimental x_* ones too), each of its type (flags true or false, per-qubit
+    lists of num_qubits numbers, ...), timing and anneal schedule within the solver's ranges,
+    num_reads within [num_reads_range[0], max_num_reads], answer_mode 'raw' or 'histogram',
+    max_answers a positive integer."""
+    unknown = [k for k in params if k not in properties["parameters"]]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for this solver")
+    _check_types(params, int(properties["num_qubits"]))
+    check_timing(params, properties)
+    if "anneal_schedule" in params:
+        validate_anneal_schedule(params["anneal_schedule"], properties)
+    num_reads = params.get("num_reads", 1)
+    lo, _ = properties["num_reads_range"]
+    hi = max_num_reads(params, properties)
+    if not _is_integer(num_reads) or not lo <= num_reads <= hi:
+        raise ValueError(f"num_reads: must be an integer in [{lo}, {hi}] for these parameters, got {num_reads!r}")
+    if params.get("answer_mode", "histogram") not in ("raw", "histogram"):
+        raise ValueError(f"answer_mode: must be 'raw' or 'histogram', got {params['answer_mode']!r}")
+    if "max_answers" in params and not (_is_integer(params["max_answers"]) and params["max_answers"] >= 1):
+        raise ValueError(f"max_answers: must be a positive integer, got {params['max_answers']!r}")
+
+
+_FLAGS = ("auto_scale", "flux_drift_compensation", "reduce_intersample_correlation", "reinitialize_state")
+_PER_QUBIT = ("anneal_offsets", "flux_biases", "initial_state")  # one number per qubit (num_qubits)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_types(params: Mapping, num_qubits: int) -> None:
+    """The types of the parameters a QPU accepts but the emulator does not model (see README)."""
+    for name in _FLAGS:
+        if name in params and not isinstance(params[name], bool):
+            raise ValueError(f"{name}: expected true or false, got {params[name]!r}")
+    for name in _PER_QUBIT:
+        value = params.get(name)
+        if name in params and not (isinstance(value, list) and len(value) == num_qubits
+                                   and all(_is_number(v) for v in value)):
+            raise ValueError(f"{name}: expected a list of num_qubits = {num_qubits} numbers")
+    if "initial_state" in params and not all(v in (-1, 0, 1, 3) for v in params["initial_state"]):
+        raise ValueError("initial_state: expected -1/+1 (Ising) or 0/1 (QUBO) per qubit, 3 where unused")
+    if "h_gain_schedule" in params:
+        points = params["h_gain_schedule"]
+        if not (isinstance(points, list)
+                and all(isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points)):
+            raise ValueError("h_gain_schedule: expected a list of [t, g] pairs of numbers")
+    if "label" in params and not isinstance(params["label"], str):
+        raise ValueError(f"label: expected a string, got {params['label']!r}")

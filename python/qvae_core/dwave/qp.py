@@ -11,6 +11,7 @@ first, each row padded to whole bytes; for Ising problems bit 1 means spin +1.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Mapping, NamedTuple
 
 import numpy as np
@@ -30,8 +31,10 @@ class QPProblem(NamedTuple):
 
 
 def _decode_array(text, dtype: str, name: str) -> np.ndarray:
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: expected base64 text, got {type(text).__name__}")
     try:
-        raw = base64.b64decode(str(text).encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError(f"{name}: not base64 ({exc})") from None
     if len(raw) % np.dtype(dtype).itemsize:
@@ -60,8 +63,10 @@ def decode_problem(data: Mapping, couplers: np.ndarray, num_qubits: int) -> QPPr
         )
     if not (np.all(np.isfinite(lin[used])) and np.all(np.isfinite(quad))):
         raise ValueError("lin/quad: biases must be finite")
-    offset = float(data.get("offset", 0.0) or 0.0)
-    return QPProblem(np.flatnonzero(used), np.flatnonzero(coupler_used), lin[used], quad, offset)
+    offset = data.get("offset", 0.0) or 0.0
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset):
+        raise ValueError(f"offset: expected a finite number, got {offset!r:.60}")
+    return QPProblem(np.flatnonzero(used), np.flatnonzero(coupler_used), lin[used], quad, float(offset))
 
 
 def encode_answer(bits, active_variables, energies, num_occurrences, num_variables: int, timing: Mapping) -> dict:

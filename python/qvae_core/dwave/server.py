@@ -1,6 +1,7 @@
 """A local D-Wave Solver API (SAPI v3) server for offline development and tests.
 
-It serves the subset of SAPI that dwave-cloud-client uses, with the media types the client checks:
+It serves the subset of SAPI that dwave-cloud-client uses, with the media types the client checks
+(the route table `_ROUTES`):
 
     GET    solvers/remote/[?filter=]          solver-definition-list+json
     GET    solvers/remote/{name}[?filter=]    solver-definition+json
@@ -11,39 +12,51 @@ It serves the subset of SAPI that dwave-cloud-client uses, with the media types 
     DELETE problems/{id}/                     problem+json    (cancel)
     GET    problems/{id}/info | answer | messages
 
-Problems are checked as a QPU checks them (parameters, num_reads, anneal schedule, h/J ranges when
-auto_scale is off) and answered with Boltzmann samples of the submitted Ising problem H at inverse
-temperature `beta`, p(s) ~ exp(-beta H(s)) (after auto-scaling, if on), drawn by independent
-block-Gibbs chains (one per read, `sweeps` sweeps each). Faults can be injected (`inject`).
-The server binds to loopback only.
+Problems are checked as a QPU checks them (jobs.parse_job: parameters, num_reads, anneal schedule,
+h/J ranges when auto_scale is off) and answered by the QPU emulator (emulator.QPUEmulator) with
+Boltzmann samples of the submitted Ising problem H at inverse temperature `beta`, p(s) ~
+exp(-beta H(s)) (after auto-scaling, if on), drawn by independent block-Gibbs chains (one per read,
+`sweeps` sweeps each); the problem store (store.ProblemStore) queues them, answers them in order
+and serves their statuses. Faults can be injected (`inject`, faults.FAULTS). This module is the HTTP
+side: transport, authentication and routing. The server binds to loopback only.
+
+Hostile or careless input gets a 4xx, never a 500, and costs bounded memory: the token is checked
+from the headers before any body is read (401); the declared body, the chunked body and its
+inflated form are each capped at `max_body` bytes (413), the JSON nesting depth at
+_MAX_JSON_DEPTH (400); a body of another media type is 415; a response sent before its request's
+body was read closes the connection (the body is never taken for a next request); at most
+`max_queued` problems wait (429 with Retry-After), finished ones expire (`finished_ttl`,
+`max_finished`), and the request log counts by route.
 """
+
 
 from __future__ import annotations
 
 import copy
-import itertools
+import functools
+import hmac
 import json
 import math
-import queue
+import re
+import socket
+import sys
 import threading
 import time
-import uuid
 import zlib
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .._validation import finite_array, positive_float, positive_int, seed_value
-from ..models import BoltzmannMachine
-from ..samplers import GibbsSampler
-from . import qp
-from .hardware import anneal_time, check_timing, max_num_reads, range_violations, validate_anneal_schedule
-from .solvers import qpu_solver
+from .._validation import positive_float, positive_int, seed_value
+from .emulator import QPUEmulator
+from .faults import FAULTS, Faults
+from .jobs import JobError, parse_job
+from .solvers import LocalSolver, qpu_solver
+from .store import ProblemStore, QueueFull
 
-__all__ = ["SAPIServer", "FAULTS", "default_solvers"]
+__all__ = ["SAPIServer", "FAULTS", "default_solvers", "MAX_BODY"]
 
 SAPI_PATH = "/sapi/v2/"
 _VERSION = "3.0.0"
@@ -57,19 +70,13 @@ _MEDIA = {
     "messages": "application/vnd.dwave.sapi.problem-message+json",
 }
 _LOOPBACK = ("127.0.0.1", "localhost")
-_TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-_MAX_BODY = 256 * 2**20
-
-# Injectable faults: HTTP errors answered instead of the next requests of one kind, or problem
-# outcomes applied to the next problems submitted.
-FAULTS = {
-    "rate-limit": "429 on problem submission",
-    "server-error": "503 on problem submission",
-    "poll-error": "500 on status polling",
-    "failed": "problem ends FAILED",
-    "slow": "answer withheld for `delay` seconds (status IN_PROGRESS)",
-    "truncated": "answer holds only half of the reads",
-}
+# Default cap on a request body, declared, chunked or inflated: a full Pegasus P(16) or Zephyr
+# problem is about 0.5 MB of JSON and dwave-cloud-client submits up to 20 per request.
+MAX_BODY = 32 * 2**20
+_MAX_JSON_DEPTH = 32  # a batch of jobs nests 5 deep (jobs, job, params, anneal_schedule, point)
+_RETRY_AFTER = {"Retry-After": "1"}
+_READ_SIZE = 64 * 2**10
+_LINGER_SECONDS, _LINGER_BYTES = 1.0, 2**20  # what is drained of an unread body before closing
 
 
 def default_solvers(inactive_fraction: float = 0.0, seed=0) -> list[dict]:
@@ -85,115 +92,56 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _HTTPError(400, f"timeout: not a number: {text!r}") from None
+        raise _HTTPError(400, f"timeout: not a number: {text!r:.60}") from None
     if not math.isfinite(value):
-        raise _HTTPError(400, f"timeout: must be a finite number of seconds, got {text!r}")
+        raise _HTTPError(400, f"timeout: must be a finite number of seconds, got {text!r:.60}")
     return value
 
 
 class _HTTPError(Exception):
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.code = code
+        self.headers = headers or {}
 
 
-@dataclass
-class _Solver:
-    definition: dict
-    qubits: np.ndarray  # working qubit labels, in properties["qubits"] order
-    couplers: np.ndarray  # (m, 2) positions into qubits, in properties["couplers"] order
+@dataclass(frozen=True)
+class _Route:
+    """`method` on a path matching `template` (segments; {id} is one segment, {name} the rest of
+    the path) is answered by the SAPIServer method `action` with a document of media type `media`;
+    `takes_body`: the request's JSON body is read and passed on."""
 
-    @classmethod
-    def from_definition(cls, definition: dict) -> _Solver:
-        props = definition["properties"]
-        qubits = np.asarray(props["qubits"], dtype=np.int64)
-        position = {int(v): k for k, v in enumerate(qubits)}
-        couplers = np.array([[position[a], position[b]] for a, b in props["couplers"]], dtype=np.int64)
-        return cls(definition, qubits, couplers.reshape(-1, 2))
+    method: str
+    template: str
+    media: str
+    action: str
+    takes_body: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.definition["identity"]["name"]
+    @functools.cached_property
+    def pattern(self) -> re.Pattern:
+        regex = re.escape(self.template).replace(r"\{id\}", "(?P<id>[^/]+)")
+        return re.compile(regex.replace(r"\{name\}", "(?P<name>.+)"))
 
-    @property
-    def properties(self) -> dict:
-        return self.definition["properties"]
-
-
-@dataclass
-class _Problem:
-    id: str
-    solver: _Solver
-    type: str
-    label: str | None
-    params: dict
-    data: dict
-    decoded: qp.QPProblem
-    edges: np.ndarray  # couplers as positions into decoded.qubits
-    h: np.ndarray  # the Ising form (QUBO problems converted)
-    J: np.ndarray
-    seed: int
-    submitted_on: datetime
-    fault: str | None = None
-    delay: float = 0.0
-    status: str = "PENDING"
-    solved_on: datetime | None = None
-    answer: dict | None = None
-    error_message: str | None = None
-    ready_at: float = 0.0  # monotonic time before which a finished answer is withheld
-
-    def visible_status(self, now: float) -> str:
-        if self.status in ("COMPLETED", "FAILED") and now < self.ready_at:
-            return "IN_PROGRESS"
-        return self.status
-
-    def status_document(self, now: float, *, with_answer: bool = False) -> dict:
-        status = self.visible_status(now)
-        doc = {
-            "id": self.id,
-            "type": self.type,
-            "solver": self.solver.definition["identity"],
-            "label": self.label,
-            "status": status,
-            "submitted_on": _iso(self.submitted_on),
-        }
-        if status in _TERMINAL and self.solved_on is not None:
-            doc["solved_on"] = _iso(self.solved_on)
-        if status == "FAILED":
-            doc["error_message"] = self.error_message
-        if with_answer and status == "COMPLETED":
-            doc["answer"] = self.answer
-        return doc
+    def match(self, method: str, path: str) -> dict | None:
+        """The path's {parameters} if this route answers the request, else None."""
+        if method != self.method:
+            return None
+        found = self.pattern.fullmatch(path)
+        return None if found is None else found.groupdict()
 
 
-@dataclass
-class _Faults:
-    pending: dict = field(default_factory=dict)  # kind -> [(remaining count, delay)]
-    served: dict = field(default_factory=dict)  # kind -> count served
-
-    def take(self, kind: str):
-        """(True, delay) and one use consumed if a fault of this kind is pending."""
-        queue_ = self.pending.get(kind)
-        if not queue_:
-            return False, 0.0
-        count, delay = queue_[0]
-        if count == 1:
-            queue_.pop(0)
-        else:
-            queue_[0] = (count - 1, delay)
-        self.served[kind] = self.served.get(kind, 0) + 1
-        return True, delay
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-MAX_BETA = 1e4  # |h|, |J| of a few units times beta stay within the models' MAX_PARAMETER (1e6)
+_ROUTES = (
+    _Route("GET", "solvers/remote", "solver-list", "_list_solvers"),
+    _Route("GET", "solvers/remote/{name}", "solver", "_get_solver"),
+    _Route("POST", "problems", "problems", "_submit", takes_body=True),
+    _Route("GET", "problems", "problems", "_statuses"),
+    _Route("DELETE", "problems", "problems", "_cancel_many", takes_body=True),
+    _Route("GET", "problems/{id}", "problem", "_status"),
+    _Route("DELETE", "problems/{id}", "problem", "_cancel_one"),
+    _Route("GET", "problems/{id}/answer", "answer", "_answer"),
+    _Route("GET", "problems/{id}/info", "info", "_info"),
+    _Route("GET", "problems/{id}/messages", "messages", "_messages"),
+)
 
 
 class SAPIServer:
@@ -202,45 +150,46 @@ class SAPIServer:
     solvers: definitions from `qpu_solver` (default: `default_solvers()`); beta: inverse
     temperature of the answers; sweeps: block-Gibbs sweeps per read; seed: makes answers
     reproducible for a given submission order; token: the X-Auth-Token to require (None accepts
-    any non-empty token); port 0 picks a free port.
+    any non-empty token); port 0 picks a free port; max_poll_wait: the longest a long poll waits (s).
+    Limits: max_body (bytes of a request body, declared and inflated), max_queued (problems
+    waiting), finished_ttl (seconds a finished problem is kept) and max_finished (how many).
+    `requests` counts requests by route, `responses` by HTTP status.
     """
 
     def __init__(self, solvers=None, *, beta: float = 2.0, sweeps: int = 1000, seed=None, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, max_poll_wait: float = 30.0):
+                 host: str = "127.0.0.1", port: int = 0, max_poll_wait: float = 30.0, max_body: int = MAX_BODY,
+                 max_queued: int = 100, finished_ttl: float = 300.0, max_finished: int = 1000):
         if host not in _LOOPBACK:
             raise ValueError(f"host: the local SAPI server binds to loopback only {_LOOPBACK}, got {host!r}")
-        self.beta = positive_float(beta, "beta")
-        if self.beta > MAX_BETA:
-            raise ValueError(f"beta: at most {MAX_BETA:g} (beta times the solver's ranges must stay a model "
-                             f"parameter), got {self.beta:g}")
-        self.sweeps = positive_int(sweeps, "sweeps")
-        self.seed = seed_value(seed)
+        self.emulator = QPUEmulator(beta=beta, sweeps=sweeps)
+        seed = seed_value(seed)
         if token is not None and (not isinstance(token, str) or not token):
             raise ValueError(f"token: expected a non-empty string or None (any token), got {token!r}")
         self.token = token
         if positive_int(port, "port", minimum=0) > 65535:
             raise ValueError(f"port: must be in [0, 65535], got {port}")
-        self.max_poll_wait = positive_float(max_poll_wait, "max_poll_wait")
-        if isinstance(solvers, dict):
-            raise ValueError("solvers: expected a list of solver definitions, got a single one")
+        self.max_body = positive_int(max_body, "max_body")
+        store_options = dict(max_poll_wait=positive_float(max_poll_wait, "max_poll_wait"),
+                             max_queued=positive_int(max_queued, "max_queued"),
+                             finished_ttl=positive_float(finished_ttl, "finished_ttl"),
+                             max_finished=positive_int(max_finished, "max_finished"))
+        if solvers is not None and not isinstance(solvers, (list, tuple)):
+            raise ValueError(f"solvers: expected a list of solver definitions, got {type(solvers).__name__}")
         definitions = default_solvers() if solvers is None else list(solvers)
         if not definitions:
             raise ValueError("solvers: need at least one solver definition")
-        self._solvers = {d["identity"]["name"]: _Solver.from_definition(d) for d in definitions}
+        served = [LocalSolver.from_definition(d, f"solvers[{k}]") for k, d in enumerate(definitions)]
+        self._solvers = {s.name: s for s in served}
         if len(self._solvers) != len(definitions):
             raise ValueError("solvers: names must be distinct")
-        self._problems: dict[str, _Problem] = {}
-        self._faults = _Faults()
-        self._counter = itertools.count()
-        self._cond = threading.Condition()
-        self._closing = False
-        self._work: queue.Queue = queue.Queue()
-        self.requests: dict[str, int] = {}  # counts by route, e.g. "POST problems"
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._faults = Faults()
+        self._lock = threading.Lock()
+        self.requests: dict[str, int] = {}  # by route, e.g. "POST problems"; "GET (no route)"
+        self.responses: dict[int, int] = {}  # by HTTP status
+        self._httpd = _HTTPServer((host, port), self)
         self._serving: threading.Thread | None = None  # the background thread of start()
-        self._worker = threading.Thread(target=self._work_loop, name="sapi-worker", daemon=True)
-        self._worker.start()
+        self._stopped = False
+        self.store = ProblemStore(self.emulator, self._faults, seed=seed, **store_options)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -286,16 +235,14 @@ class SAPIServer:
 
     def stop(self) -> None:
         """Stop serving: wake long polls, stop the worker, close the socket."""
-        with self._cond:
-            if self._closing:
+        with self._lock:
+            if self._stopped:
                 return
-            self._closing = True
-            self._cond.notify_all()
+            self._stopped = True
+        self.store.close()
         if self._serving is not None:
             self._httpd.shutdown()
         self._httpd.server_close()
-        self._work.put(None)
-        self._worker.join(timeout=10)
 
     def __enter__(self) -> SAPIServer:
         return self.start()
@@ -307,391 +254,472 @@ class SAPIServer:
 
     def inject(self, fault: str, count: int = 1, *, delay: float = 0.0) -> None:
         """Apply `fault` (a key of FAULTS) to the next `count` requests or problems of its kind."""
-        if fault not in FAULTS:
-            raise ValueError(f"fault: expected one of {sorted(FAULTS)}, got {fault!r}")
-        count = positive_int(count, "count")
-        delay = float(finite_array(delay, "delay", ndim=0))
-        if delay < 0 or (fault == "slow") != (delay > 0):
-            raise ValueError(f"delay: must be > 0 for 'slow' faults and 0 otherwise, got {delay}")
-        with self._cond:
-            self._faults.pending.setdefault(fault, []).append((count, delay))
+        self._faults.inject(fault, count, delay=delay)
 
     @property
     def faults_served(self) -> dict:
-        with self._cond:
-            return dict(self._faults.served)
+        return self._faults.served
 
     def problems(self) -> list[dict]:
-        """Every problem received, oldest first: id, solver, status, params, decoded data."""
-        now = time.monotonic()
-        with self._cond:
-            return [
-                {"id": p.id, "solver": p.solver.name, "status": p.visible_status(now), "params": p.params,
-                 "labels": p.solver.qubits[p.decoded.qubits], "linear": p.decoded.linear,
-                 "quadratic": p.decoded.quadratic, "type": p.type}
-                for p in self._problems.values()
-            ]
+        """Every problem kept (finished ones expire), oldest first: id, solver, status, params, decoded data."""
+        return self.store.summaries()
 
-    # ---- solving -------------------------------------------------------------------------------
+    # ---- authentication and routing -----------------------------------------------------------
 
-    def _work_loop(self) -> None:
-        while (problem := self._work.get()) is not None:
-            with self._cond:
-                if problem.status == "CANCELLED":
-                    continue
-                problem.status = "IN_PROGRESS"
-            try:
-                if problem.fault == "failed":
-                    raise RuntimeError("injected failure: the QPU could not run this problem")
-                answer, error = self._solve(problem), None
-            except Exception as exc:  # a failed problem, reported to the client as SAPI does
-                answer, error = None, str(exc)
-            with self._cond:
-                if problem.status != "CANCELLED":
-                    problem.status = "FAILED" if error else "COMPLETED"
-                    problem.answer, problem.error_message = answer, error
-                    problem.solved_on = _now()
-                    problem.ready_at = time.monotonic() + problem.delay if problem.delay else 0.0
-                self._cond.notify_all()
+    def _authorized(self, token: str | None) -> bool:
+        if not token:
+            return False
+        return self.token is None or hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
+                                                         self.token.encode("utf-8", "surrogateescape"))
 
-    def _solve(self, problem: _Problem) -> dict:
-        """Boltzmann samples at `beta` of the problem's Ising form, encoded as a qp answer."""
-        props = problem.solver.properties
-        decoded, edges, h, J = problem.decoded, problem.edges, problem.h, problem.J
-        scale = 1.0
-        if problem.params.get("auto_scale", True):
-            scale = max(_autoscale_ratio(h, props["h_range"]), _autoscale_ratio(J, props["j_range"])) or 1.0
-        model, _ = BoltzmannMachine.from_ising(self.beta * h / scale, edges, self.beta * J / scale)
-        num_reads = int(problem.params.get("num_reads", 1))
-        z = GibbsSampler(model, num_reads, seed=problem.seed).run(self.sweeps)
-        if problem.type == "ising":
-            s = 2.0 * z - 1.0
-            energies = s @ h + (s[:, edges[:, 0]] * s[:, edges[:, 1]]) @ J
+    def _route(self, method: str, path: str) -> tuple[_Route, dict]:
+        """The route answering `method` on `path` (below SAPI_PATH) and its parameters; counts the request."""
+        path = "/".join(p for p in path.split("/") if p)
+        for route in _ROUTES:
+            args = route.match(method, path)
+            if args is not None:
+                break
         else:
-            x = z.astype(float)
-            energies = x @ decoded.linear + (x[:, edges[:, 0]] * x[:, edges[:, 1]]) @ decoded.quadratic
-        if problem.params.get("answer_mode", "histogram") == "histogram":
-            z, index, counts = np.unique(z, axis=0, return_index=True, return_counts=True)
-            energies = energies[index]
-            order = np.argsort(energies, kind="stable")
-            z, energies, counts = z[order], energies[order], counts[order]
-        else:
-            counts = np.ones(z.shape[0], dtype=np.int64)
-        if "max_answers" in problem.params:
-            keep = int(problem.params["max_answers"])
-            z, energies, counts = z[:keep], energies[:keep], counts[:keep]
-        if problem.fault == "truncated":
-            keep = np.cumsum(counts) <= max(num_reads // 2, 1)
-            z, energies, counts = z[keep], energies[keep], counts[keep]
-        per_sample = anneal_time(problem.params, props)
-        readout, delay = 100.0, 20.0
-        sampling = num_reads * (per_sample + readout + delay)
-        timing = {
-            "qpu_anneal_time_per_sample": per_sample,
-            "qpu_readout_time_per_sample": readout,
-            "qpu_delay_time_per_sample": delay,
-            "qpu_sampling_time": sampling,
-            "qpu_programming_time": 15000.0,
-            "qpu_access_overhead_time": 0.0,
-            "qpu_access_time": 15000.0 + sampling,
-            "post_processing_overhead_time": 0.0,
-            "total_post_processing_time": 0.0,
-        }
-        labels = problem.solver.qubits[decoded.qubits]
-        order = np.argsort(labels)  # active_variables are listed in increasing label order
-        return qp.encode_answer(z[:, order], labels[order], energies, counts, props["num_qubits"], timing)
+            route = None
+        key = f"{method} {route.template if route else '(no route)'}"
+        with self._lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
+        if route is None:
+            raise _HTTPError(404, f"no route for {method} {path!r:.100}")
+        return route, args
 
-    # ---- request handling ------------------------------------------------------------------------
+    def _count_response(self, status: int) -> None:
+        with self._lock:
+            self.responses[status] = self.responses.get(status, 0) + 1
 
-    def _submit(self, jobs: list) -> list:
-        documents = []
-        for job in jobs:
-            try:
-                problem = self._accept(job)
-            except _HTTPError as exc:
-                documents.append({"error_code": exc.code, "error_msg": str(exc)})
-                continue
-            with self._cond:
-                problem.fault, problem.delay = self._problem_fault()
-                self._problems[problem.id] = problem
-                documents.append(problem.status_document(time.monotonic()))
-            self._work.put(problem)
-        return documents
+    def _list_solvers(self, query, body):
+        spec = query.get("filter", ["all"])[0]
+        return [_filtered(s.definition, spec) for s in self._solvers.values()]
 
-    def _problem_fault(self):
-        for kind in ("failed", "slow", "truncated"):
-            taken, delay = self._faults.take(kind)
-            if taken:
-                return kind, delay
-        return None, 0.0
-
-    def _accept(self, job) -> _Problem:
-        """Validate one submitted job as a QPU would; raises _HTTPError(400/404) if it is refused."""
-        if not isinstance(job, dict):
-            raise _HTTPError(400, "each job must be a JSON object")
-        identity = job.get("solver") or {}
-        name = identity.get("name") if isinstance(identity, dict) else identity
-        if not isinstance(name, str):
-            raise _HTTPError(400, f"solver: expected a name or an identity object, got {identity!r}")
+    def _get_solver(self, query, body, name):
         solver = self._solvers.get(name)
         if solver is None:
             raise _HTTPError(404, f"solver {name!r} not found")
-        graph_id = (identity.get("version") or {}).get("graph_id") if isinstance(identity, dict) else None
-        if graph_id not in (None, solver.definition["identity"]["version"]["graph_id"]):
-            raise _HTTPError(404, f"solver {name!r} has no working graph {graph_id!r}")
-        problem_type = job.get("type")
-        if problem_type not in ("ising", "qubo"):
-            raise _HTTPError(400, f"problem type {problem_type!r} not supported; use 'ising' or 'qubo'")
-        params = job.get("params") or {}
-        if not isinstance(params, dict) or not isinstance(job.get("data") or {}, dict):
-            raise _HTTPError(400, "params and data: each must be a JSON object")
-        props = solver.properties
+        return _filtered(solver.definition, query.get("filter", ["all"])[0])
+
+    def _submit(self, query, body):
+        if self._faults.take("rate-limit")[0]:
+            raise _HTTPError(429, "Too many requests: rate limit exceeded (injected)", _RETRY_AFTER)
+        if self._faults.take("server-error")[0]:
+            raise _HTTPError(503, "Service unavailable (injected)")
+        if not isinstance(body, (list, dict)):
+            raise _HTTPError(400, "expected a job (a JSON object) or a list of jobs")
+        documents, accepted = [], []  # accepted: (position, (problem, label, data))
+        for job in body if isinstance(body, list) else [body]:
+            try:
+                problem = parse_job(job, self._solvers)
+            except JobError as exc:  # this job only: the others go on
+                documents.append({"error_code": exc.code, "error_msg": str(exc)})
+                continue
+            accepted.append((len(documents), (problem, job.get("label"), job.get("data"))))
+            documents.append(None)
         try:
-            decoded = qp.decode_problem(job.get("data") or {}, solver.couplers, solver.qubits.shape[0])
-            self._check_params(params, props)
-            if decoded.qubits.size == 0:
-                raise ValueError("data: the problem uses no qubits")
-            local = np.full(solver.qubits.shape[0], -1, dtype=np.int64)
-            local[decoded.qubits] = np.arange(decoded.qubits.shape[0])
-            edges = local[solver.couplers[decoded.couplers]]
-            if problem_type == "ising":
-                h, J = decoded.linear, decoded.quadratic
-            else:  # QUBO x^T Q x is the binary model with bias -Q_ii and weight -Q_ij
-                h, _, J, _ = BoltzmannMachine(-decoded.linear, edges, -decoded.quadratic).to_ising()
-            if not params.get("auto_scale", True):
-                violations = range_violations(h, J, props)
-                if violations:
-                    raise ValueError(f"{' and '.join(violations)} with auto_scale off")
-        except (ValueError, TypeError, KeyError) as exc:
-            raise _HTTPError(400, str(exc)) from None
-        index = next(self._counter)
-        seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1, np.uint64)[0])
-        return _Problem(str(uuid.uuid4()), solver, problem_type, job.get("label"), params, job["data"], decoded,
-                        edges, h, J, seed, _now())
+            queued = self.store.submit_all([job for _, job in accepted])
+        except QueueFull as exc:  # 429 while the queue is busy, 413 for a batch it can never hold
+            if exc.fits_later:
+                raise _HTTPError(429, str(exc), _RETRY_AFTER) from None
+            raise _HTTPError(413, str(exc)) from None
+        for (position, _), document in zip(accepted, queued):
+            documents[position] = document
+        return documents if isinstance(body, list) else documents[0]
 
-    @staticmethod
-    def _check_params(params: dict, props: dict) -> None:
-        unknown = [k for k in params if k not in props["parameters"]]  # experimental x_* ones too
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for this solver")
-        check_timing(params, props)
-        if "anneal_schedule" in params:
-            validate_anneal_schedule(params["anneal_schedule"], props)
-        num_reads = params.get("num_reads", 1)
-        lo, _ = props["num_reads_range"]
-        hi = max_num_reads(params, props)
-        if isinstance(num_reads, bool) or not isinstance(num_reads, int) or not lo <= num_reads <= hi:
-            raise ValueError(f"num_reads: must be an integer in [{lo}, {hi}] for these parameters, got {num_reads!r}")
-        if params.get("answer_mode", "histogram") not in ("raw", "histogram"):
-            raise ValueError(f"answer_mode: must be 'raw' or 'histogram', got {params['answer_mode']!r}")
-        if "max_answers" in params and not (isinstance(params["max_answers"], int) and params["max_answers"] >= 1):
-            raise ValueError(f"max_answers: must be a positive integer, got {params['max_answers']!r}")
+    def _statuses(self, query, body):
+        if self._faults.take("poll-error")[0]:
+            raise _HTTPError(500, "Internal server error (injected)")
+        if "id" not in query:
+            return self.store.documents()
+        ids = [i for i in query["id"][0].split(",") if i]
+        return self.store.poll(ids, _seconds(query.get("timeout", ["0"])[0]))
 
-    def _poll(self, ids: list, timeout: float) -> list:
-        """Statuses of the known problems among `ids`, once one is finished or `timeout` has passed."""
-        deadline = time.monotonic() + min(max(timeout, 0.0), self.max_poll_wait)
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                found = [self._problems[i] for i in ids if i in self._problems]
-                if self._closing or now >= deadline or any(p.visible_status(now) in _TERMINAL for p in found):
-                    return [p.status_document(now) for p in found]
-                wake = min([deadline] + [p.ready_at for p in found if p.ready_at > now])
-                self._cond.wait(wake - now)
+    def _cancel_many(self, query, body):
+        if not isinstance(body, list):
+            raise _HTTPError(400, "expected a JSON list of problem ids")
+        return [self.store.cancel(str(i)) for i in body]
 
-    def _cancel(self, problem_id: str) -> dict:
-        with self._cond:
-            problem = self._problems.get(problem_id)
-            if problem is None:
-                return {"error_code": 404, "error_msg": f"problem {problem_id!r} not found"}
-            now = time.monotonic()
-            if problem.visible_status(now) in _TERMINAL:
-                return {"error_code": 409, "error_msg": "Problem has been finished."}
-            problem.status, problem.answer, problem.solved_on = "CANCELLED", None, _now()
-            self._cond.notify_all()
-            return problem.status_document(now)
-
-    def _problem(self, problem_id: str) -> _Problem:
-        with self._cond:
-            problem = self._problems.get(problem_id)
-        if problem is None:
+    def _record(self, problem_id: str):
+        record = self.store.find(problem_id)
+        if record is None:
             raise _HTTPError(404, f"problem {problem_id!r} not found")
-        return problem
+        return record
 
-    def _handle(self, method: str, path: str, query: dict, body) -> tuple[int, str, object]:
-        """(HTTP status, media key, JSON document) for one request."""
-        parts = [p for p in path.split("/") if p]
-        route = method + " " + "/".join("{id}" if k == 1 and parts[0] == "problems" else p for k, p in enumerate(parts))
-        with self._cond:
-            self.requests[route] = self.requests.get(route, 0) + 1
-        now = time.monotonic()
-        if parts[:2] == ["solvers", "remote"] and method == "GET":
-            spec = query.get("filter", ["all"])[0]
-            if len(parts) == 2:
-                return 200, "solver-list", [_filtered(s.definition, spec) for s in self._solvers.values()]
-            solver = self._solvers.get("/".join(parts[2:]))
-            if solver is None:
-                raise _HTTPError(404, f"solver {'/'.join(parts[2:])!r} not found")
-            return 200, "solver", _filtered(solver.definition, spec)
-        if parts == ["problems"]:
-            if method == "POST":
-                if self._take_http_fault("rate-limit"):
-                    raise _HTTPError(429, "Too many requests: rate limit exceeded (injected)")
-                if self._take_http_fault("server-error"):
-                    raise _HTTPError(503, "Service unavailable (injected)")
-                documents = self._submit(body if isinstance(body, list) else [body])
-                return 200, "problems", documents if isinstance(body, list) else documents[0]
-            if method == "GET":
-                if self._take_http_fault("poll-error"):
-                    raise _HTTPError(500, "Internal server error (injected)")
-                if "id" not in query:
-                    with self._cond:
-                        return 200, "problems", [p.status_document(now) for p in self._problems.values()]
-                ids = [i for i in query["id"][0].split(",") if i]
-                return 200, "problems", self._poll(ids, _seconds(query.get("timeout", ["0"])[0]))
-            if method == "DELETE":
-                if not isinstance(body, list):
-                    raise _HTTPError(400, "expected a JSON list of problem ids")
-                return 200, "problems", [self._cancel(str(i)) for i in body]
-        if len(parts) in (2, 3) and parts[0] == "problems":
-            problem = self._problem(parts[1])
-            tail = parts[2] if len(parts) == 3 else None
-            if method == "DELETE" and tail is None:
-                doc = self._cancel(problem.id)
-                if "error_code" in doc:
-                    raise _HTTPError(doc["error_code"], doc["error_msg"])
-                return 200, "problem", doc
-            if method == "GET":
-                with self._cond:
-                    doc = problem.status_document(now, with_answer=True)
-                if tail is None:
-                    return 200, "problem", doc
-                if tail == "answer":
-                    if "answer" not in doc:
-                        raise _HTTPError(404, f"problem {problem.id} has no answer (status {doc['status']})")
-                    return 200, "answer", {"answer": doc["answer"]}
-                if tail == "messages":
-                    return 200, "messages", []
-                if tail == "info":
-                    info = {
-                        "id": problem.id, "data": problem.data, "params": problem.params,
-                        "metadata": {key: doc.get(key) for key in ("solver", "type", "label", "status",
-                                                                   "submitted_on", "solved_on")}
-                        | {"submitted_by": "local", "messages": []},
-                    }
-                    if "answer" in doc:
-                        info["answer"] = doc["answer"]
-                    return 200, "info", info
-        raise _HTTPError(404, f"no route for {method} {path}")
+    def _cancel_one(self, query, body, id):
+        doc = self.store.cancel(self._record(id).id)
+        if "error_code" in doc:
+            raise _HTTPError(doc["error_code"], doc["error_msg"])
+        return doc
 
-    def _take_http_fault(self, kind: str) -> bool:
-        with self._cond:
-            return self._faults.take(kind)[0]
+    def _status(self, query, body, id):
+        return self.store.document(self._record(id), with_answer=True)
 
-    def _handler_class(self):
-        server = self
+    def _answer(self, query, body, id):
+        record = self._record(id)
+        doc = self.store.document(record, with_answer=True)
+        if "answer" not in doc:
+            raise _HTTPError(404, f"problem {record.id} has no answer (status {doc['status']})")
+        return {"answer": doc["answer"]}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "qvae-core-sapi/0.1"
-            timeout = 60  # idle keep-alive connections are closed after this many seconds
+    def _messages(self, query, body, id):
+        self._record(id)
+        return []
 
-            def log_message(self, format, *args):  # quiet; requests are counted in server.requests
-                pass
-
-            def do_GET(self):
-                self._respond("GET")
-
-            def do_POST(self):
-                self._respond("POST")
-
-            def do_DELETE(self):
-                self._respond("DELETE")
-
-            def _read_body(self):
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks, size = [], 0
-                    while (length := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
-                        size += length
-                        if size > _MAX_BODY:
-                            raise _HTTPError(413, "request body too large")
-                        chunks.append(self.rfile.read(length))
-                        self.rfile.readline()
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
-                        pass
-                    raw = b"".join(chunks)
-                else:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if length > _MAX_BODY:
-                        raise _HTTPError(413, "request body too large")
-                    raw = self.rfile.read(length)
-                if self.headers.get("Content-Encoding", "").lower() == "deflate":
-                    try:
-                        raw = zlib.decompress(raw)
-                    except zlib.error:
-                        raw = zlib.decompress(raw, -zlib.MAX_WBITS)  # raw deflate stream
-                return json.loads(raw) if raw else None
-
-            def _respond(self, method):
-                url = urlsplit(self.path)
-                try:
-                    if not url.path.startswith(SAPI_PATH):
-                        raise _HTTPError(404, f"not a SAPI path: {url.path}")
-                    body = self._read_body()
-                    token = self.headers.get("X-Auth-Token")
-                    if not token or (server.token is not None and token != server.token):
-                        raise _HTTPError(401, "Invalid token or access denied")
-                    status, media, document = server._handle(
-                        method, url.path[len(SAPI_PATH):], parse_qs(url.query), body
-                    )
-                    content_type = f"{_MEDIA[media]}; version={_VERSION}"
-                except _HTTPError as exc:
-                    status, document = exc.code, {"error_code": exc.code, "error_msg": str(exc)}
-                    content_type = "application/json"
-                except (ValueError, zlib.error) as exc:  # unreadable body
-                    status, document = 400, {"error_code": 400, "error_msg": f"bad request: {exc}"}
-                    content_type = "application/json"
-                except Exception as exc:  # a bug here: answer as SAPI would rather than drop the connection
-                    status, document = 500, {"error_code": 500, "error_msg": f"internal error: {exc!r}"}
-                    content_type = "application/json"
-                payload = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        return Handler
+    def _info(self, query, body, id):
+        record = self._record(id)
+        doc = self.store.document(record, with_answer=True)
+        info = {
+            "id": record.id, "data": record.data, "params": record.problem.params,
+            "metadata": {key: doc.get(key) for key in ("solver", "type", "label", "status", "submitted_on",
+                                                       "solved_on")}
+            | {"submitted_by": "local", "messages": []},
+        }
+        if "answer" in doc:
+            info["answer"] = doc["answer"]
+        return info
 
 
-def _autoscale_ratio(values: np.ndarray, bounds) -> float:
-    """Largest ratio of a value to the bound on its side (the QPU's auto_scale factor)."""
-    lo, hi = (float(b) for b in bounds)
-    if values.size == 0:
-        return 0.0
-    return float(max(values.max() / hi, values.min() / lo, 0.0))
+class _HTTPServer(ThreadingHTTPServer):
+    """The listening socket and one thread per connection, each handled by _Handler for `sapi`."""
+
+    daemon_threads = True
+
+    def __init__(self, address, sapi: SAPIServer):
+        self.sapi = sapi
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request, client_address):
+        """A connection the client dropped or let time out is no error of the server's."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: requests in turn, each checked from its headers (token, route, body
+    framing, media type, declared size) before its body is read, if its route takes one."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "qvae-core-sapi/0.1"
+    timeout = 60  # idle keep-alive connections are closed after this many seconds
+
+    def setup(self):
+        super().setup()
+        self._linger = False  # close after draining what is left of an unread body
+
+    def log_message(self, format, *args):  # quiet; requests are counted in server.requests
+        pass
+
+    def parse_request(self):
+        self._checked = None  # (route, args, query) once the headers passed _check_headers
+        self._body_unread = False
+        return super().parse_request()
+
+    def handle_expect_100(self):
+        """Refuse from the headers alone before the client sends the body (Expect: 100-continue)."""
+        self._body_unread = self._declares_body()
+        try:
+            self._checked = self._check_headers()
+        except _HTTPError as exc:
+            self._send_error(exc)
+            return False
+        return super().handle_expect_100()
+
+    def do_GET(self):
+        self._respond()
+
+    do_POST = do_DELETE = do_GET
+
+    def finish(self):
+        super().finish()
+        if self._linger:  # let the client read the response before the close resets the connection
+            _drain(self.connection)
+
+    # ---- one request ----------------------------------------------------------------------------
+
+    def _respond(self):
+        sapi = self.server.sapi
+        self._body_unread = self._declares_body()
+        try:
+            route, args, query = self._checked or self._check_headers()
+            body = self._read_json() if route.takes_body else None
+            document = getattr(sapi, route.action)(query, body, **args)
+        except _HTTPError as exc:
+            self._send_error(exc)
+            return
+        except (TimeoutError, ConnectionError):
+            raise  # the client is gone or stalled: the connection is dropped
+        except Exception as exc:  # a bug here: answer as SAPI would rather than drop the connection
+            self._send_error(_HTTPError(500, f"internal error: {exc!r}"))
+            return
+        self._send(200, f"{_MEDIA[route.media]}; version={_VERSION}", document)
+
+    def _check_headers(self) -> tuple[_Route, dict, dict]:
+        """(route, path parameters, query) of an authorized request whose body, if its route
+        takes one, is framed, typed and sized acceptably; else _HTTPError (404, 401, 400, 415, 413)."""
+        sapi = self.server.sapi
+        url = urlsplit(self.path)
+        if not url.path.startswith(SAPI_PATH):
+            raise _HTTPError(404, f"not a SAPI path: {url.path!r:.100}")
+        if not sapi._authorized(self.headers.get("X-Auth-Token")):
+            raise _HTTPError(401, "Invalid token or access denied")
+        route, args = sapi._route(self.command, url.path[len(SAPI_PATH):])
+        if route.takes_body:
+            self._length = self._declared_length()
+            self._check_media_type()
+            if self._length is not None and self._length > sapi.max_body:
+                raise _HTTPError(413, f"request body of {self._length} bytes; at most {sapi.max_body}")
+        return route, args, parse_qs(url.query)
+
+    def _declares_body(self) -> bool:
+        return "Transfer-Encoding" in self.headers or self.headers.get("Content-Length", "0").strip() != "0"
+
+    def _declared_length(self) -> int | None:
+        """Content-Length, or None for a chunked body."""
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = ",".join(self.headers.get_all("Transfer-Encoding") or [])
+        if codings:
+            if lengths:
+                raise _HTTPError(400, "Content-Length and Transfer-Encoding together: the body's end is ambiguous")
+            if [c.strip().lower() for c in codings.split(",")] != ["chunked"]:
+                raise _HTTPError(400, f"Transfer-Encoding: only 'chunked' is supported, got {codings!r:.60}")
+            return None
+        values = {v.strip() for v in lengths} or {"0"}
+        if len(values) != 1 or not re.fullmatch(r"[0-9]{1,18}", next(iter(values))):
+            raise _HTTPError(400, f"Content-Length: expected one non-negative integer, got {lengths!r:.60}")
+        return int(values.pop())
+
+    def _check_media_type(self) -> None:
+        content_type = self.headers.get("Content-Type")  # dwave-cloud-client sends none with its jobs
+        if content_type is not None:
+            media = content_type.split(";")[0].strip().lower()
+            if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+                raise _HTTPError(415, f"Content-Type: expected application/json, got {content_type!r:.60}")
+        coding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if coding not in ("identity", "deflate"):
+            raise _HTTPError(415, f"Content-Encoding: expected deflate or none, got {coding!r:.60}")
+
+    # ---- the body -----------------------------------------------------------------------------------
+
+    def _read_json(self):
+        """The body parsed as JSON (None if empty), read, inflated and nested within the limits."""
+        limit = self.server.sapi.max_body
+        inflater = _Inflater(limit) if self.headers.get("Content-Encoding", "").strip().lower() == "deflate" else None
+        raw = bytearray()
+        for piece in self._pieces(limit):
+            raw += inflater.feed(piece) if inflater else piece
+            if len(raw) > limit:
+                raise _HTTPError(413, f"request body over {limit} bytes")
+        if inflater:
+            raw += inflater.finish()
+        self._body_unread = False
+        return _parse_json(bytes(raw))
+
+    def _pieces(self, limit: int):
+        """The body as it arrives: Content-Length bytes, or the chunks of a chunked body (at most
+        `limit` bytes in all, else 413)."""
+        if self._length is not None:
+            remaining = self._length
+            while remaining:
+                piece = self.rfile.read(min(remaining, _READ_SIZE))
+                if not piece:
+                    raise _HTTPError(400, f"body ended {remaining} bytes before its Content-Length")
+                remaining -= len(piece)
+                yield piece
+            return
+        total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            size = line.split(b";")[0].strip()
+            if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", size):
+                raise _HTTPError(400, f"malformed chunk size line {bytes(line[:40])!r}")
+            remaining = int(size, 16)
+            if remaining == 0:
+                break
+            total += remaining
+            if total > limit:
+                raise _HTTPError(413, f"request body over {limit} bytes")
+            while remaining:
+                piece = self.rfile.read(min(remaining, _READ_SIZE))
+                if not piece:
+                    raise _HTTPError(400, "body ended inside a chunk")
+                remaining -= len(piece)
+                yield piece
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _HTTPError(400, "a chunk is not followed by CRLF")
+        for _ in range(64):  # trailer lines, ignored
+            line = self.rfile.readline(8194)
+            if line in (b"\r\n", b"\n"):
+                return
+            if not line.endswith(b"\n"):
+                raise _HTTPError(400, "malformed chunked trailer")
+        raise _HTTPError(400, "too many chunked trailer lines")
+
+    # ---- responses -------------------------------------------------------------------------------------
+
+    def _send_error(self, exc: _HTTPError) -> None:
+        self._send(exc.code, "application/json", {"error_code": exc.code, "error_msg": str(exc)}, exc.headers)
+
+    def _send(self, status: int, content_type: str, document, headers: dict | None = None) -> None:
+        """One response; the connection is closed after it if the request's body was not read."""
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self._body_unread:
+            self.send_header("Connection", "close")
+            self._linger = True
+        self.end_headers()
+        self.wfile.write(payload)
+        self.server.sapi._count_response(status)
+
+
+class _Inflater:
+    """Streamed deflate decoding (zlib-wrapped or raw, as clients send it) that stops with 413 as
+    soon as the output passes `limit` bytes: a small bomb never inflates in memory."""
+
+    def __init__(self, limit: int):
+        self.limit, self.produced = limit, 0
+        self._head = b""
+        self._decoder = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._decoder is None:  # the first two bytes tell a zlib header from a raw stream
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            wrapped = data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0
+            self._decoder = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        if self._decoder.eof:
+            raise _HTTPError(400, "data after the end of the deflate stream")
+        try:
+            out = self._decoder.decompress(data, self.limit - self.produced + 1)
+        except zlib.error as exc:
+            raise _HTTPError(400, f"body: not a deflate stream ({exc})") from None
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise _HTTPError(413, f"request body inflates to over {self.limit} bytes")
+        if self._decoder.unused_data:
+            raise _HTTPError(400, "data after the end of the deflate stream")
+        return out
+
+    def finish(self) -> bytes:
+        if self._decoder is None and not self._head:
+            return b""  # an empty body
+        if self._decoder is None or not self._decoder.eof:
+            raise _HTTPError(400, "body: truncated deflate stream")
+        return b""
+
+
+# JSON strings (the brackets inside them do not nest), and a quote that opens no terminated string
+# with all that follows it (any parse ends inside that string).
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"[\s\S]*')
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether a JSON parse of `raw` would nest deeper than `limit` before it ends or fails: the
+    running depth of the brackets outside strings, in blocks (linear time, bounded memory)."""
+    brackets = np.frombuffer(_JSON_STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS), np.uint8)
+    depth = 0
+    for start in range(0, brackets.size, _READ_SIZE):
+        block = brackets[start:start + _READ_SIZE]
+        running = depth + np.cumsum(np.where((block == 0x5B) | (block == 0x7B), 1, -1))
+        if running.max() > limit:
+            return True
+        depth = int(running[-1])
+    return False
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:30]} is beyond float64")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"integer {text[:30]}... has more than 18 digits")
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(raw: bytes):
+    """The document in `raw`; 400 for invalid JSON, NaN/Infinity, numbers beyond float64 or int64, or
+    nesting deeper than _MAX_JSON_DEPTH."""
+    if not raw.strip():
+        return None
+    if _nesting_exceeds(raw, _MAX_JSON_DEPTH):
+        raise _HTTPError(400, f"body: JSON nested deeper than {_MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _HTTPError(400, f"body: not valid JSON ({exc})") from None
+
+
+def _drain(connection: socket.socket) -> None:
+    """Half-close, then read and discard what the client still sends (at most _LINGER_BYTES, for
+    at most _LINGER_SECONDS): closing with unread data would reset the connection and could lose
+    the response sent."""
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        deadline, drained = time.monotonic() + _LINGER_SECONDS, 0
+        while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            piece = connection.recv(_READ_SIZE)
+            if not piece:
+                return
+            drained += len(piece)
+    except OSError:
+        pass
 
 
 def _filtered(definition: dict, spec: str) -> dict:
-    """Apply a SAPI field filter such as 'all,-status,-avg_load' or 'none,+identity,+status'."""
+    """Apply a SAPI field filter such as 'all,-status,-avg_load' or 'none,+identity,+status'.
+
+    Fields are dotted paths into objects; a path that does not exist selects or removes nothing,
+    one that runs into a value that is not an object (a string, a list) is a 400."""
     result: dict = {}
     for token in (t.strip() for t in spec.split(",")):
-        if token == "all":
-            result = copy.deepcopy(definition)
-        elif token == "none":
-            result = {}
-        elif token.startswith("-"):
-            *head, last = token[1:].split(".")
-            node = result
-            for key in head:
-                node = node.get(key, {})
-            node.pop(last, None)
-        elif token:
-            *head, last = token.lstrip("+").split(".")
-            source, target = definition, result
-            for key in head:
-                source = source.get(key, {})
+        if not token:
+            continue
+        if token in ("all", "none"):
+            result = copy.deepcopy(definition) if token == "all" else {}
+            continue
+        remove = token.startswith("-")
+        keys = (token[1:] if token[0] in "+-" else token).split(".")
+        if not all(keys):
+            raise _HTTPError(400, f"filter: {token!r:.60} has an empty field name")
+        found = _field(definition, keys, token)
+        if remove:
+            parent = _field(result, keys[:-1], token) if len(keys) > 1 else result
+            if isinstance(parent, dict):
+                parent.pop(keys[-1], None)
+        elif found is not _ABSENT:
+            target = result
+            for key in keys[:-1]:
                 target = target.setdefault(key, {})
-            if last in source:
-                target[last] = copy.deepcopy(source[last])
+            target[keys[-1]] = copy.deepcopy(found)
     return result
+
+
+_ABSENT = object()
+
+
+def _field(node, keys: list, token: str):
+    """node[k0][k1]... or _ABSENT; 400 if the path runs into a value that is not an object."""
+    for key in keys:
+        if not isinstance(node, dict):
+            raise _HTTPError(400, f"filter: {token!r:.60} selects inside a value that is not an object")
+        node = node.get(key, _ABSENT)
+        if node is _ABSENT:
+            return _ABSENT
+    return node

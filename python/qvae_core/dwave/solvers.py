@@ -4,6 +4,7 @@ A definition is the JSON document SAPI serves for a solver (identity, status, de
 properties, avg_load). Properties are modelled on D-Wave Advantage systems; any of them can be
 overridden. Qubit labels are the linear labels of dwave-networkx; inactive qubits are left out of
 `qubits`, with their couplers, while `num_qubits` stays the nominal count, as on real chips.
+LocalSolver is a definition read into arrays, as the server uses it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import graphs
 from .._validation import finite_array, integer_array, positive_float, positive_int, seed_value
 
-__all__ = ["qpu_solver", "SOLVER_PARAMETERS"]
+__all__ = ["qpu_solver", "SOLVER_PARAMETERS", "LocalSolver"]
 
 # Parameters a QPU solver accepts (name -> description), as listed in its `parameters` property.
 SOLVER_PARAMETERS = {
@@ -143,3 +145,105 @@ def qpu_solver(
         "properties": props,
         "avg_load": 0.0,
     }
+
+
+@dataclass(frozen=True)
+class LocalSolver:
+    """A solver definition with its working graph as arrays: `qubits` (labels, in
+    properties["qubits"] order, the order of a `qp` problem's `lin`) and `couplers`, (m, 2)
+    positions into `qubits` in properties["couplers"] order."""
+
+    definition: dict
+    qubits: np.ndarray
+    couplers: np.ndarray
+
+    @classmethod
+    def from_definition(cls, definition, where: str = "solver") -> LocalSolver:
+        """Read a definition, checking every field the server uses; a malformed one raises
+        ValueError naming it (`where`.properties.h_range, ...)."""
+        if not isinstance(definition, dict):
+            raise ValueError(f"{where}: expected a solver definition (a JSON object), got {type(definition).__name__}")
+        identity = _field(definition, "identity", where, dict)
+        if not _field(identity, "name", f"{where}.identity", str):
+            raise ValueError(f"{where}.identity.name: must not be empty")
+        _field(_field(identity, "version", f"{where}.identity", dict), "graph_id", f"{where}.identity.version", str)
+        props = _field(definition, "properties", where, dict)
+        where = f"{where}.properties"
+        qubits = integer_array(_field(props, "qubits", where, list), f"{where}.qubits", np.int64, (None,))
+        if qubits.size == 0 or qubits.min() < 0 or np.unique(qubits).size != qubits.size:
+            raise ValueError(f"{where}.qubits: expected distinct non-negative labels, at least one")
+        num_qubits = _field(props, "num_qubits", where, numbers.Integral)
+        if num_qubits <= qubits.max():
+            raise ValueError(f"{where}.num_qubits: must exceed every qubit label (largest {qubits.max()}), "
+                             f"got {num_qubits}")
+        listed = _field(props, "couplers", where, list)
+        pairs = np.empty((0, 2), np.int64)
+        if listed:
+            pairs = integer_array(listed, f"{where}.couplers", np.int64, (None, 2))
+        order = np.argsort(qubits)
+        found = np.searchsorted(qubits[order], pairs).clip(max=qubits.size - 1)
+        couplers = order[found]
+        if np.any(qubits[couplers] != pairs) or np.any(pairs[:, 0] == pairs[:, 1]):
+            raise ValueError(f"{where}.couplers: each must join two different qubits of properties.qubits")
+        if np.unique(np.sort(pairs, axis=1), axis=0).shape[0] != pairs.shape[0]:
+            raise ValueError(f"{where}.couplers: listed more than once")
+        _field(props, "parameters", where, dict)
+        _check_properties(props, where)
+        return cls(definition, qubits, couplers.reshape(-1, 2))
+
+    @property
+    def name(self) -> str:
+        return self.definition["identity"]["name"]
+
+    @property
+    def graph_id(self) -> str:
+        return self.definition["identity"]["version"]["graph_id"]
+
+    @property
+    def properties(self) -> dict:
+        return self.definition["properties"]
+
+
+def _field(node: dict, key: str, where: str, kind):
+    """node[key], which must be of `kind` (bool is no number)."""
+    value = node.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = {dict: "an object", list: "a list", str: "a string", numbers.Integral: "an integer",
+                 numbers.Real: "a number"}
+        raise ValueError(f"{where}.{key}: expected {names[kind]}, got {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_properties(props: dict, where: str) -> None:
+    """The ranges and defaults the server's checks and answers read (hardware.py)."""
+    for key, value in props.items():
+        if key.endswith("_range"):
+            bounds = finite_array(value, f"{where}.{key}", ndim=1, shape=(2,))
+            if bounds[0] > bounds[1]:
+                raise ValueError(f"{where}.{key}: expected [low, high], got {_short(value)}")
+    for key in ("h_range", "j_range", "num_reads_range", "annealing_time_range"):
+        if key not in props:
+            raise ValueError(f"{where}.{key}: missing")
+    for key in ("h_range", "j_range"):  # auto_scale divides by both bounds
+        if not props[key][0] < 0 < props[key][1]:
+            raise ValueError(f"{where}.{key}: expected [low < 0, high > 0], got {_short(props[key])}")
+    lo, hi = props["num_reads_range"]
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (lo, hi)) or lo < 1:
+        raise ValueError(f"{where}.num_reads_range: expected integers [low >= 1, high], got {_short([lo, hi])}")
+    shortest, longest = props["annealing_time_range"]
+    if not shortest > 0:  # schedule slopes are limited to 1 / shortest
+        raise ValueError(f"{where}.annealing_time_range: the shortest anneal must be > 0, got {shortest}")
+    default = _field(props, "default_annealing_time", where, numbers.Real)
+    if not shortest <= default <= longest:
+        raise ValueError(f"{where}.default_annealing_time: must lie in annealing_time_range, got {default}")
+    for key in ("default_programming_thermalization", "default_readout_thermalization"):
+        if key in props and not _field(props, key, where, numbers.Real) >= 0:
+            raise ValueError(f"{where}.{key}: must be >= 0, got {props[key]}")
+    if "anneal_schedule" in props["parameters"]:
+        if _field(props, "max_anneal_schedule_points", where, numbers.Integral) < 2:
+            raise ValueError(f"{where}.max_anneal_schedule_points: must be at least 2")
