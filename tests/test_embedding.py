@@ -237,6 +237,16 @@ def test_clique_embedding_needs_a_family_for_a_renamed_topology():
         E.find_embedding(k8(), topology, method="clique")
 
 
+def test_small_cliques_avoid_the_busclique_abort():
+    """minorminer 0.2.22's busclique kills the process for K_3, K_4 on Chimera (t = 4) and K_5 to K_8 on
+    Zephyr (t = 4): those go to the heuristic, and an explicit clique request is refused."""
+    for topology, k in ((q.graphs.chimera(2), 4), (q.graphs.zephyr(2), 6)):
+        model = q.BoltzmannMachine(np.zeros(k), E.complete_edges(k), np.zeros(k * (k - 1) // 2))
+        assert E.find_embedding(model, topology, seed=0).num_units == k
+        with pytest.raises(ValueError, match="method: busclique aborts"):
+            E.find_embedding(model, topology, method="clique")
+
+
 def test_seeded_search_is_reproducible():
     topology = q.graphs.pegasus(2)
     a, b = (E.find_embedding(k8(), topology, seed=4, method="heuristic", timeout=10) for _ in range(2))

@@ -297,7 +297,8 @@ def find_embedding(model, topology: Topology, *, seed=None, timeout: float = 60.
     """An embedding of the interaction graph of `model` (RBM or BoltzmannMachine) into `topology`.
 
     method "clique" (and "auto" for complete graphs on a D-Wave family graph): minorminer's busclique
-    (polynomial time, chains of equal length); "heuristic" (and "auto" otherwise):
+    (polynomial time, chains of equal length; "auto" leaves the small cliques that crash busclique,
+    K_k with k <= t on Chimera and k <= 2t on Zephyr, to the heuristic); "heuristic" (and "auto" otherwise):
     minorminer.find_embedding with random_seed = seed and `timeout` seconds. `family` names the
     topology's D-Wave family for busclique: a SAPI topology mapping {"type": "pegasus", "shape": [16]}
     (a solver's properties["topology"]) or None to read it from names such as "pegasus(16)" given by
@@ -321,7 +322,11 @@ def find_embedding(model, topology: Topology, *, seed=None, timeout: float = 60.
     if method == "clique" and shape is None:
         raise ValueError(f"family: topology {topology.name!r} is not a known D-Wave family graph; give family= "
                          "(e.g. a solver's properties['topology']) for a clique embedding")
-    if complete and shape is not None and method != "heuristic":
+    small = shape is not None and _busclique_aborts(shape, num_units)
+    if method == "clique" and small:
+        raise ValueError(f"method: busclique aborts the process for K_{num_units} on a {shape[0]} graph with tiles of "
+                         f"{_tile(shape)} (minorminer 0.2.22); use method='auto' or 'heuristic'")
+    if complete and shape is not None and method != "heuristic" and not small:
         chains = _clique_chains(num_units, topology, shape, seed)
         how = f"busclique found no clique embedding of K_{num_units}"
     else:
@@ -343,6 +348,19 @@ def _family(topology: Topology, family):
     shape = family.get("shape")
     shape = list(shape) if isinstance(shape, (list, tuple)) else [shape]
     return family["type"], [positive_int(v, "family shape") for v in shape]
+
+
+def _tile(shape) -> int:
+    family, dims = shape
+    return dims[2] if family == "chimera" and len(dims) > 2 else dims[1] if family == "zephyr" and len(dims) > 1 else 4
+
+
+def _busclique_aborts(shape, k: int) -> bool:
+    """Small cliques that make minorminer 0.2.22's busclique die with std::bad_alloc (the process
+    aborts; found by trying every k up to 18): Chimera 3 <= k <= t, Zephyr t < k <= 2t. Such K_k
+    go to the heuristic, which embeds them at once."""
+    family, t = shape[0], _tile(shape)
+    return (family == "chimera" and k <= t) or (family == "zephyr" and k <= 2 * t)
 
 
 def _clique_chains(num_units: int, topology: Topology, shape, seed: int):

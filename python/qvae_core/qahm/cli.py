@@ -82,8 +82,9 @@ def _train(args) -> int:
     print(f"training a QAHM {'-'.join(map(str, c.hidden))} with a {c.prior} prior{where} ({c.sampler}), "
           f"{c.epochs} epochs on {trainer.data.train_pixels.shape[0]} images of {trainer.data.source}")
     trainer.fit(progress=not args.no_progress)
-    metrics = trainer.evaluate()
-    paths, generated = _figures(trainer.model, trainer.data.train_pixels, trainer.output, c.seed)
+    metrics = trainer.evaluate()  # the last epoch's, reused
+    paths, generated = _figures(trainer.model, trainer.data.train_pixels, trainer.output, c.seed,
+                                annealed=trainer.annealed_prior())
     metrics.update(generated)
     _write_json(metrics, trainer.output / "evaluation.json")
     _print(metrics)
@@ -123,10 +124,10 @@ def _sample(args) -> int:
     return 0
 
 
-def _figures(model, train_pixels, directory, seed, num_samples=100):
+def _figures(model, train_pixels, directory, seed, num_samples=100, annealed=None):
     from .evaluation import write_figures
 
-    return write_figures(model, train_pixels, directory, num_samples=num_samples, seed=seed)
+    return write_figures(model, train_pixels, directory, num_samples=num_samples, seed=seed, annealed=annealed)
 
 
 def _print(m: dict) -> None:

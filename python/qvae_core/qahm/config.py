@@ -42,7 +42,7 @@ class QAHMConfig:
     topology: str = _option("chimera:16", "working graph of the embedding: chimera:M[,N[,T]], pegasus:M, zephyr:M[,T] "
                                           "or a topology .npz; with sampler qpu the solver's working graph")
     embedding: str = _option("", "an embedding .npz (Embedding.save) to use instead of finding one")
-    chain_strength: float = _option(2.0, "chain strength c > 0: couplers inside a chain start at J = -c (Ising units)")
+    chain_strength: float = _option(3.0, "chain strength c > 0: couplers inside a chain start at J = -c (Ising units)")
     chain_break_method: str = _option("majority_vote", "majority_vote (Eq. 21) | discard | weighted_random")
     negative_samples: int = _option(1000, "generator samples per iteration (paper: 1000): chains, population or reads")
     sweeps: int = _option(0, "sweeps per iteration (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
@@ -137,5 +137,5 @@ def topology_spec(text: str):
 # network and embedded prior on Chimera C(16), minibatches of 100 and a larger step.
 QUICK = {
     "epochs": 30, "batch_size": 100, "lr": 0.05, "lr_end": 0.01, "lr_constant_epochs": 20, "negative_samples": 200,
-    "sweeps": 20, "eval_every": 10, "checkpoint_every": 10, "output": "runs/qahm-quick",
+    "sweeps": 20, "eval_every": 30, "checkpoint_every": 10, "output": "runs/qahm-quick",
 }

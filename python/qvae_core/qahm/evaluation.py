@@ -33,12 +33,13 @@ def _mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def evaluate(model: HelmholtzMachine, pixels, labels, *, log_z: tuple[float, float] | None = None,
-             log_z_population: int = 1000, classical: bool = True, class_draws: int = 10, seed: int = 0) -> dict:
+def evaluate(model: HelmholtzMachine, pixels, labels, *, annealed=None, log_z_population: int = 1000,
+             classical: bool = True, class_draws: int = 10, seed: int = 0) -> dict:
     """Metrics on test images: pixels (N, 256) in [−1, 1], labels (N,) 0–9 (module docstring).
 
-    log_z: (ln Z, its standard error) of the prior's classical model if known, else estimated with
-    `log_z_population` replicas when `classical` (a QPU-sampled prior has no classical ln Z: no bound).
+    annealed: a population-annealing run of the prior's classical model (prior.anneal()) giving ln Z,
+    else one is made with `log_z_population` replicas when `classical` (a QPU-sampled prior has no
+    classical ln Z: no bound).
     """
     if not isinstance(model, HelmholtzMachine):
         raise ValueError(f"model: expected a HelmholtzMachine, got {type(model).__name__}")
@@ -51,13 +52,14 @@ def evaluate(model: HelmholtzMachine, pixels, labels, *, log_z: tuple[float, flo
     layers = model.recognize(v, generator)
     metrics: dict = {"num_images": int(pixels.shape[0])}
     if classical:
-        if log_z is None:
-            log_z = model.prior.log_partition(population=log_z_population, seed=seed)
-        bound = model.generative_log_prob(pixels, classes, layers) + model.prior.log_prob_bound(layers[-1], log_z[0])
+        if annealed is None:
+            annealed = model.prior.anneal(population=log_z_population, seed=seed)
+        bound = model.generative_log_prob(pixels, classes, layers) + model.prior.log_prob_bound(layers[-1],
+                                                                                                annealed.log_z)
         elbo = bound - model.recognition_log_prob(v, layers)
         metrics["bound"], metrics["bound_stderr"] = _mean_and_stderr(bound)
         metrics["elbo"], metrics["elbo_stderr"] = _mean_and_stderr(elbo)
-        metrics["log_z"], metrics["log_z_std"] = float(log_z[0]), float(log_z[1])
+        metrics["log_z"], metrics["log_z_std"] = float(annealed.log_z), float(annealed.log_z_std)
     unknown = model.visible(pixels, None)
     probabilities = torch.zeros(pixels.shape[0], model.num_classes)
     squared = torch.zeros(())
@@ -71,11 +73,12 @@ def evaluate(model: HelmholtzMachine, pixels, labels, *, log_z: tuple[float, flo
 
 
 @torch.no_grad()
-def generate(model: HelmholtzMachine, num_samples: int, *, seed: int = 0):
+def generate(model: HelmholtzMachine, num_samples: int, *, seed: int = 0, annealed=None):
     """(pixels (N, 256) in [−1, 1], P(class | u^1) (N, 10)) of images drawn top-down from prior samples
-    (a population-annealing run of the prior's classical model, mapped to u^L by the majority vote)."""
+    (the final population of `annealed` or of a new population-annealing run of the prior's classical
+    model, mapped to u^L by the majority vote)."""
     generator = torch.Generator().manual_seed(seed)
-    top = model.prior.sample(num_samples, seed=seed)
+    top = model.prior.sample(num_samples, seed=seed, annealed=annealed)
     layers, pixels, _ = model.generate(top, generator)
     return pixels, model.class_probabilities(layers[0])
 
@@ -85,14 +88,16 @@ def nearest_neighbours(images: torch.Tensor, reference: torch.Tensor) -> torch.T
     return torch.cdist(images.double(), reference.double()).argmin(dim=1)
 
 
-def write_figures(model: HelmholtzMachine, train_pixels, directory, *, num_samples: int = 100, seed: int = 0) -> list:
+def write_figures(model: HelmholtzMachine, train_pixels, directory, *, num_samples: int = 100, seed: int = 0,
+                  annealed=None) -> tuple[list, dict]:
     """samples.png (generated digits), neighbours.png (rows alternate generated digits and their nearest
     training images, Fig. 2c–d) and classes.png (row k: generated digits whose most probable class
-    is k, Fig. 2e) in `directory`; returns the paths and a summary of the generated classes."""
+    is k, Fig. 2e) in `directory` from max(num_samples, 300) generated digits (prior samples from
+    `annealed`, if given, as in generate); returns the paths and a summary of the generated classes."""
     from ..dvae.images import save_grid
 
     directory = Path(directory)
-    pixels, probabilities = generate(model, max(num_samples, 300), seed=seed)
+    pixels, probabilities = generate(model, max(num_samples, 300), seed=seed, annealed=annealed)
     shown = pixels[:num_samples]
     to_unit = lambda x: ((x + 1) / 2).numpy()  # noqa: E731  [-1, 1] -> grey levels in [0, 1]
     columns = min(10, num_samples)

@@ -51,10 +51,10 @@ class _Prior(nn.Module):
         """H of sampled {0,1} states of numpy_model()'s units (the negative phase)."""
         return self._state_energy(2 * z - 1)
 
-    def log_partition(self, *, population: int = 1000, seed: int = 0) -> tuple[float, float]:
-        """(log Z, its standard error) of sampling_model() by one population-annealing run."""
-        result = q.anneal(self.sampling_model(), population=population, seed=seed)
-        return result.log_z, result.log_z_std
+    def anneal(self, *, population: int = 1000, seed: int = 0) -> q.AnnealResult:
+        """One population-annealing run of sampling_model(): log Z with its standard error, and a final
+        population of samples (sample() maps them to logical states)."""
+        return q.anneal(self.sampling_model(), population=population, seed=seed)
 
     def log_prob_bound(self, u: torch.Tensor, log_z: float) -> torch.Tensor:
         """−E(f(u)) − log Z of sampling_model(): log P(u) exactly for a DensePrior sampled as it is, a
@@ -62,12 +62,14 @@ class _Prior(nn.Module):
         z = ((u.detach().numpy() + 1) / 2).astype(np.uint8)
         return torch.from_numpy(-self.sampling_model().energy(self.sampling_states(z)) - log_z).to(u.dtype)
 
-    def sample(self, num_samples: int, *, seed: int = 0) -> torch.Tensor:
-        """(num_samples, n) ±1 logical states from a population-annealing run of sampling_model()
-        (at least 1000 replicas), mapped back by to_logical."""
-        population = max(num_samples, _SAMPLE_POPULATION)
-        states = q.anneal(self.sampling_model(), population=population, seed=seed).samples
-        states = states[np.random.default_rng(seed).choice(population, num_samples, replace=False)]
+    def sample(self, num_samples: int, *, seed: int = 0, annealed: q.AnnealResult | None = None) -> torch.Tensor:
+        """(num_samples, n) ±1 logical states drawn without replacement from the final population of
+        `annealed` (a run of anneal()) or, if it has fewer, of a new run of at least 1000 replicas,
+        mapped back by to_logical (majority vote for embedded and gray-box priors, ties seeded)."""
+        if annealed is None or annealed.samples.shape[0] < num_samples:
+            annealed = self.anneal(population=max(num_samples, _SAMPLE_POPULATION), seed=seed)
+        population = annealed.samples.shape[0]
+        states = annealed.samples[np.random.default_rng(seed).choice(population, num_samples, replace=False)]
         return self._from_sampling_states(states, seed)
 
 

@@ -165,6 +165,7 @@ class Trainer:
         self.output = Path(config.output)
         self.epoch = 0
         self.step = 0
+        self._annealed = None  # (step, AnnealResult) of the last annealed_prior()
 
     def lr_at(self, epoch: int) -> float:
         """η at `epoch` (0-based): lr, then linear to lr_end at the last epoch."""
@@ -224,12 +225,21 @@ class Trainer:
             metrics["chain_break_fraction"] = breaks / steps
         return metrics
 
-    def evaluate(self, **options) -> dict:
-        """evaluate() on the test images, seeded by the epoch reached."""
-        options.setdefault("log_z_population", self.config.log_z_population)
-        options.setdefault("classical", self.config.sampler != "qpu")
-        return evaluate(self.model, self.data.test_pixels, self.data.test_labels,
-                        seed=derived_seed(self.config.seed, 4, self.epoch), **options)
+    def annealed_prior(self):
+        """The population-annealing run of the prior's classical model at the epoch reached (log Z and
+        prior samples; one run per epoch, config.log_z_population replicas)."""
+        if self._annealed is None or self._annealed[0] != self.step:
+            seed = derived_seed(self.config.seed, 2, self.epoch)
+            self._annealed = (self.step, self.model.prior.anneal(population=self.config.log_z_population, seed=seed))
+        return self._annealed[1]
+
+    def evaluate(self) -> dict:
+        """evaluate() on the test images at the epoch reached, with annealed_prior()'s log Z (none for
+        a QPU prior)."""
+        classical = self.config.sampler != "qpu"
+        return evaluate(self.model, self.data.test_pixels, self.data.test_labels, classical=classical,
+                        annealed=self.annealed_prior() if classical else None,
+                        seed=derived_seed(self.config.seed, 4, self.epoch))
 
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
