@@ -246,12 +246,17 @@ def _chain(chain, k: int) -> np.ndarray:
     return labels
 
 
-def _target_graph(topology: Topology):
+def _target_graph(topology: Topology, qubits: np.ndarray | None = None):
+    """The topology as a networkx graph (labels), or only its subgraph on `qubits`."""
     import networkx as nx
 
     graph = nx.Graph()
-    graph.add_nodes_from(topology.nodes.tolist())
-    graph.add_edges_from(topology.nodes[topology.edges].tolist())
+    nodes, edges = topology.nodes, topology.edges
+    if qubits is not None:
+        inside = np.isin(nodes, qubits)
+        nodes, edges = nodes[inside], edges[inside[edges].all(axis=1)]
+    graph.add_nodes_from(nodes.tolist())
+    graph.add_edges_from(topology.nodes[edges].tolist())
     return graph
 
 
@@ -265,16 +270,18 @@ def _source_graph(num_units: int, edges: np.ndarray):
 
 
 def _verify(topology: Topology, chains: tuple, edges: np.ndarray) -> None:
-    """minorminer's diagnose_embedding; the first problem it finds as a ValueError naming it."""
-    from minorminer.utils import (ChainOverlapError, DisconnectedChainError, InvalidNodeError, MissingChainError,
-                                  MissingEdgeError)
+    """minorminer's diagnose_embedding (on the subgraph of the chain qubits, once they are known to be
+    qubits of the topology); the first problem it finds as a ValueError naming it."""
+    from minorminer.utils import ChainOverlapError, DisconnectedChainError, MissingChainError, MissingEdgeError
     from minorminer.utils.diagnostic import diagnose_embedding
 
+    for unit, chain in enumerate(chains):
+        missing = chain[~np.isin(chain, topology.nodes)]
+        if missing.size:
+            raise ValueError(f"chains[{unit}]: qubit {missing[0]} is not a qubit of topology {topology.name!r}")
     emb = {k: chain.tolist() for k, chain in enumerate(chains)}
-    for kind, *args in diagnose_embedding(emb, _source_graph(len(chains), edges), _target_graph(topology)):
-        if kind is InvalidNodeError:
-            unit, qubit = args
-            raise ValueError(f"chains[{unit}]: qubit {qubit} is not a qubit of topology {topology.name!r}")
+    target = _target_graph(topology, np.concatenate(chains))  # the chain qubits are all it looks at
+    for kind, *args in diagnose_embedding(emb, _source_graph(len(chains), edges), target):
         if kind is DisconnectedChainError:
             raise ValueError(f"chains[{args[0]}]: its qubits are not connected by couplers of topology "
                              f"{topology.name!r} (a broken chain)")
