@@ -15,7 +15,6 @@ per epoch to output/metrics.jsonl; `Trainer.resume` continues exactly as the uni
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -26,18 +25,17 @@ import qvae_core as q
 
 from .. import embedding as emb
 from .._validation import binary_states
+from .._training import (CHECKPOINT, Progress, append_metrics, check_resumable, read_checkpoint, save_atomically,
+                         start_run, truncate_metrics)
 from ..dvae.samplers import PersistentChains, PopulationAnnealing, derived_seed
-from ..dvae.train import _Progress
 from .config import QAHMConfig, topology_spec
-from .data import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS, USPS, load_usps, one_hot
+from .data import NUM_CLASSES, NUM_PIXELS, USPS, load_usps, one_hot
 from .evaluation import evaluate
 from .model import HelmholtzMachine
 from .priors import DensePrior, GrayBoxPrior
 
 __all__ = ["Trainer", "wake_sleep_losses", "build_model", "build_embedding", "load_checkpoint"]
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 EMBEDDING = "embedding.npz"
 _CHECKPOINT_VERSION = 1
 _CHECKPOINT_KEYS = ("config", "epoch", "step", "model", "optimizer", "sampler", "generator")
@@ -189,7 +187,7 @@ class Trainer:
         batch = c.batch_size or n
         steps = n // batch
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(c.seed, 1, self.epoch) >> 1))
-        bar = _Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
+        bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
         wake_total = sleep_total = breaks = sampling = 0.0
         start = time.perf_counter()
         for i in range(steps):
@@ -245,12 +243,7 @@ class Trainer:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
         c = self.config
         if self.epoch == 0:
-            if (self.output / CHECKPOINT).exists() and not self.overwrite:
-                raise ValueError(f"output: {self.output} holds a run ({CHECKPOINT}); resume it (Trainer.resume, "
-                                 "qvae-core qahm train --resume) or replace it (overwrite=True, --overwrite)")
-            self.output.mkdir(parents=True, exist_ok=True)
-            (self.output / CHECKPOINT).unlink(missing_ok=True)
-            (self.output / METRICS).write_text("")
+            start_run(self.output, self.overwrite, "Trainer.resume, qvae-core qahm train --resume")
             if self.embedding is not None:
                 self.embedding.save(self.output / EMBEDDING)
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
@@ -260,8 +253,7 @@ class Trainer:
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
                 metrics.update({f"test_{k}": v for k, v in self.evaluate().items()
                                 if k in ("bound", "elbo", "accuracy", "reconstruction_mse", "log_z")})
-            with open(self.output / METRICS, "a") as f:  # before the checkpoint: resume drops lines after it
-                f.write(json.dumps(metrics) + "\n")
+            append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
@@ -283,46 +275,25 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically (all a resumed run needs to continue exactly)."""
-        path = self.output / CHECKPOINT
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomically(self.state_dict(), self.output / CHECKPOINT)
 
     @classmethod
     def resume(cls, output, *, dataset: USPS | None = None, sampler=None, **overrides) -> "Trainer":
         """The trainer saved in output/checkpoint.pt, writing on in `output`; `overrides` may change the
         fields of RESUMABLE. Metrics lines written after the checkpoint are dropped."""
-        fixed = sorted(set(overrides) - RESUMABLE)
-        if fixed:
-            raise ValueError(f"{', '.join(fixed)}: fixed by the saved run in {output}; only "
-                             f"{', '.join(sorted(RESUMABLE))} may change when it resumes")
+        check_resumable(overrides, RESUMABLE, output)
         output = Path(output)
-        state = read_checkpoint(output / CHECKPOINT)
+        state = _read_checkpoint(output / CHECKPOINT)
         config = QAHMConfig.from_dict({**state["config"], **overrides, "output": str(output)})
         trainer = cls(config, dataset, sampler=sampler, _saved_embedding=output / EMBEDDING)
         trainer.load_state_dict(state)
-        metrics = output / METRICS
-        if metrics.exists():
-            lines = [line for line in metrics.read_text().splitlines() if json.loads(line)["epoch"] <= trainer.epoch]
-            metrics.write_text("".join(line + "\n" for line in lines))
+        truncate_metrics(output, trainer.epoch)
         return trainer
 
 
-def read_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: {path} does not exist")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"checkpoint: {path} could not be read ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION or "model" not in state \
-            or "hidden" not in state.get("config", {}):
-        raise ValueError(f"checkpoint: {path} is not a qvae-core QAHM checkpoint (version {_CHECKPOINT_VERSION})")
-    missing = sorted(set(_CHECKPOINT_KEYS) - set(state))
-    if missing:
-        raise ValueError(f"checkpoint: {path} lacks {', '.join(missing)}")
-    return state
+def _read_checkpoint(path: Path) -> dict:
+    return read_checkpoint(path, kind="QAHM", version=_CHECKPOINT_VERSION, keys=_CHECKPOINT_KEYS,
+                           has=lambda state: "hidden" in state.get("config", {}))  # not a DVAE's
 
 
 def load_checkpoint(path) -> tuple[QAHMConfig, HelmholtzMachine, dict]:
@@ -330,7 +301,7 @@ def load_checkpoint(path) -> tuple[QAHMConfig, HelmholtzMachine, dict]:
     embedding comes from embedding.npz beside it."""
     path = Path(path)
     file = path / CHECKPOINT if path.is_dir() else path
-    state = read_checkpoint(file)
+    state = _read_checkpoint(file)
     config = QAHMConfig.from_dict(state["config"])
     embedding = None
     if config.prior != "dense":
