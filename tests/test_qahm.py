@@ -90,7 +90,7 @@ def test_a_short_run_improves_the_bound_and_the_accuracy(tmp_path):
     assert history[-1]["wake_loss"] < history[0]["wake_loss"]
 
 
-@pytest.mark.parametrize("prior, sampler", [("embedded", "pcd"), ("gray-box", "pcd"), ("dense", "pa")])
+@pytest.mark.parametrize("prior, sampler", [("embedded", "pcd"), ("gray-box", "pcd"), ("dense", "pa"), ("embedded", "pa")])
 def test_resume_continues_exactly(tmp_path, prior, sampler):
     straight = Trainer(small(tmp_path / "a", prior=prior, sampler=sampler, epochs=3, negative_samples=40))
     straight.fit(progress=False, log=lambda line: None)
