@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                            default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
     train.set_defaults(func=_train)
 
-    evaluate = commands.add_parser("evaluate", help="test bound, accuracy, reconstruction error, figures -> JSON")
+    evaluate = commands.add_parser("evaluate", help="test bound, accuracy, reconstruction error -> JSON")
     evaluate.add_argument("run", help="run directory or its checkpoint.pt")
     evaluate.add_argument("--data", help="USPS data (default: the run's)")
     evaluate.add_argument("--num-images", type=_at_least(0), default=0, help="first N test images (0: all)")
