@@ -1,6 +1,6 @@
 """pytest-benchmark suites for the samplers: `pytest benchmarks/` (not in `tests`).
 
-Each suite (block Gibbs, population annealing, CT-QMC) collects what its tests measure into one
+Each suite (block Gibbs, population annealing, CT-QMC, minor embedding) collects what its tests measure into one
 Results, printed as a Markdown summary (the same tables as report.py) at the end of the run.
 """
 
@@ -13,6 +13,7 @@ shorten_torch_spin()
 
 import _anneal_cases  # noqa: E402
 import _ctqmc_cases  # noqa: E402
+import _embedding_cases  # noqa: E402
 import _gibbs_cases  # noqa: E402
 import pytest  # noqa: E402
 
@@ -25,6 +26,7 @@ _SUITES = {  # fixture name -> (summary title, Results factory, markdown argumen
         _anneal_cases.Results,
         {"cases": _ctqmc_cases.QBM_CASES, "goal": None},
     ),
+    "embedding_results": ("minor-embedding summary", _embedding_cases.Results, {}),
 }
 _RESULTS = pytest.StashKey[dict]()
 
@@ -43,7 +45,8 @@ def _suite_fixture(name: str):
     return fixture
 
 
-results, anneal_results, ctqmc_results, qbm_anneal_results = (_suite_fixture(name) for name in _SUITES)
+results, anneal_results, ctqmc_results, qbm_anneal_results, embedding_results = (
+    _suite_fixture(name) for name in _SUITES)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables

@@ -1,16 +1,18 @@
-"""Benchmark tables without pytest: block Gibbs, population annealing and CT-QMC, in Markdown.
+"""Benchmark tables without pytest: block Gibbs, population annealing, CT-QMC and minor embedding, in Markdown.
 
-Usage: python benchmarks/report.py [--quick] [--only {gibbs,anneal,ctqmc} ...]
+Usage: python benchmarks/report.py [--quick] [--only {gibbs,anneal,ctqmc,embedding} ...]
 A sweep rate is the best of several timed calls of k sweeps (k calibrated to a target duration); the
 CT-QMC section times its runners in turn, round after round, so its ratios share the machine's spells;
 an annealing case is independent runs with seeds 0, 1, ... (fewer with --quick).
-The CT-QMC reference rows need `pip install dwave-samplers`.
+The CT-QMC and embedding reference rows need `pip install dwave-samplers`; the embedding section
+needs minorminer (extra `dwave`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from qvae_core.torch_env import shorten_torch_spin
 
@@ -18,10 +20,11 @@ shorten_torch_spin()  # before torch loads, as in conftest.py
 
 import _anneal_cases  # noqa: E402
 import _ctqmc_cases  # noqa: E402
+import _embedding_cases  # noqa: E402
 import _gibbs_cases  # noqa: E402
 from _gibbs_cases import best_rate, best_rates  # noqa: E402
 
-SECTIONS = ("gibbs", "anneal", "ctqmc")
+SECTIONS = ("gibbs", "anneal", "ctqmc", "embedding")
 
 
 def _progress(message: str) -> None:
@@ -70,6 +73,32 @@ def ctqmc_report(target_s: float, repeats: int, quick: bool) -> str:
     return results.markdown() + "\n\n" + qbm.markdown(_ctqmc_cases.QBM_CASES, goal=None)
 
 
+def embedding_report(target_s: float, repeats: int, quick: bool) -> str:
+    """Time to find K_60's embeddings, then emulation sweeps/s against dwave-samplers' annealer, in turn."""
+    cases = _embedding_cases
+    results = cases.Results()
+    methods = [("chimera(16)", "clique"), ("pegasus(16)", "clique")] + ([] if quick else [("chimera(16)", "heuristic")])
+    for topology, method in methods:
+        _progress(f"finding the {method} embedding of K_60 in {topology} ...")
+        found = cases.find(topology, method)
+        rounds = 1 if method == "heuristic" else repeats
+        seconds = cases.best_seconds(lambda: cases.find(topology, method), rounds) if rounds > 1 else None
+        if seconds is None:
+            start = time.perf_counter()
+            cases.find(topology, method)
+            seconds = time.perf_counter() - start
+        alone = cases.best_seconds(cases.busclique_call(topology), repeats) if method == "clique" else None
+        results.embeddings[topology, method] = (found, seconds, alone)
+        model = cases.physical_model(found)
+        runs = {name: make(model) for name, make in cases.RUNNERS.items() if cases.runner_available(name)}
+        case = f"{topology} {method}"
+        _progress(f"measuring {', '.join(runs)} on {case}, in turn ...")
+        for name, rate in best_rates(runs, target_s, repeats).items():
+            results.rates[name, case] = rate
+        results.qubits[case] = found.num_qubits
+    return results.markdown()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Markdown tables of the qvae-core benchmarks.")
     parser.add_argument(
@@ -85,6 +114,7 @@ def main(argv=None) -> None:
         "gibbs": ("Block Gibbs", lambda: gibbs_report(target_s, repeats)),
         "anneal": ("Population annealing", lambda: anneal_results(_anneal_cases.CASES, args.quick).markdown()),
         "ctqmc": ("CT-QMC", lambda: ctqmc_report(target_s, repeats, args.quick)),
+        "embedding": ("Minor embedding", lambda: embedding_report(target_s, repeats, args.quick)),
     }
     for key in SECTIONS:
         if key in args.only:

@@ -94,7 +94,8 @@ def test_config_errors_name_the_field(tmp_path):
         ({"prior": ["rbm"]}, "prior"), ({"output": None}, "output"), ({"qpu_solver": None}, "qpu_solver"),
         ({"data": 5}, "data"), ({"seed": 2**64}, "seed"), ({"gamma": 501.0}, "gamma"),
         ({"sampler": "pa", "negative_samples": 10}, "negative_samples"), ({"log_z_population": 10}, "log_z_population"),
-        ({"sampler": "qpu"}, "sampler"),  # an RBM prior: the QPU samples graph priors
+        ({"sampler": "qpu", "prior": "bernoulli", "latent": "8"}, "sampler"),  # no QPU for a factorial prior
+        ({"sampler": "qpu", "gamma": 1.0}, "sampler"), ({"chain_strength": 0.0}, "chain_strength"),
         ({"smoothing": "overlap-exp", "beta_end": 100.0}, "beta"),
     ]
     for bad, field in more:

@@ -12,7 +12,7 @@ except ImportError as exc:  # pragma: no cover - only when the build is broken
         "with `pip install .` from a source checkout or a wheel for this platform"
     ) from exc
 
-from . import exact, graphs
+from . import embedding, exact, graphs
 from .annealing import AnnealResult, anneal, combine_log_z, log_diag
 from .models import RBM, BoltzmannMachine
 from .quantum import QBM, PathIntegralSampler
@@ -30,6 +30,7 @@ __all__ = [
     "anneal",
     "AnnealResult",
     "combine_log_z",
+    "embedding",
     "exact",
     "graphs",
     "max_threads",

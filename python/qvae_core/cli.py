@@ -70,7 +70,8 @@ def _register_demo(sub) -> None:
 
 # Each entry adds its subcommands; modules import their heavy dependencies (torch,
 # dwave-cloud-client) only when a command runs, so `qvae-core demo` needs numpy alone.
-_SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register"]
+_SUBCOMMANDS = ["qvae_core.cli:_register_demo", "qvae_core.dvae.cli:register", "qvae_core.dwave.cli:register",
+                "qvae_core.qahm.cli:register"]
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,9 @@ class RunStream(enum.IntEnum):
     LOG_Z = 2  # the annealing run that estimates log Z at validation; index: the epoch
     SAMPLER = 3  # the seed of the negative-phase sampler, from which its own streams derive
     EVALUATION = 4  # the posterior draws of a validation; index: the epoch
+    EMBEDDING = 5  # the search for the prior's minor embedding (QAHM)
+    UNEMBEDDING = 6  # the tie-breaks of the majority vote that unembeds samples (QAHM)
+    WAKE_SLEEP = 7  # the draws of a wake-sleep step (QAHM); index: the step
 
 
 class SamplerStream(enum.IntEnum):
@@ -32,6 +35,8 @@ class SamplerStream(enum.IntEnum):
     CHAINS = 0  # the persistent chains (GibbsSampler or PathIntegralSampler)
     BETA_UPDATE = 1  # the annealing runs of a QPU's App. C beta_eff update
     QPU = 2  # a QPU sampler's spin-reversal transforms
+    EMBEDDING = 3  # the search for the prior's minor embedding (an RBM prior on a QPU)
+    UNEMBEDDING = 4  # the tie-breaks of the majority vote that unembeds samples
 
 
 def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:

@@ -72,6 +72,8 @@ class TrainConfig:
     beta_tracking: str = _option("pseudolikelihood", "qpu: none | pseudolikelihood | appendix-c")
     beta_lr: float = _option(0.01, "qpu: learning rate of the appendix-c update of beta_eff (Eq. C3)")
     qpu_schedule: str = _option("default", "qpu: default | pause-and-quench (paper 001 App. B)")
+    chain_strength: float = _option(2.0, "qpu with an rbm prior: chain strength c > 0 of its minor embedding in the "
+                                         "working graph (qvae_core.embedding; Ising units)")
     epochs: int = _option(20, "epochs to train to")
     batch_size: int = _option(200, "images per step (paper 000: 200)")
     lr: float = _option(1e-3, "Adam learning rate")
@@ -114,7 +116,7 @@ class TrainConfig:
         if self.seed >= 2**63:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
-                     "beta_lr"):
+                     "beta_lr", "chain_strength"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -124,6 +126,8 @@ class TrainConfig:
                              "kl_warmup_epochs >= 0")
         if self.beta_eff <= 0 or self.beta_lr <= 0:
             raise ValueError(f"beta_eff, beta_lr: must be > 0, got {self.beta_eff}, {self.beta_lr}")
+        if self.chain_strength <= 0:
+            raise ValueError(f"chain_strength: must be > 0, got {self.chain_strength}")
         for name, choices in (("beta_tracking", BETA_TRACKING), ("qpu_schedule", QPU_SCHEDULES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name}: expected one of {list(choices)}, got {getattr(self, name)!r}")
@@ -138,9 +142,9 @@ class TrainConfig:
         kind.sizes(self.latent)  # raises ValueError naming latent
         if not 0 <= self.gamma <= MAX_GAMMA or (self.gamma > 0 and not kind.quantum):
             raise ValueError(f"gamma: must be in [0, {MAX_GAMMA:g}], and 0 for the {self.prior} prior, got {self.gamma}")
-        if self.sampler == "qpu" and (self.prior not in ("chimera", "pegasus", "zephyr", "graph") or self.gamma > 0):
-            raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph), "
-                             f"not a {self.prior} prior with gamma {self.gamma:g}")
+        if self.sampler == "qpu" and (self.prior == "bernoulli" or self.gamma > 0):
+            raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph) and, "
+                             f"through a minor embedding, rbm priors; not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
             SMOOTHINGS[self.smoothing](beta)  # raises ValueError naming beta
         for name in ("encoder_hidden", "decoder_hidden"):

@@ -24,7 +24,8 @@ shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 
 from .config import TrainConfig  # noqa: E402
 from .evaluation import evaluate  # noqa: E402
-from .train import CHECKPOINT, METRICS, Trainer  # noqa: E402
+from .._training import CHECKPOINT, METRICS  # noqa: E402
+from .train import Trainer  # noqa: E402
 
 COMMON = {
     "batch_size": 200, "lr": 3e-3, "lr_decay": 0.9, "min_lr": 1e-4, "beta_start": 1.0, "beta_end": 10.0,

@@ -108,8 +108,27 @@ def qpu_sampler(config, seed: int):
         "appendix-c": lambda: AppendixC(config.beta_lr, seed=derived_seed(seed, SamplerStream.BETA_UPDATE)),
     }[config.beta_tracking]()
     schedule = PauseAndQuench() if config.qpu_schedule == "pause-and-quench" else None
-    return QPUSampler(solver, num_samples=config.negative_samples, beta_eff=config.beta_eff,
-                      beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, SamplerStream.QPU))
+    qpu = QPUSampler(solver, num_samples=config.negative_samples, beta_eff=config.beta_eff,
+                     beta_update=tracking, anneal_schedule=schedule, seed=derived_seed(seed, SamplerStream.QPU))
+    return qpu if config.prior != "rbm" else _embedded_rbm(config, qpu, seed)
+
+
+def _embedded_rbm(config, qpu, seed: int):
+    """An RBM prior on a QPU: its graph K_{nv,nh} minor-embedded in the solver's working graph
+    (minorminer, seeded), the QPU restricted to the chain qubits, samples unembedded by majority
+    vote (qvae_core.embedding)."""
+    from ..embedding import EmbeddedSampler, find_embedding
+    from .priors import PRIORS
+
+    nv, nh = PRIORS["rbm"].sizes(config.latent)
+    try:
+        embedding = find_embedding(q.RBM(np.zeros((nv, nh)), np.zeros(nv), np.zeros(nh)), qpu.topology,
+                                   seed=derived_seed(seed, SamplerStream.EMBEDDING), family=qpu.solver.properties.get("topology"))
+        qpu.topology = embedding.physical_topology
+    except BaseException:
+        qpu.close()
+        raise
+    return EmbeddedSampler(embedding, qpu, chain_strength=config.chain_strength, seed=derived_seed(seed, SamplerStream.UNEMBEDDING))
 
 
 def _from_counts(sampler_class):

@@ -16,14 +16,14 @@ exactly as the uninterrupted run would have.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._training import (CHECKPOINT, Progress, append_metrics, check_resumable, read_checkpoint,
+                         save_atomically, start_run, truncate_metrics)
 from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
@@ -38,8 +38,6 @@ from .smoothing import SMOOTHINGS
 
 __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 _CHECKPOINT_VERSION = 2  # 2: persistent chains saved whole (states, streams, worldlines)
 _CHECKPOINT_KEYS = ("config", "image_shape", "beta", "epoch", "step", "model", "optimizer", "sampler", "generator")
 
@@ -69,31 +67,6 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
 def build_sampler(config: TrainConfig):
     """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed."""
     return SAMPLERS[config.sampler](config, derived_seed(config.seed, RunStream.SAMPLER))
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most every 0.2 s when stderr is a terminal."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done: int, value: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        filled = int(30 * done / self.total)
-        rate = done / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
-                         f"objective {value:9.2f}  {rate:5.1f} steps/s")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
 
 class Trainer:
@@ -158,7 +131,7 @@ class Trainer:
         shuffle = torch.Generator().manual_seed(derived_seed(c.seed, RunStream.SHUFFLE, self.epoch) >> 1)
         order = torch.randperm(self.train_images.shape[0], generator=shuffle)
         steps = self.train_images.shape[0] // c.batch_size
-        bar = _Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
+        bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
         total, sampling, start = 0.0, 0.0, time.perf_counter()
         for i in range(steps):
             x = self.train_images[order[i * c.batch_size : (i + 1) * c.batch_size]]
@@ -209,12 +182,7 @@ class Trainer:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
         c = self.config
         if self.epoch == 0:  # a new run: the directory must not hold another one, unless replaced
-            if (self.output / CHECKPOINT).exists() and not self.overwrite:
-                raise ValueError(f"output: {self.output} holds a run ({CHECKPOINT}); resume it (Trainer.resume, "
-                                 "qvae-core train --resume) or replace it (overwrite=True, --overwrite)")
-            self.output.mkdir(parents=True, exist_ok=True)
-            (self.output / CHECKPOINT).unlink(missing_ok=True)
-            (self.output / METRICS).write_text("")
+            start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
         while self.epoch < c.epochs:
@@ -224,8 +192,7 @@ class Trainer:
                 bound = "q_elbo" if "q_elbo" in v else "elbo"  # a QBM prior's classical-energy bound
                 metrics.update({f"val_{bound}": v[bound], f"val_{bound}_stderr": v[f"{bound}_stderr"],
                                 "log_z": v["log_z"], "log_z_std": v["log_z_std"], "active_units": v["active_units"]})
-            with open(self.output / METRICS, "a") as f:  # before the checkpoint: resume drops lines after it
-                f.write(json.dumps(metrics) + "\n")
+            append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
@@ -260,29 +227,19 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly
         as this one does (weights, optimizer, random generators, the sampler's chains)."""
-        path = self.output / CHECKPOINT
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomically(self.state_dict(), self.output / CHECKPOINT)
 
     @classmethod
     def resume(cls, output, *, dataset: Dataset | None = None, sampler=None, **overrides) -> "Trainer":
         """The trainer saved in output/checkpoint.pt, writing on in `output` (also when the run was
         copied there). `overrides` may change the fields of RESUMABLE (e.g. epochs); the others
         define the saved run. Metrics lines written after the checkpoint are dropped."""
-        fixed = sorted(set(overrides) - RESUMABLE)
-        if fixed:
-            raise ValueError(f"{', '.join(fixed)}: fixed by the saved run in {output}; only "
-                             f"{', '.join(sorted(RESUMABLE))} may change when it resumes")
+        check_resumable(overrides, RESUMABLE, output)
         state = _read_checkpoint(Path(output) / CHECKPOINT)
         config = TrainConfig.from_dict({**state["config"], **overrides, "output": str(output)})
         trainer = cls(config, dataset, sampler=sampler)
         trainer.load_state_dict(state)
-        metrics = Path(config.output) / METRICS
-        if metrics.exists():
-            lines = [line for line in metrics.read_text().splitlines() if json.loads(line)["epoch"] <= trainer.epoch]
-            metrics.write_text("".join(line + "\n" for line in lines))
+        truncate_metrics(Path(config.output), trainer.epoch)
         return trainer
 
 
@@ -291,18 +248,7 @@ RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_import
 
 
 def _read_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: {path} does not exist")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"checkpoint: {path} could not be read ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint: {path} is not a qvae-core DVAE checkpoint (version {_CHECKPOINT_VERSION})")
-    missing = sorted(set(_CHECKPOINT_KEYS) - set(state))
-    if missing:
-        raise ValueError(f"checkpoint: {path} lacks {', '.join(missing)}")
-    return state
+    return read_checkpoint(path, kind="DVAE", version=_CHECKPOINT_VERSION, keys=_CHECKPOINT_KEYS)
 
 
 def load_checkpoint(path) -> tuple[TrainConfig, DVAE, dict]:

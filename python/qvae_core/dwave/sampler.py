@@ -113,14 +113,12 @@ class QPUSampler:
         try:
             self.solver = self._get_solver(solver)
             self._params = self._solver_params(solver_params, anneal_schedule)
-            self.topology = self._check_topology(topology)
+            self.topology = topology
         except BaseException:
             self.close()
             raise
-        self._labels = self.topology.nodes
         props = self.solver.properties
         self._reads_range = (int(props["num_reads_range"][0]), max_num_reads(self._params, props))
-        self._edge_keys = _edge_keys(self.topology.edges, self.topology.num_units)
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -163,6 +161,19 @@ class QPUSampler:
             params.setdefault("answer_mode", "raw")  # reads in the order they were taken
         params["auto_scale"] = False
         return params
+
+    @property
+    def topology(self) -> Topology:
+        """The graph of the models sampled (unit k is qubit topology.nodes[k])."""
+        return self._topology
+
+    @topology.setter
+    def topology(self, topology: Topology | None) -> None:
+        """Sample models on another subgraph of the working graph (None: all of it), e.g. the
+        physical graph of a minor embedding found on it (qvae_core.embedding)."""
+        self._topology = self._check_topology(topology)
+        self._labels = self._topology.nodes
+        self._edge_keys = _edge_keys(self._topology.edges, self._topology.num_units)
 
     def _check_topology(self, topology) -> Topology:
         graph = working_graph(self.solver)

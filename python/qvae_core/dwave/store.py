@@ -25,6 +25,7 @@ import numpy as np
 from . import qp
 from .emulator import Problem, QPUEmulator
 from .faults import Faults
+from ..seeds import derived_seed
 
 __all__ = ["ProblemStore", "QueueFull", "TERMINAL"]
 
@@ -147,7 +148,7 @@ class ProblemStore:
                                 fits_later=fits_later)
             now, documents = time.monotonic(), []
             for problem, label, data in jobs:
-                seed = int(np.random.SeedSequence([self.seed, next(self._counter)]).generate_state(1, np.uint64)[0])
+                seed = derived_seed(self.seed, next(self._counter))
                 record = _Record(str(uuid.uuid4()), problem, label, data, seed, _now())
                 record.fault, record.delay = self.faults.take_problem_fault()
                 self._records[record.id] = record
