@@ -15,10 +15,10 @@ namespace {
 // source layer: field_j = bias_j + sum over source nibbles q of table[q][pattern_q][j] (the W rows
 // of the active units, RbmModel::field_to_h). One tile of kRbmTile targets is accumulated in four
 // vectors and its table slice reused across the chains; the new bits are written packed.
-QVAE_MULTIVERSION_V4
-void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, std::size_t n_dst,
-                     float beta, std::size_t num_chains, const std::uint32_t* src,
-                     std::uint32_t* dst, std::size_t stride, LaneRng* rng) {
+QVAE_VECTOR_INLINE
+void rbm_half_body(const float* table, std::size_t n_src, const float* bias, std::size_t n_dst,
+                   float beta, std::size_t num_chains, const std::uint32_t* src,
+                   std::uint32_t* dst, std::size_t stride, LaneRng* rng) {
   static_assert(kRbmTile == 4 * kVec && kRbmTile == 32, "a tile is four vectors and one word");
   static_assert(2 * LaneRng::kLanes == kRbmTile, "two generator steps per tile");
   const std::size_t nq = RbmModel::num_nibbles(n_src);
@@ -69,10 +69,10 @@ void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, s
 }
 
 // One or more sweeps of a group of chains held in SIMD lanes (unit-major layout).
-QVAE_MULTIVERSION
-void graph_sweep_kernel(std::size_t n, const std::int32_t* order, const std::int64_t* row_ptr,
-                        const std::int32_t* nbr, const float* nbr_w, const float* bias, float* z,
-                        LaneRng& rng, std::size_t num_sweeps, float beta) {
+QVAE_VECTOR_INLINE
+void graph_sweep_body(std::size_t n, const std::int32_t* order, const std::int64_t* row_ptr,
+                      const std::int32_t* nbr, const float* nbr_w, const float* bias, float* z,
+                      LaneRng& rng, std::size_t num_sweeps, float beta) {
   constexpr std::size_t L = LaneRng::kLanes;
   static_assert(L == 2 * kVec, "a group is two vectors of chains");
   alignas(64) float u[L];
@@ -92,6 +92,23 @@ void graph_sweep_kernel(std::size_t n, const std::int32_t* order, const std::int
       vstore(zi + kVec, vbernoulli_logistic(beta * f1, vload(u + kVec)));
     }
   }
+}
+
+// The clones. Each only calls its body, which is inlined and compiled for the clone's instruction
+// set: Clang refuses calls that pass vectors between functions built for different instruction
+// sets (always_inline or not), so a clone itself calls no vector helper.
+QVAE_MULTIVERSION_V4
+void rbm_half_kernel(const float* table, std::size_t n_src, const float* bias, std::size_t n_dst,
+                     float beta, std::size_t num_chains, const std::uint32_t* src,
+                     std::uint32_t* dst, std::size_t stride, LaneRng* rng) {
+  rbm_half_body(table, n_src, bias, n_dst, beta, num_chains, src, dst, stride, rng);
+}
+
+QVAE_MULTIVERSION
+void graph_sweep_kernel(std::size_t n, const std::int32_t* order, const std::int64_t* row_ptr,
+                        const std::int32_t* nbr, const float* nbr_w, const float* bias, float* z,
+                        LaneRng& rng, std::size_t num_sweeps, float beta) {
+  graph_sweep_body(n, order, row_ptr, nbr, nbr_w, bias, z, rng, num_sweeps, beta);
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 // Hot kernels are compiled for AVX2+FMA and for baseline x86-64 (the RBM Gibbs kernel also for
 // AVX-512, below) and picked at load time
 // (QVAE_NO_TARGET_CLONES, CMake option QVAE_TARGET_CLONES=OFF: baseline only, which CI tests).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(QVAE_NO_TARGET_CLONES)
+// Clones need ifunc, which glibc has and musl has not (<cstdint> above defines __GLIBC__ on glibc).
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && !defined(QVAE_NO_TARGET_CLONES)
 #define QVAE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 // Also for AVX-512 machines (x86-64-v4: 32 vector registers, one-instruction rotates), where the
 // RBM Gibbs kernel measured ~15% faster; the CT-QMC walk measured no faster there.
