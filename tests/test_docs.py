@@ -1,6 +1,6 @@
 """Every Python block of the README and of docs/*.md runs as written, in order, the blocks of one
 file sharing a namespace as in one session. A block after `<!-- docs-test: sapi-server -->` talks
-to the SAPI server its text tells the reader to start: here a local one with a small Chimera solver,
+to the SAPI server its text tells the reader to start: here a local one with a C(16) Chimera solver,
 reached through DWAVE_API_* as the reader's would be. No other block is skipped or changed."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def python_blocks(path: Path):
 def test_the_readme_blocks_are_found():
     blocks = python_blocks(ROOT / "README.md")
     assert len(blocks) >= 4 and {mode for mode, _, _ in blocks} <= MODES
-    assert [mode for mode, _, _ in blocks].count("sapi-server") == 1
+    assert [mode for mode, _, _ in blocks].count("sapi-server") == 2
 
 
 @pytest.mark.parametrize("path", [p for p in DOCUMENTS if python_blocks(p)], ids=lambda p: p.name)
@@ -42,7 +42,7 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
         assert mode in MODES, f"{path.name}:{line}: unknown docs-test mode {mode!r}"
         compiled = compile(code, f"{path.name}:{line}", "exec")
         if mode == "sapi-server":
-            with qd.SAPIServer([qd.qpu_solver("chimera", (1, 2))], beta=2.0, sweeps=100, seed=0) as server:
+            with qd.SAPIServer([qd.qpu_solver("chimera", (16,))], beta=2.0, sweeps=100, seed=0) as server:
                 monkeypatch.setenv("DWAVE_API_ENDPOINT", server.endpoint)
                 monkeypatch.setenv("DWAVE_API_TOKEN", server.token or "local-token")
                 exec(compiled, namespace)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import binary_states, integer_array, positive_float, positive_int, seed_value
-from .graphs import Topology, _checked_parts, _dnx
-from .models import RBM, BoltzmannMachine, _binary_from_ising, _check_edges
+from ._validation import binary_states, edge_array, integer_array, positive_float, positive_int, seed_value
+from .graphs import Topology, checked_parts, load_dwave_networkx
+from .models import RBM, BoltzmannMachine, binary_from_ising
 from .seeds import derived_seed
 
 __all__ = [
@@ -86,7 +86,7 @@ class Embedding:
             raise ValueError("chains: expected a non-empty sequence of chains (sequences of qubit labels)")
         self.topology = topology
         self.chains = tuple(_chain(chain, k) for k, chain in enumerate(chains))
-        self.edges = _check_edges(edges, len(self.chains))
+        self.edges = edge_array(edges, "edges", len(self.chains))
         _verify(self.topology, self.chains, self.edges)
         self._build_physical()
 
@@ -197,7 +197,7 @@ class Embedding:
             raise ValueError(f"{path}: not an embedding file written by Embedding.save ({exc})") from None
         nodes, edges, qubits, lengths, logical = parts
         try:
-            nodes, edges, colors = _checked_parts(nodes, edges, colors)
+            nodes, edges, colors = checked_parts(nodes, edges, colors)
             lengths = integer_array(lengths, "chain_lengths", np.int64, (None,))
             qubits = integer_array(qubits, "chain_qubits", np.int64, (None,))
             if lengths.size == 0 or lengths.min() < 1 or lengths.sum() != qubits.size:
@@ -375,7 +375,8 @@ def _clique_chains(num_units: int, topology: Topology, shape, seed: int):
     from minorminer import busclique
 
     name, dims = shape
-    build = {"chimera": _dnx().chimera_graph, "pegasus": _dnx().pegasus_graph, "zephyr": _dnx().zephyr_graph}[name]
+    dnx = load_dwave_networkx()
+    build = {"chimera": dnx.chimera_graph, "pegasus": dnx.pegasus_graph, "zephyr": dnx.zephyr_graph}[name]
     try:
         graph = build(*dims, node_list=topology.nodes.tolist(), edge_list=topology.nodes[topology.edges].tolist(),
                       check_node_list=True, check_edge_list=True)
@@ -457,7 +458,7 @@ def embed(model, embedding: Embedding, chain_strength) -> EmbeddedModel:
     edge = embedding._logical_edge[inter]
     J_phys[inter] = J_logical[edge] / embedding._couplers_per_edge[edge]
     phys_edges = embedding.physical_topology.edges
-    bias, weights, constant = _binary_from_ising(h_phys, phys_edges, J_phys, 0.0)
+    bias, weights, constant = binary_from_ising(h_phys, phys_edges, J_phys, 0.0)
     physical = BoltzmannMachine(bias, phys_edges, weights, colors=embedding.physical_topology.colors)
     offset = constant + strength * int(embedding._intra.sum()) + logical_offset
     return EmbeddedModel(model, embedding, physical, float(offset), strength)

@@ -54,7 +54,8 @@ class Topology(NamedTuple):
         return int(self.nodes.shape[0])
 
 
-def _dnx():
+def load_dwave_networkx():
+    """The dwave_networkx module (extra `graphs`), or ImportError saying how to install it."""
     try:
         with warnings.catch_warnings():  # its import announces a successor package; not ours to act on
             warnings.filterwarnings("ignore", "dwave-networkx is deprecated", DeprecationWarning)
@@ -129,7 +130,7 @@ def family_colors(family: str, shape, labels) -> np.ndarray:
     """The colour of each linear qubit label of a D-Wave family graph, from dwave-networkx:
     chimera_two_color (shape [m, n, t]), pegasus_four_color ([m], m >= 2) or zephyr_four_color
     ([m, t]). Labels outside the family graph raise ValueError."""
-    dnx = _dnx()
+    dnx = load_dwave_networkx()
     shape = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else [shape]
     if family == "chimera" and len(shape) == 3:
         m, n, t = (positive_int(v, "shape") for v in shape)
@@ -167,14 +168,14 @@ def chimera(m: int, n: int | None = None, t: int = 4) -> Topology:
     n = m if n is None else positive_int(n, "n")
     t = positive_int(t, "t")
     _check_size(f"chimera({m},{n},{t})", _NUM_LABELS["chimera"](m, n, t))
-    return from_networkx(_dnx().chimera_graph(m, n, t), f"chimera({m},{n},{t})")
+    return from_networkx(load_dwave_networkx().chimera_graph(m, n, t), f"chimera({m},{n},{t})")
 
 
 def pegasus(m: int) -> Topology:
     """Pegasus P(m) working graph (fabric only, linear labels); m >= 2; four colours."""
     m = positive_int(m, "m", minimum=2)
     _check_size(f"pegasus({m})", _NUM_LABELS["pegasus"](m))
-    return from_networkx(_dnx().pegasus_graph(m), f"pegasus({m})")
+    return from_networkx(load_dwave_networkx().pegasus_graph(m), f"pegasus({m})")
 
 
 def zephyr(m: int, t: int = 4) -> Topology:
@@ -182,7 +183,7 @@ def zephyr(m: int, t: int = 4) -> Topology:
     m = positive_int(m, "m")
     t = positive_int(t, "t")
     _check_size(f"zephyr({m},{t})", _NUM_LABELS["zephyr"](m, t))
-    return from_networkx(_dnx().zephyr_graph(m, t), f"zephyr({m},{t})")
+    return from_networkx(load_dwave_networkx().zephyr_graph(m, t), f"zephyr({m},{t})")
 
 
 def save(topology: Topology, path) -> Path:
@@ -192,7 +193,7 @@ def save(topology: Topology, path) -> Path:
     if not isinstance(topology, Topology) or not isinstance(topology.name, str):
         raise ValueError(f"topology: expected a Topology with a str name, got {topology!r}")
     try:
-        nodes, edges, colors = _checked_parts(topology.nodes, topology.edges, topology.colors)
+        nodes, edges, colors = checked_parts(topology.nodes, topology.edges, topology.colors)
     except ValueError as exc:
         raise ValueError(f"topology: {exc}") from None
     arrays = {"name": np.array(topology.name), "nodes": nodes, "edges": edges}
@@ -204,7 +205,7 @@ def save(topology: Topology, path) -> Path:
     return path
 
 
-def _checked_parts(nodes, edges, colors):
+def checked_parts(nodes, edges, colors):
     """(nodes int64 increasing, edges, colors int32 or None) of a topology, or ValueError."""
     nodes = integer_array(nodes, "nodes", np.int64, (None,))
     if np.any(np.diff(nodes) <= 0):
@@ -229,7 +230,7 @@ def load(path) -> Topology:
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a topology file written by qvae_core.graphs.save ({exc})") from None
     try:
-        nodes, edges, colors = _checked_parts(nodes, edges, colors)
+        nodes, edges, colors = checked_parts(nodes, edges, colors)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     return Topology(name, nodes, np.array(edges), colors)

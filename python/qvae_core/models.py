@@ -26,7 +26,7 @@ def _ising_from_binary(bias, edges, weights):
     return h, J, offset
 
 
-def _binary_from_ising(h, edges, J, offset):
+def binary_from_ising(h, edges, J, offset):
     """(bias, weights, constant) with H(s) + offset = E(z) + constant."""
     weights = -4.0 * J
     bias = -2.0 * h
@@ -124,7 +124,7 @@ class RBM(_Model):
         lo, hi = edges.min(axis=1), edges.max(axis=1)
         if np.any(lo >= num_visible) or np.any(hi < num_visible):
             raise ValueError("edges: every edge must join a visible unit to a hidden unit")
-        bias, weights, constant = _binary_from_ising(h, edges, J, offset)
+        bias, weights, constant = binary_from_ising(h, edges, J, offset)
         W = np.zeros((num_visible, n - num_visible))
         np.add.at(W, (lo, hi - num_visible), weights)
         return cls(W, bias[:num_visible], bias[num_visible:]), constant
@@ -176,7 +176,7 @@ class BoltzmannMachine(_Model):
         The constant is zero when the arguments came from to_ising.
         """
         h, edges, J, offset = _check_ising(h, edges, J, offset)
-        bias, weights, constant = _binary_from_ising(h, edges, J, offset)
+        bias, weights, constant = binary_from_ising(h, edges, J, offset)
         return cls(bias, edges, weights), constant
 
     def __repr__(self) -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
+from .._commands import at_least, read_json, run_directory, write_json
 from .config import QUICK, TrainConfig
 
 __all__ = ["register"]
@@ -46,11 +46,11 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON")
     evaluate.add_argument("checkpoint", help="checkpoint.pt or a run directory")
     evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
-    evaluate.add_argument("--num-images", type=_at_least(0), default=0, help="first N validation images (0: all)")
-    evaluate.add_argument("--importance-samples", type=_at_least(1), default=1000, help="K per image for the LL")
-    evaluate.add_argument("--log-z-population", type=_at_least(MIN_POPULATION), default=LOG_Z_POPULATION,
+    evaluate.add_argument("--num-images", type=at_least(0), default=0, help="first N validation images (0: all)")
+    evaluate.add_argument("--importance-samples", type=at_least(1), default=1000, help="K per image for the LL")
+    evaluate.add_argument("--log-z-population", type=at_least(MIN_POPULATION), default=LOG_Z_POPULATION,
                           help="population of the log Z annealing")
-    evaluate.add_argument("--log-diag-population", type=_at_least(MIN_POPULATION), default=200,
+    evaluate.add_argument("--log-diag-population", type=at_least(MIN_POPULATION), default=200,
                           help="QBM: population of log_diag")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
@@ -58,26 +58,11 @@ def register(subparsers) -> None:
 
     sample = subparsers.add_parser("sample", help="write a PNG grid of digits generated from the prior")
     sample.add_argument("checkpoint", help="checkpoint.pt or a run directory")
-    sample.add_argument("--num-samples", type=_at_least(1), default=100)
-    sample.add_argument("--columns", type=_at_least(1), default=10)
+    sample.add_argument("--num-samples", type=at_least(1), default=100)
+    sample.add_argument("--columns", type=at_least(1), default=10)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--output", help="PNG file (default: samples.png beside the checkpoint)")
     sample.set_defaults(func=_sample)
-
-
-def _at_least(minimum: int):
-    """argparse type: an integer >= minimum."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _train(args) -> int:
@@ -92,7 +77,7 @@ def _train(args) -> int:
     else:
         values = dict(QUICK) if args.quick else {}
         if args.config:
-            values.update(_read_json(args.config))
+            values.update(read_json(args.config))
         values.update(flags)
         # --quick is a demonstration: run again into its own directory, it replaces its earlier run
         trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or (args.quick and "output" not in flags))
@@ -100,7 +85,7 @@ def _train(args) -> int:
     trainer.fit(progress=not args.no_progress)
     # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults
     metrics = trainer.validate(importance_samples=trainer.config.final_importance_samples)
-    _write_json(metrics, trainer.output / "evaluation.json")
+    write_json(metrics, trainer.output / "evaluation.json")
     _print_metrics(metrics)
     paths = _write_grids(trainer.model, trainer.valid_images.numpy(), trainer.data.image_shape, trainer.output,
                          seed=trainer.config.seed)
@@ -121,10 +106,10 @@ def _evaluate(args) -> int:
     images = data.binary_valid(seed=config.seed)
     if args.num_images:
         images = images[: args.num_images]
-    output = Path(args.output) if args.output else _run_directory(args.checkpoint) / "evaluation.json"
+    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "evaluation.json"
     metrics = evaluate(model, images, importance_samples=args.importance_samples, seed=args.seed,
                        log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
-    _write_json(metrics, output)
+    write_json(metrics, output)
     _print_metrics(metrics)
     print(f"wrote {output}")
     return 0
@@ -134,15 +119,10 @@ def _sample(args) -> int:
     from .train import load_checkpoint
 
     _, model, state = load_checkpoint(args.checkpoint)
-    output = Path(args.output) if args.output else _run_directory(args.checkpoint) / "samples.png"
+    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "samples.png"
     path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
     print(f"wrote {path}")
     return 0
-
-
-def _write_json(metrics: dict, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def _write_samples(model, image_shape, path: Path, num_samples: int, columns: int, seed: int) -> Path:
@@ -193,16 +173,3 @@ def _describe(config) -> str:
             f"{config.encoder} networks, {config.sampler} sampler, {config.epochs} epochs")
 
 
-def _run_directory(checkpoint) -> Path:
-    path = Path(checkpoint)
-    return path if path.is_dir() else path.parent
-
-
-def _read_json(path) -> dict:
-    try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"config: {path} could not be read as JSON ({exc})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config: {path} must hold a JSON object of config fields")
-    return values

@@ -10,32 +10,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from .._fields import int_list, option, plain
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from ..quantum import MAX_GAMMA
 
 __all__ = ["TrainConfig", "QUICK"]
 
 
-def _int_list(text: str) -> list:
-    """'256,256' -> [256, 256]; '' -> []."""
-    return [int(v) for v in text.split(",") if v.strip()]
-
-
 def _kd_list(text: str) -> list:
     """'1:8,2:4,4:2,8:1' -> [[1, 8], [2, 4], [4, 2], [8, 1]] (K:D pairs)."""
     return [[int(v) for v in pair.split(":")] for pair in text.split(",") if pair.strip()]
-
-
-def _option(default, help: str, parse=None):
-    """A config field: `help` and `parse` (for list values given on the command line) go to the CLI."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: [list(v) if isinstance(v, list) else v for v in default],
-                     metadata={"help": help, "parse": parse})
-    return field(default=default, metadata={"help": help, "parse": parse})
 
 
 BETA_TRACKING = ("none", "pseudolikelihood", "appendix-c")
@@ -46,48 +32,48 @@ QPU_SCHEDULES = ("default", "pause-and-quench")
 class TrainConfig:
     """Everything a run needs; stored in every checkpoint, so a run can be rebuilt from it."""
 
-    data: str | None = _option(None, "npz, .amat or IDX file, or a directory (default: $QVAE_DATA, else the "
+    data: str | None = option(None, "npz, .amat or IDX file, or a directory (default: $QVAE_DATA, else the "
                                      "packaged subset)")
-    train_size: int = _option(0, "use the first N training images (0: all)")
-    valid_size: int = _option(0, "use the first N validation images (0: all)")
-    prior: str = _option("rbm", "bernoulli | rbm | chimera | pegasus | zephyr | graph")
-    latent: str = _option("32x32", "bernoulli: N; rbm: NVxNH; chimera: M[,N[,T]]; pegasus: M; zephyr: M[,T]; "
+    train_size: int = option(0, "use the first N training images (0: all)")
+    valid_size: int = option(0, "use the first N validation images (0: all)")
+    prior: str = option("rbm", "bernoulli | rbm | chimera | pegasus | zephyr | graph")
+    latent: str = option("32x32", "bernoulli: N; rbm: NVxNH; chimera: M[,N[,T]]; pegasus: M; zephyr: M[,T]; "
                                    "graph: a topology .npz (qvae-core working-graph)")
-    gamma: float = _option(0.0, "transverse field; > 0 makes the prior a QBM trained on the Q-ELBO")
-    groups: int = _option(8, "groups of the hierarchical posterior (paper 000: 8)")
-    encoder: str = _option("mlp", "mlp | conv (28x28 images; paper 001 App. A)")
-    encoder_hidden: list = _option([256, 256], "hidden widths of each posterior head, e.g. 256,256", _int_list)
-    decoder_hidden: list = _option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); "
-                                          "the conv decoder has fixed sizes", _int_list)
-    smoothing: str = _option("spike-exp", "spike-exp | overlap-exp | power | concrete")
-    beta_start: float = _option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
-    beta_end: float = _option(10.0, "... and at the end, linear in between (paper 000: 10)")
-    sampler: str = _option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
+    gamma: float = option(0.0, "transverse field; > 0 makes the prior a QBM trained on the Q-ELBO")
+    groups: int = option(8, "groups of the hierarchical posterior (paper 000: 8)")
+    encoder: str = option("mlp", "mlp | conv (28x28 images; paper 001 App. A)")
+    encoder_hidden: list = option([256, 256], "hidden widths of each posterior head, e.g. 256,256", int_list)
+    decoder_hidden: list = option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); "
+                                          "the conv decoder has fixed sizes", int_list)
+    smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete")
+    beta_start: float = option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
+    beta_end: float = option(10.0, "... and at the end, linear in between (paper 000: 10)")
+    sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
                                   "qpu (a D-Wave solver; extra `dwave`)")
-    negative_samples: int = _option(1000, "chains (pcd) or population (pa) of the negative phase")
-    sweeps: int = _option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
-    qpu_solver: str = _option("", "qpu: solver name, or feature filters as JSON; empty: the configured "
+    negative_samples: int = option(1000, "chains (pcd) or population (pa) of the negative phase")
+    sweeps: int = option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    qpu_solver: str = option("", "qpu: solver name, or feature filters as JSON; empty: the configured "
                                   "solver (dwave-cloud-client config file or DWAVE_API_* variables)")
-    beta_eff: float = _option(1.0, "qpu: effective inverse temperature of the QPU samples (paper 001 App. C)")
-    beta_tracking: str = _option("pseudolikelihood", "qpu: none | pseudolikelihood | appendix-c")
-    beta_lr: float = _option(0.01, "qpu: learning rate of the appendix-c update of beta_eff (Eq. C3)")
-    qpu_schedule: str = _option("default", "qpu: default | pause-and-quench (paper 001 App. B)")
-    chain_strength: float = _option(2.0, "qpu with an rbm prior: chain strength c > 0 of its minor embedding in the "
+    beta_eff: float = option(1.0, "qpu: effective inverse temperature of the QPU samples (paper 001 App. C)")
+    beta_tracking: str = option("pseudolikelihood", "qpu: none | pseudolikelihood | appendix-c")
+    beta_lr: float = option(0.01, "qpu: learning rate of the appendix-c update of beta_eff (Eq. C3)")
+    qpu_schedule: str = option("default", "qpu: default | pause-and-quench (paper 001 App. B)")
+    chain_strength: float = option(2.0, "qpu with an rbm prior: chain strength c > 0 of its minor embedding in the "
                                          "working graph (qvae_core.embedding; Ising units)")
-    epochs: int = _option(20, "epochs to train to")
-    batch_size: int = _option(200, "images per step (paper 000: 200)")
-    lr: float = _option(1e-3, "Adam learning rate")
-    lr_decay: float = _option(1.0, "learning-rate factor per epoch (exponential decay)")
-    min_lr: float = _option(1e-4, "floor of the decayed learning rate")
-    kl_warmup_epochs: float = _option(0.0, "epochs over which the KL weight rises from 0 to 1")
-    kd_schedule: list = _option([[1, 1]], "(K, D) stages of L_{K,D}, e.g. 1:8,2:4,4:2,8:1 (paper 001)", _kd_list)
-    kd_epochs: int = _option(200, "epochs per (K, D) stage (paper 001: 200)")
-    seed: int = _option(0, "seed of initialisation, data order, noise and samplers")
-    output: str = _option("runs/dvae", "directory for checkpoint, metrics and images")
-    eval_every: int = _option(1, "epochs between validation ELBOs")
-    checkpoint_every: int = _option(1, "epochs between checkpoints")
-    log_z_population: int = _option(LOG_Z_POPULATION, "population of the annealing runs that estimate log Z")
-    final_importance_samples: int = _option(100, "K of the LL reported when training ends (1000+ for papers)")
+    epochs: int = option(20, "epochs to train to")
+    batch_size: int = option(200, "images per step (paper 000: 200)")
+    lr: float = option(1e-3, "Adam learning rate")
+    lr_decay: float = option(1.0, "learning-rate factor per epoch (exponential decay)")
+    min_lr: float = option(1e-4, "floor of the decayed learning rate")
+    kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight rises from 0 to 1")
+    kd_schedule: list = option([[1, 1]], "(K, D) stages of L_{K,D}, e.g. 1:8,2:4,4:2,8:1 (paper 001)", _kd_list)
+    kd_epochs: int = option(200, "epochs per (K, D) stage (paper 001: 200)")
+    seed: int = option(0, "seed of initialisation, data order, noise and samplers")
+    output: str = option("runs/dvae", "directory for checkpoint, metrics and images")
+    eval_every: int = option(1, "epochs between validation ELBOs")
+    checkpoint_every: int = option(1, "epochs between checkpoints")
+    log_z_population: int = option(LOG_Z_POPULATION, "population of the annealing runs that estimate log Z")
+    final_importance_samples: int = option(100, "K of the LL reported when training ends (1000+ for papers)")
 
     def __post_init__(self):
         from .networks import ENCODERS  # the tables import torch: only when a config is made
@@ -159,7 +145,7 @@ class TrainConfig:
 
     def _normalise_types(self) -> None:
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _plain(getattr(self, f.name)))
+            setattr(self, f.name, plain(getattr(self, f.name)))
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -170,21 +156,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _plain(value):
-    """numpy numbers as Python ones, paths as str, tuples as lists (nested too): a config stays JSON."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # A short run for the README's main job: RBM 32x32 prior on the packaged subset, 400 steps

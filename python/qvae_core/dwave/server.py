@@ -564,6 +564,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, content_type: str, document, headers: dict | None = None) -> None:
         """One response; the connection is closed after it if the request's body was not read."""
         payload = json.dumps(document).encode()
+        self.server.sapi._count_response(status)  # before the reply: a client that has it sees it counted
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -574,7 +575,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._linger = True
         self.end_headers()
         self.wfile.write(payload)
-        self.server.sapi._count_response(status)
 
 
 class _Inflater:

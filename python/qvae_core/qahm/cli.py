@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..dvae.cli import _at_least, _read_json, _run_directory, _write_json
+from .._commands import at_least, read_json, run_directory, write_json
 from .config import QUICK, QAHMConfig
 
 __all__ = ["register"]
@@ -45,8 +45,8 @@ def register(subparsers) -> None:
     evaluate = commands.add_parser("evaluate", help="test bound, accuracy, reconstruction error -> JSON")
     evaluate.add_argument("run", help="run directory or its checkpoint.pt")
     evaluate.add_argument("--data", help="USPS data (default: the run's)")
-    evaluate.add_argument("--num-images", type=_at_least(0), default=0, help="first N test images (0: all)")
-    evaluate.add_argument("--log-z-population", type=_at_least(20), default=4000,
+    evaluate.add_argument("--num-images", type=at_least(0), default=0, help="first N test images (0: all)")
+    evaluate.add_argument("--log-z-population", type=at_least(20), default=4000,
                           help="population of the log Z annealing")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json in the run directory)")
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     sample = commands.add_parser("sample", help="generated digits, their nearest training images and classes (PNG)")
     sample.add_argument("run", help="run directory or its checkpoint.pt")
     sample.add_argument("--data", help="USPS data for the nearest neighbours (default: the run's)")
-    sample.add_argument("--num-samples", type=_at_least(1), default=100)
+    sample.add_argument("--num-samples", type=at_least(1), default=100)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--output", help="directory of the PNG files (default: the run directory)")
     sample.set_defaults(func=_sample)
@@ -73,7 +73,7 @@ def _train(args) -> int:
     else:
         values = dict(QUICK) if args.quick else {}
         if args.config:
-            values.update(_read_json(args.config))
+            values.update(read_json(args.config))
         values.update(flags)
         trainer = Trainer(QAHMConfig.from_dict(values),
                           overwrite=args.overwrite or (args.quick and "output" not in flags))
@@ -86,7 +86,7 @@ def _train(args) -> int:
     paths, generated = _figures(trainer.model, trainer.data.train_pixels, trainer.output, c.seed,
                                 annealed=trainer.annealed_prior())
     metrics.update(generated)
-    _write_json(metrics, trainer.output / "evaluation.json")
+    write_json(metrics, trainer.output / "evaluation.json")
     _print(metrics)
     print("wrote " + ", ".join(str(p) for p in [trainer.output / "evaluation.json", *paths]))
     return 0
@@ -106,10 +106,10 @@ def _evaluate(args) -> int:
 
     config, model, data = _load(args)
     n = args.num_images or None
-    output = Path(args.output) if args.output else _run_directory(args.run) / "evaluation.json"
+    output = Path(args.output) if args.output else run_directory(args.run) / "evaluation.json"
     metrics = evaluate(model, data.test_pixels[:n], data.test_labels[:n], log_z_population=args.log_z_population,
                        classical=config.sampler != "qpu", seed=args.seed)
-    _write_json(metrics, output)
+    write_json(metrics, output)
     _print(metrics)
     print(f"wrote {output}")
     return 0
@@ -117,7 +117,7 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     config, model, data = _load(args)
-    directory = Path(args.output) if args.output else _run_directory(args.run)
+    directory = Path(args.output) if args.output else run_directory(args.run)
     paths, generated = _figures(model, data.train_pixels, directory, args.seed, args.num_samples)
     print(f"generated classes (0-9): {generated['generated_class_counts']}")
     print("wrote " + ", ".join(str(p) for p in paths))

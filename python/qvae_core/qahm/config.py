@@ -14,8 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from .._validation import MIN_POPULATION
-from ..dvae.config import _int_list, _option, _plain
+from ..annealing import MIN_POPULATION
+from .._fields import int_list, option, plain
 
 __all__ = ["QAHMConfig", "QUICK", "PRIORS", "SAMPLERS"]
 
@@ -29,39 +29,39 @@ DEFAULT_SWEEPS = {"pcd": 200, "pa": 5}
 class QAHMConfig:
     """Everything a QAHM run needs; stored in every checkpoint."""
 
-    data: str | None = _option(None, "USPS directory (zip.train.gz, zip.test.gz), zip.train[.gz] or .npz "
+    data: str | None = option(None, "USPS directory (zip.train.gz, zip.test.gz), zip.train[.gz] or .npz "
                                      "(default: the packaged subset of 1,000 + 500 images)")
-    train_size: int = _option(0, "use the first N training images (0: all)")
-    test_size: int = _option(0, "use the first N test images (0: all)")
-    hidden: list = _option([120, 60], "widths of the hidden layers, the last one under the prior (paper: 120,60)",
-                           _int_list)
-    prior: str = _option("embedded", "dense (a BM sampled as it is) | embedded (the BM through its minor "
+    train_size: int = option(0, "use the first N training images (0: all)")
+    test_size: int = option(0, "use the first N test images (0: all)")
+    hidden: list = option([120, 60], "widths of the hidden layers, the last one under the prior (paper: 120,60)",
+                           int_list)
+    prior: str = option("embedded", "dense (a BM sampled as it is) | embedded (the BM through its minor "
                                      "embedding) | gray-box (the physical model's parameters, Eq. 19)")
-    sampler: str = _option("pcd", "pcd (persistent block-Gibbs chains) | pa (population annealing) | qpu "
+    sampler: str = option("pcd", "pcd (persistent block-Gibbs chains) | pa (population annealing) | qpu "
                                   "(a D-Wave solver; embedded and gray-box priors)")
-    topology: str = _option("chimera:16", "working graph of the embedding: chimera:M[,N[,T]], pegasus:M, zephyr:M[,T] "
+    topology: str = option("chimera:16", "working graph of the embedding: chimera:M[,N[,T]], pegasus:M, zephyr:M[,T] "
                                           "or a topology .npz; with sampler qpu the solver's working graph")
-    embedding: str = _option("", "an embedding .npz (Embedding.save) to use instead of finding one")
-    chain_strength: float = _option(3.0, "chain strength c > 0: couplers inside a chain start at J = -c (Ising units)")
-    chain_break_method: str = _option("majority_vote", "majority_vote (Eq. 21) | discard | weighted_random")
-    negative_samples: int = _option(1000, "generator samples per iteration (paper: 1000): chains, population or reads")
-    sweeps: int = _option(0, "sweeps per iteration (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
-    qpu_solver: str = _option("", "qpu: solver name or JSON feature filters; empty: the configured solver")
-    beta_eff: float = _option(1.0, "qpu: inverse temperature the programmed problem is divided by")
-    epochs: int = _option(1000, "epochs to train to (paper: 1000)")
-    batch_size: int = _option(0, "images per wake-sleep iteration (0: all training images, as the paper)")
-    lr: float = _option(0.005, "learning rate of the vanilla gradient steps (paper: 0.005)")
-    lr_end: float = _option(0.0005, "learning rate reached at the last epoch, linearly from lr_constant_epochs")
-    lr_constant_epochs: int = _option(500, "epochs at lr before the linear decay (paper: 500)")
-    seed: int = _option(0, "seed of initialisation, data order, unit draws, embedding search and samplers")
-    output: str = _option("runs/qahm", "directory for checkpoint, metrics and images")
-    eval_every: int = _option(50, "epochs between test-set evaluations (bound, accuracy, reconstruction)")
-    checkpoint_every: int = _option(10, "epochs between checkpoints")
-    log_z_population: int = _option(1000, "population of the annealing runs that estimate log Z")
+    embedding: str = option("", "an embedding .npz (Embedding.save) to use instead of finding one")
+    chain_strength: float = option(3.0, "chain strength c > 0: couplers inside a chain start at J = -c (Ising units)")
+    chain_break_method: str = option("majority_vote", "majority_vote (Eq. 21) | discard | weighted_random")
+    negative_samples: int = option(1000, "generator samples per iteration (paper: 1000): chains, population or reads")
+    sweeps: int = option(0, "sweeps per iteration (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    qpu_solver: str = option("", "qpu: solver name or JSON feature filters; empty: the configured solver")
+    beta_eff: float = option(1.0, "qpu: inverse temperature the programmed problem is divided by")
+    epochs: int = option(1000, "epochs to train to (paper: 1000)")
+    batch_size: int = option(0, "images per wake-sleep iteration (0: all training images, as the paper)")
+    lr: float = option(0.005, "learning rate of the vanilla gradient steps (paper: 0.005)")
+    lr_end: float = option(0.0005, "learning rate reached at the last epoch, linearly from lr_constant_epochs")
+    lr_constant_epochs: int = option(500, "epochs at lr before the linear decay (paper: 500)")
+    seed: int = option(0, "seed of initialisation, data order, unit draws, embedding search and samplers")
+    output: str = option("runs/qahm", "directory for checkpoint, metrics and images")
+    eval_every: int = option(50, "epochs between test-set evaluations (bound, accuracy, reconstruction)")
+    checkpoint_every: int = option(10, "epochs between checkpoints")
+    log_z_population: int = option(1000, "population of the annealing runs that estimate log Z")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _plain(getattr(self, f.name)))
+            setattr(self, f.name, plain(getattr(self, f.name)))
         for name, choices in (("prior", PRIORS), ("sampler", SAMPLERS), ("chain_break_method", CHAIN_BREAK_METHODS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name}: expected one of {list(choices)}, got {getattr(self, name)!r}")

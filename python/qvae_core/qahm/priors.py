@@ -26,7 +26,7 @@ from torch import nn
 import qvae_core as q
 
 from .. import embedding as emb
-from ..models import _binary_from_ising
+from ..models import binary_from_ising
 
 __all__ = ["DensePrior", "GrayBoxPrior", "PRIOR_KINDS"]
 
@@ -40,7 +40,7 @@ def _ising_energy(s: torch.Tensor, h: torch.Tensor, edges: torch.Tensor, J: torc
 
 def _boltzmann_machine(h: torch.Tensor, edges: np.ndarray, J: torch.Tensor, colors=None) -> q.BoltzmannMachine:
     """The {0,1} model of an Ising form: E(z) = H(2z − 1) − constant (the constant cancels in p)."""
-    bias, weights, _ = _binary_from_ising(h.detach().double().numpy().copy(), edges, J.detach().double().numpy(), 0.0)
+    bias, weights, _ = binary_from_ising(h.detach().double().numpy().copy(), edges, J.detach().double().numpy(), 0.0)
     return q.BoltzmannMachine(bias, edges, weights, colors=colors)
 
 
