@@ -89,7 +89,7 @@ def test_intact_chains_have_exactly_the_logical_energy(name, model, embedding):
     states = all_states(model.num_units)
     physical = embedded.physical.energy(embedding.replicate(states)) + embedded.offset
     np.testing.assert_allclose(physical, model.energy(states), rtol=0, atol=1e-12)
-    # CONVENTIONS.md: in spin form the intact chains add exactly -c per chain coupler
+    # docs/conventions.md, "Embedding energies": in spin form the intact chains add exactly -c per chain coupler
     h, edges, J, _ = embedded.physical.to_ising()
     spins = 2.0 * embedding.replicate(states) - 1.0
     chain_energy = (spins[:, edges[:, 0]] * spins[:, edges[:, 1]])[:, embedding.intra_chain] @ J[embedding.intra_chain]

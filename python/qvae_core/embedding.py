@@ -1,5 +1,5 @@
 """Minor embedding of logical Boltzmann machines into a working graph (paper 004 Sec. IV, Eq. 19–21;
-CONVENTIONS.md, "Minor embedding"). Extra `dwave`: minorminer and dwave-system.
+docs/conventions.md, "Embedding energies"). Extra `dwave`: minorminer and dwave-system.
 
 A logical unit i becomes a chain C_i of qubits, connected by couplers; chains are disjoint and each
 logical edge (i, j) has at least one coupler between C_i and C_j. `find_embedding` finds chains
@@ -431,7 +431,7 @@ def uniform_torque_compensation(prefactor: float = 1.414):
 
 
 def embed(model, embedding: Embedding, chain_strength) -> EmbeddedModel:
-    """The physical model of `model` on `embedding` (module docstring; CONVENTIONS.md "Minor embedding").
+    """The physical model of `model` on `embedding` (module docstring; docs/conventions.md "Embedding energies").
 
     chain_strength: c > 0 in Ising units (each coupler inside a chain gets J = −c), or a callable
     (model, embedding) -> c such as uniform_torque_compensation(). Every edge of the model must be

@@ -1,4 +1,4 @@
-// Population annealing (CONVENTIONS.md, "Population annealing").
+// Population annealing (docs/conventions.md, "Population annealing").
 //
 // R replicas anneal theta_t = t * theta from t = 0 (uniform, log Z_0 = n log 2) to t = 1.
 // From t to t' replica i gets log-weight l_i = log p~_t'(z_i) - log p~_t(z_i), which is

@@ -1,5 +1,5 @@
 // Continuous-time path-integral Monte Carlo for quantum Boltzmann machines
-// (CONVENTIONS.md, "Continuous-time path integral").
+// (docs/conventions.md, "The path-integral weight (CT-QMC)").
 //
 // Each unit l has a periodic worldline z_l(tau), tau in [0,1); a path weighs
 // prod_kinks Gamma_l * exp(-beta * int_0^1 E(z(tau)) dtau), beta the inverse temperature of the

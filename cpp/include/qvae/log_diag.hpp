@@ -1,5 +1,5 @@
-// Clamped-slice estimates of log <z|e^{-H}|z> for a quantum Boltzmann machine (CONVENTIONS.md,
-// "Quantum PA on paths"; Eq. E4 of paper 000).
+// Clamped-slice estimates of log <z|e^{-H}|z> for a quantum Boltzmann machine (docs/conventions.md,
+// "Quantum annealing on paths"; Eq. E4 of paper 000).
 //
 // For each state z, population annealing on paths whose tau = 0 slice is clamped to z: they start
 // from the transverse-field reference with z(0) = z (log Z_0 = sum_l log cosh Gamma_l), keep that

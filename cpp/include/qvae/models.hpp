@@ -1,6 +1,6 @@
 // Model parameters laid out for the samplers (float32, padded, cache-friendly); models.cpp.
 //
-// Binary units z in {0,1}; E(z) = -sum_i b_i z_i - sum_(ij) w_ij z_i z_j (CONVENTIONS.md).
+// Binary units z in {0,1}; E(z) = -sum_i b_i z_i - sum_(ij) w_ij z_i z_j (docs/conventions.md, "Units and energies").
 // Energies are accumulated in double from the double-precision parameters kept alongside.
 #pragma once
 

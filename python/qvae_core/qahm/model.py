@@ -1,6 +1,6 @@
 """The quantum-assisted Helmholtz machine (paper 004 Sec. III–IV, Fig. 2) in PyTorch.
 
-Units are ±1 as in the paper (CONVENTIONS.md, "Helmholtz machine units"). The visible layer v is
+Units are ±1 as in the paper (docs/conventions.md, "Helmholtz-machine units"). The visible layer v is
 256 continuous pixels in [−1, 1] and 10 one-hot ±1 class units; hidden layers u^1 … u^L are
 stochastic binary (paper: 120 and 60), u^L being the deepest, whose prior P(u^L) is a Boltzmann
 machine (qahm.priors). Every stochastic layer is a sigmoid layer (Eq. 12–14):
