@@ -79,7 +79,7 @@ def test_every_preset_is_a_valid_config_citing_its_row():
         TrainConfig(**preset_values(name))
         assert p.source.startswith(("paper 000, Table I,", "paper 000, Table II,", "paper 001, Table I,")), name
         assert set(p.unprinted) <= set(p.values) | {"decoder_hidden"}, name
-    assert sorted(n for t in TABLES.values() for n in t.rows) == sorted(PRESETS)
+    assert sorted(n for t in TABLES.values() for n in t.rows if t.name != "results") == sorted(PRESETS)
     values = preset_values("paper001-I-chimera-pa")
     values["kd_schedule"][0][0] = 99
     assert PRESETS["paper001-I-chimera-pa"].values["kd_schedule"][0][0] == 1  # a copy: the preset is unchanged
@@ -176,3 +176,15 @@ def test_experiments_command_writes_a_qvae_table(tmp_path, capsys):
                          .read_text())
     assert results["metrics"]["q_elbo"] < results["metrics"]["elbo"]  # the Q-ELBO is the looser bound
     assert "the valid split," in out  # Table II is on the validation set
+
+
+def test_the_results_table_compares_priors_on_the_test_split_with_three_seeds(tmp_path):
+    assert (TABLES["results"].split, TABLES["results"].seeds) == ("test", 3)
+    budget = Budget(epochs=1, seeds=2, overrides=SMALL, importance_samples=3, log_z_population=100,
+                    log_diag_population=50)
+    text = run_table("results", budget, output=tmp_path, rows=["rbm-16x16", "qbm-16x16-gamma1"],
+                     log=lambda line: None)
+    rbm, qbm = (next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+                for name in ("rbm-16x16", "qbm-16x16-gamma1"))
+    assert rbm.count(" ± ") == 3 and rbm.count("| — |") == 3  # ELBO, Q-ELBO, LL; no paper numbers
+    assert qbm.count(" ± ") == 2 and qbm.endswith("| — | — |")  # no LL for a QBM prior

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-__all__ = ["Preset", "PRESETS", "TABLES", "PaperTable", "preset", "preset_values"]
+__all__ = ["Preset", "PRESETS", "TABLES", "PaperTable", "preset", "preset_values", "row_values", "ROWS"]
 
 STATIC_MNIST = "statically binarised MNIST (binarized_mnist.npz)"
 DYNAMIC_MNIST = "MNIST grey levels, binarised afresh at each use (the IDX files)"
@@ -164,6 +164,31 @@ def _paper001_table_i() -> list:
 
 PRESETS = {p.name: p for p in [*_paper000_table_i(), *_paper000_table_ii(), *_paper001_table_i()]}
 
+# --- docs/results.md: the priors side by side at one small budget (rows of no paper; not in PRESETS) ---
+COMMON = {
+    "batch_size": 200, "lr": 3e-3, "lr_decay": 0.9, "min_lr": 1e-4, "beta_start": 1.0, "beta_end": 10.0,
+    "groups": 8, "encoder_hidden": [256, 256], "decoder_hidden": [256], "negative_samples": 1000, "sweeps": 200,
+}
+RUNS = {
+    "bernoulli-32": {"prior": "bernoulli", "latent": "32"},
+    "bernoulli-64": {"prior": "bernoulli", "latent": "64"},
+    "bernoulli-128": {"prior": "bernoulli", "latent": "128"},
+    "rbm-16x16": {"prior": "rbm", "latent": "16x16"},
+    "rbm-32x32": {"prior": "rbm", "latent": "32x32"},
+    "rbm-64x64": {"prior": "rbm", "latent": "64x64"},
+    # the importance-weighted bound L_{5,1} as the training objective instead of the ELBO
+    "rbm-64x64-k5": {"prior": "rbm", "latent": "64x64", "kd_schedule": [[5, 1]]},
+    # CT-QMC chains cost ~10x a Gibbs sweep at these fields: 1000 chains x 20 sweeps per step
+    "qbm-16x16-gamma1": {"prior": "rbm", "latent": "16x16", "gamma": 1.0, "sweeps": 20},
+    "qbm-16x16-gamma2": {"prior": "rbm", "latent": "16x16", "gamma": 2.0, "sweeps": 20},
+}
+COMPARISON = {
+    name: Preset(name, "docs/results.md (no paper row)",
+                 {**COMMON, **values, "epochs": 10, "final_importance_samples": 1000}, {}, STATIC_MNIST)
+    for name, values in RUNS.items()
+}
+ROWS = {**PRESETS, **COMPARISON}  # what a table's row may name
+
 TABLES = {
     "paper000-I": PaperTable(
         "paper000-I",
@@ -184,6 +209,12 @@ TABLES = {
         "(K = 1000), mean and standard error over 5 training runs",
         ("paper001-I-chimera-pa", "paper001-I-bernoulli-pa"), "test", ("ll",), seeds=5,
     ),
+    "results": PaperTable(
+        "results",
+        "docs/results.md: Bernoulli, RBM and QBM priors side by side at one small budget on statically binarised "
+        "MNIST, on the test set (LL with K = 1000 for classical priors; for QBMs the true ELBO and the Q-ELBO)",
+        tuple(COMPARISON), "test", ("elbo", "q_elbo", "ll"), seeds=3,
+    ),
 }
 
 
@@ -197,3 +228,8 @@ def preset(name: str) -> Preset:
 def preset_values(name: str) -> dict:
     """The TrainConfig fields of preset `name` (a fresh copy), with output runs/NAME."""
     return {**copy.deepcopy(preset(name).values), "output": f"runs/{name}"}
+
+
+def row_values(name: str) -> dict:
+    """The TrainConfig fields of a table's row `name` (a paper preset or a docs/results.md run), a fresh copy."""
+    return copy.deepcopy(ROWS[name].values)
