@@ -1,5 +1,5 @@
 """The tables of experiments: the papers' (presets.py: paper 000 Tables I-II, paper 001 Table I) and
-the comparison of docs/results.md (Bernoulli, RBM and QBM priors at one small budget).
+the comparison of docs/results.md (Bernoulli, RBM and QBM priors at one small budget)::
 
     qvae-core experiments --table paper000-I | paper000-II | paper001-I | results \
         [--epochs N] [--seeds S] [--data PATH] [--output runs/experiments] [--set FIELD=VALUE ...]

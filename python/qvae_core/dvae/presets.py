@@ -4,10 +4,10 @@ Each preset sets every TrainConfig field that one row of a paper's table fixes, 
 keeps the numbers the paper printed for it, so `qvae-core experiments --table ...` can set ours
 beside them. Papers (../shared/papers of the project):
 
-    paper 000  Khoshaman, Vinci et al. 2018, "Quantum variational autoencoder": Sec. IV C (DVAE
+    paper 000  Khoshaman, Vinci et al. 2018, "Quantum Variational Autoencoder": Sec. IV C (DVAE
                set-up), Table I (DVAE, RBM priors), Sec. V and Table II (QVAE, QBM priors);
-    paper 001  Vinci et al. 2019, "A path towards quantum advantage in training deep generative models
-               with quantum annealers": Sec. III, Table I and App. A (convolutional VAE, L_{K,D}).
+    paper 001  Vinci et al. 2019, a QVAE trained with D-Wave 2000Q annealers: Sec. III, Table I and
+               App. A (convolutional VAE, L_{K,D}).
 
 Where a paper does not print a value a row needs, the preset takes the one named in `unprinted`
 with the reason; nothing else is a choice of ours. Presets name no data file: paper 000 used
@@ -120,7 +120,7 @@ _PAPER001 = {
     "encoder": "conv", "encoder_hidden": [144, 144], "decoder_hidden": [],  # Fig. 12(c): dense1 = 144 144
     "groups": 2,  # Sec. III B, Fig. 7: "the two hierarchical groups (z1, z2)"
     "smoothing": "concrete", "beta_start": 7.0, "beta_end": 7.0,  # "we fixed ... tau = 1/7 throughout the training"
-    "batch_size": 100,  # App. A: "batches of size 100"
+    "batch_size": 100,  # App. A: "batches of size 100" (Sec. III: "typically ... a batch size of 1000")
     # "initial learning rate of 3e-3, exponentially decaying to a minimum learning rate of 1e-4 after 1800 epochs"
     "lr": 3e-3, "lr_decay": (1e-4 / 3e-3) ** (1 / 1800), "min_lr": 1e-4,
     "kl_warmup_epochs": 200.0,  # "linearly annealed the KL term from zero to its full value within 200 epochs"
