@@ -192,25 +192,6 @@ def test_a_new_run_replaces_an_old_one_only_when_asked(tmp_path):
     assert load_checkpoint(tmp_path)[0].seed == 1
 
 
-def test_experiments_resume_only_their_own_run(tmp_path, monkeypatch, capsys):
-    from qvae_core.dvae import experiments
-
-    monkeypatch.setattr(experiments, "COMMON", {**TINY, "train_size": 100, "valid_size": 50, "latent": "4x4"})
-    monkeypatch.setattr(experiments, "RUNS", {"tiny": {"prior": "rbm"}})
-    flags = ["--output", str(tmp_path), "--ll-images", "10", "--importance-samples", "5",
-             "--log-z-population", "100"]
-    experiments.main([*flags, "--epochs", "1"])
-    with pytest.raises(ValueError, match=r"tiny holds another run \(seed 0 \(asked 1\)\)"):
-        experiments.main([*flags, "--epochs", "1", "--seed", "1"])  # its results are another seed's
-    (tmp_path / "tiny" / "results.json").unlink()
-    with pytest.raises(ValueError, match=r"seed 0 \(asked 1\)"):
-        experiments.main([*flags, "--epochs", "2", "--seed", "1"])  # so is its checkpoint
-    experiments.main([*flags, "--epochs", "2"])  # its own seed: resumed to epoch 2
-    assert json.loads((tmp_path / "tiny" / "results.json").read_text())["epoch"] == 2
-    assert len((tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()) == 2
-    assert "| tiny | 8 |" in capsys.readouterr().out
-
-
 def test_commands_register_without_torch():
     code = "import sys, qvae_core.cli, qvae_core.dvae.cli; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

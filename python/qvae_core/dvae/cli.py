@@ -13,6 +13,7 @@ from pathlib import Path
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from .._commands import at_least, read_json, run_directory, write_json
 from .config import QUICK, TrainConfig
+from .presets import PRESETS, TABLES, preset_values
 
 __all__ = ["register"]
 
@@ -21,9 +22,11 @@ def register(subparsers) -> None:
     """Add the train, evaluate and sample subcommands to the `qvae-core` parser."""
     train = subparsers.add_parser(
         "train",
-        help="train a DVAE/QVAE (flags or --config JSON; --quick for a short run; --resume)",
-        description="Train a DVAE/QVAE. Values come from --quick, then --config, then the flags.",
+        help="train a DVAE/QVAE (flags or --config JSON; --quick for a short run; --preset for a paper's; --resume)",
+        description="Train a DVAE/QVAE. Values come from --quick or --preset, then --config, then the flags.",
     )
+    train.add_argument("--preset", help="a row of a paper's table (--list-presets); flags given override it")
+    train.add_argument("--list-presets", action="store_true", help="print the presets with their sources and exit")
     train.add_argument("--config", help="JSON file of config fields")
     train.add_argument("--quick", action="store_true",
                        help="short preset run on the packaged subset (without --output, replaces its earlier run)")
@@ -33,15 +36,35 @@ def register(subparsers) -> None:
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         train.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
-            type=f.metadata["parse"] or (str if default is None else type(default)),
+            type=_field_type(f),
             default=argparse.SUPPRESS,  # only flags given override --quick and --config
-            help=f"{f.metadata['help']} (default: {default})",
+            help=f"{f.metadata['help']} (default: {_field_default(f)})",
         )
     train.set_defaults(func=_train)
+
+    experiments = subparsers.add_parser(
+        "experiments", help="run a paper's table (every row x seed, resumable) and write ours beside its numbers",
+        description="Train every row of a paper's table (presets; --list-presets of train) once per seed, resuming "
+                    "what --output holds, evaluate each on the split the paper reports, and write OUTPUT/TABLE.md "
+                    "with the paper's numbers beside ours (mean ± standard error over seeds).")
+    experiments.add_argument("--table", required=True, choices=sorted(TABLES))
+    experiments.add_argument("--epochs", type=at_least(1), help="epochs of every row (default: the paper's)")
+    experiments.add_argument("--seeds", type=at_least(1), help="training runs per row, seeds 0..S-1 "
+                                                                "(default: as many as the paper averaged)")
+    experiments.add_argument("--output", default="runs/experiments", help="directory of the runs and TABLE.md")
+    experiments.add_argument("--data", help="dataset (default: $QVAE_DATA, else the packaged subset)")
+    experiments.add_argument("--rows", nargs="+", metavar="PRESET", help="only these rows of the table")
+    experiments.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
+                             help="a config field set in every row (a smaller budget: train_size=1000); repeatable")
+    experiments.add_argument("--importance-samples", type=at_least(1), help="K of the LL (default: the paper's)")
+    experiments.add_argument("--eval-images", type=at_least(0), default=0, help="first N images of the split (0: all)")
+    experiments.add_argument("--log-z-population", type=at_least(MIN_POPULATION), default=10_000)
+    experiments.add_argument("--log-diag-population", type=at_least(MIN_POPULATION), default=200,
+                             help="QBM: population of log_diag for the true ELBO")
+    experiments.set_defaults(func=_experiments)
 
     evaluate = subparsers.add_parser("evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON")
     evaluate.add_argument("checkpoint", help="checkpoint.pt or a run directory")
@@ -66,21 +89,30 @@ def register(subparsers) -> None:
 
 
 def _train(args) -> int:
+    if args.list_presets:
+        _list_presets()
+        return 0
+    if args.quick and args.preset:
+        raise ValueError("--quick and --preset: choose one")
+    start = preset_values(args.preset) if args.preset is not None else dict(QUICK) if args.quick else {}
+
     from .train import Trainer
 
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
         if args.config or args.overwrite:
             raise ValueError("--resume continues the saved run: --config and --overwrite do not apply")
-        output = flags.pop("output", QUICK["output"] if args.quick else TrainConfig.output)
+        output = flags.pop("output", start.get("output", TrainConfig.output))
         trainer = Trainer.resume(output, **flags)  # which refuses flags that would change the run
     else:
-        values = dict(QUICK) if args.quick else {}
+        values = start
         if args.config:
             values.update(read_json(args.config))
         values.update(flags)
         # --quick is a demonstration: run again into its own directory, it replaces its earlier run
         trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or (args.quick and "output" not in flags))
+    if args.preset is not None:
+        print(f"preset {args.preset}: {PRESETS[args.preset].source}; the paper's data: {PRESETS[args.preset].data}")
     print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
     trainer.fit(progress=not args.no_progress)
     # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults
@@ -91,6 +123,47 @@ def _train(args) -> int:
                          seed=trainer.config.seed)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _field_default(f):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _field_type(f):
+    """How a TrainConfig field's value is read from the command line."""
+    return f.metadata["parse"] or (str if _field_default(f) is None else type(_field_default(f)))
+
+
+def _overrides(pairs: list) -> dict:
+    """['train_size=1000', ...] -> {'train_size': 1000, ...}, each value read as its field's flag is."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise ValueError(f"--set: expected FIELD=VALUE with a config field, got {pair!r}")
+        try:
+            values[name] = _field_type(fields[name])(text)
+        except ValueError:
+            raise ValueError(f"--set: {pair!r} is not a valid value of {name}") from None
+    return values
+
+
+def _experiments(args) -> int:
+    from .experiments import Budget, run_table
+
+    budget = Budget(epochs=args.epochs, seeds=args.seeds, data=args.data, overrides=_overrides(args.overrides),
+                    importance_samples=args.importance_samples, eval_images=args.eval_images,
+                    log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
+    print(run_table(args.table, budget, args.output, args.rows, log=lambda line: print(line, flush=True)))
+    print(f"wrote {Path(args.output) / (args.table + '.md')}")
+    return 0
+
+
+def _list_presets() -> None:
+    for name, p in PRESETS.items():
+        print(f"{name:<30} {p.source}")
 
 
 def _evaluate(args) -> int:

@@ -1,22 +1,23 @@
-"""The runs behind docs/results.md: DVAEs with Bernoulli and RBM priors (one RBM 64x64 also trained on
-the importance-weighted bound with K = 5) and QVAEs with a 16x16 QBM at Γ ∈ {1, 2} (Γ = 0 is the
-RBM 16x16 run), all trained for the same number of epochs, then evaluated.
+"""The tables of experiments: the papers' (presets.py: paper 000 Tables I-II, paper 001 Table I) and
+the comparison of docs/results.md (Bernoulli, RBM and QBM priors at one small budget)::
 
-    python -m qvae_core.dvae.experiments --data ../shared/data/binarized_mnist.npz --epochs 10 \\
-        --output runs/results [--only rbm-16x16 ...]
+    qvae-core experiments --table paper000-I | paper000-II | paper001-I | results \
+        [--epochs N] [--seeds S] [--data PATH] [--output runs/experiments] [--set FIELD=VALUE ...]
 
-Each run trains in OUTPUT/NAME (resuming if a checkpoint is there) and is then evaluated once
-(OUTPUT/NAME/results.json): the ELBO (a QBM's Q-ELBO) on every validation image, and on the first
---ll-images images the ELBO again with the LL from --importance-samples draws per image (classical
-priors) or the true ELBO from log_diag (QBMs). Prints a Markdown table and the learning curves
-(validation ELBO, or Q-ELBO, after each epoch).
+run_table trains every row once per seed in OUTPUT/TABLE/ROW/seed-S (resuming a checkpoint there,
+refusing one of another run), evaluates it once on the split the paper reports (results.json there)
+and writes OUTPUT/TABLE.md: the paper's numbers beside ours, mean ± standard error over seeds.
+Each run's learning curve is its metrics.jsonl.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..torch_env import shorten_torch_spin
 
@@ -24,53 +25,23 @@ shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 
 from .config import TrainConfig  # noqa: E402
 from .evaluation import evaluate  # noqa: E402
-from .._training import CHECKPOINT, METRICS  # noqa: E402
+from .._training import CHECKPOINT  # noqa: E402
+from .presets import ROWS, TABLES, row_values  # noqa: E402
 from .train import Trainer  # noqa: E402
-
-COMMON = {
-    "batch_size": 200, "lr": 3e-3, "lr_decay": 0.9, "min_lr": 1e-4, "beta_start": 1.0, "beta_end": 10.0,
-    "groups": 8, "encoder_hidden": [256, 256], "decoder_hidden": [256], "negative_samples": 1000, "sweeps": 200,
-}
-RUNS = {
-    "bernoulli-32": {"prior": "bernoulli", "latent": "32"},
-    "bernoulli-64": {"prior": "bernoulli", "latent": "64"},
-    "bernoulli-128": {"prior": "bernoulli", "latent": "128"},
-    "rbm-16x16": {"prior": "rbm", "latent": "16x16"},
-    "rbm-32x32": {"prior": "rbm", "latent": "32x32"},
-    "rbm-64x64": {"prior": "rbm", "latent": "64x64"},
-    # the importance-weighted bound L_{5,1} as the training objective instead of the ELBO
-    "rbm-64x64-k5": {"prior": "rbm", "latent": "64x64", "kd_schedule": [[5, 1]]},
-    # CT-QMC chains cost ~10x a Gibbs sweep at these fields: 1000 chains x 20 sweeps per step
-    "qbm-16x16-gamma1": {"prior": "rbm", "latent": "16x16", "gamma": 1.0, "sweeps": 20},
-    "qbm-16x16-gamma2": {"prior": "rbm", "latent": "16x16", "gamma": 2.0, "sweeps": 20},
-}
+from ..seeds import RunStream, derived_seed  # noqa: E402
 
 
-def run(name: str, args) -> dict:
-    """Train (or finish) run `name`, then evaluate it once; returns its results."""
-    output = Path(args.output) / name
-    config = TrainConfig(**{**COMMON, **RUNS[name]}, data=args.data, epochs=args.epochs, seed=args.seed,
-                         output=str(output))
-    results_path = output / "results.json"
-    if results_path.exists():
-        results = json.loads(results_path.read_text())
-        _check_same_run(output, TrainConfig.from_dict(results["config"]), config)
-        if results["epoch"] == args.epochs:
-            return results
+def train_or_resume(config: TrainConfig, log=print) -> Trainer:
+    """The run of `config` trained in config.output to config.epochs: from its checkpoint if there is
+    one (refusing one of another run, _check_same_run), else from the start."""
+    output = Path(config.output)
     if (output / CHECKPOINT).exists():
-        trainer = Trainer.resume(output, epochs=args.epochs)
+        trainer = Trainer.resume(output, epochs=config.epochs)
         _check_same_run(output, trainer.config, config)
     else:
         trainer = Trainer(config)
-    trainer.fit(progress=False, log=lambda line: print(f"{name}: {line}", flush=True))
-    model, images = trainer.model, trainer.valid_images.numpy()
-    log_z = model.prior.log_partition(population=args.log_z_population, seed=1)
-    everything = evaluate(model, images, importance_samples=1, log_z=log_z, true_elbo=False, seed=2)
-    head = evaluate(model, images[: args.ll_images], importance_samples=args.importance_samples, log_z=log_z, seed=3)
-    results = {"name": name, "epoch": trainer.epoch, "all_images": everything, "head_images": head,
-               "config": trainer.config.to_dict()}
-    results_path.write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    trainer.fit(progress=False, log=log)
+    return trainer
 
 
 def _check_same_run(output: Path, saved: TrainConfig, wanted: TrainConfig) -> None:
@@ -83,54 +54,147 @@ def _check_same_run(output: Path, saved: TrainConfig, wanted: TrainConfig) -> No
         raise ValueError(f"output: {output} holds another run ({settings}); use another --output")
 
 
-def table(results: list) -> str:
-    """One row per run: the bounds on all validation images and on the first ones (LL, true QBM ELBO)."""
-    lines = ["| run | latent units | ELBO (all) | Q-ELBO (all) | ELBO (first) | LL (first) | log Z | active units |",
-             "|---" * 8 + "|"]
-    for r in results:
-        every, head = r["all_images"], r["head_images"]
-        quantum = "q_elbo" in every
-        lines.append(" | ".join([
-            f"| {r['name']}", str(every["num_latent"]),
-            "—" if quantum else f"{every['elbo']:.2f} ± {every['elbo_stderr']:.2f}",
-            f"{every['q_elbo']:.2f} ± {every['q_elbo_stderr']:.2f}" if quantum else "—",
-            f"{head['elbo']:.2f} ± {head['elbo_stderr']:.2f}",
-            "—" if quantum else f"{head['ll']:.2f} ± {head['ll_stderr']:.2f}",
-            f"{every['log_z']:.3f} ± {every['log_z_std']:.3f}", f"{every['active_units']} |",
-        ]))
+# --- the papers' tables ---
+_LABELS = {"elbo": "ELBO", "q_elbo": "Q-ELBO", "ll": "LL"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a table's runs may change from the presets, and how they are evaluated. epochs / seeds
+    None: the presets' / the paper's; overrides: TrainConfig fields set in every row (e.g. a smaller
+    train_size); importance_samples None: the preset's final_importance_samples (the paper's K);
+    eval_images 0: every image of the split."""
+
+    epochs: int | None = None
+    seeds: int | None = None
+    data: str | None = None
+    overrides: dict = field(default_factory=dict)
+    importance_samples: int | None = None
+    eval_images: int = 0
+    log_z_population: int = 10_000
+    log_diag_population: int = 200
+
+
+def split_images(trainer: Trainer, split: str) -> tuple[str, np.ndarray]:
+    """(the split evaluated, its 0/1 images) for the split a paper reports. The one place that reads a
+    split: the Dataset of this version holds training and validation images only, so a table that
+    reports the test split is evaluated on the validation images, and the results and the table say so."""
+    if split not in ("valid", "test"):
+        raise ValueError(f"split: expected 'valid' or 'test', got {split!r}")
+    return "valid", trainer.valid_images.numpy()
+
+
+def evaluate_row(trainer: Trainer, split: str, metrics: tuple, budget: Budget) -> dict:
+    """The metrics a table reports for one trained run, on `split` (split_images): the LL by
+    importance weighting with the run's K (its ELBO from the same draws), else the ELBO and, for a QBM,
+    the Q-ELBO from one draw per image (the true ELBO through log_diag; at Gamma = 0 the two are equal)."""
+    model, config = trainer.model, trainer.config
+    evaluated, images = split_images(trainer, split)
+    if budget.eval_images:
+        images = images[: budget.eval_images]
+    seed = derived_seed(config.seed, RunStream.LOG_Z, trainer.epoch)
+    log_z = model.prior.log_partition(population=budget.log_z_population, seed=seed)
+    k = budget.importance_samples or config.final_importance_samples
+    values = evaluate(model, images, importance_samples=k if "ll" in metrics else 1, log_z=log_z,
+                      log_diag_population=budget.log_diag_population,
+                      seed=derived_seed(config.seed, RunStream.EVALUATION, trainer.epoch))
+    if "q_elbo" in metrics and "q_elbo" not in values:  # a classical prior: the Q-ELBO is the ELBO
+        values["q_elbo"], values["q_elbo_stderr"] = values["elbo"], values["elbo_stderr"]
+    return {**values, "split": evaluated}
+
+
+def row_config(table: str, name: str, seed: int, budget: Budget, output: Path) -> TrainConfig:
+    """The config of preset `name` with `seed` under `budget`, trained in OUTPUT/TABLE/NAME/seed-SEED."""
+    directory = Path(output) / table / name / f"seed-{seed}"
+    values = {**row_values(name), **budget.overrides, "data": budget.data, "seed": seed, "output": str(directory)}
+    if budget.epochs is not None:
+        values["epochs"] = budget.epochs
+    return TrainConfig(**values)
+
+
+def run_row(table: str, name: str, seed: int, budget: Budget, output: Path, log=print) -> dict:
+    """Train (or finish) preset `name` with `seed` in OUTPUT/TABLE/NAME/seed-SEED, then evaluate it
+    once as the table reports (evaluate_row); results.json there keeps the result, and is reused while
+    the run and the evaluation asked for are the ones it holds."""
+    spec = TABLES[table]
+    config = row_config(table, name, seed, budget, output)
+    directory = Path(config.output)
+    evaluation = {"split": spec.split, "metrics": list(spec.metrics), "eval_images": budget.eval_images,
+                  "importance_samples": budget.importance_samples or config.final_importance_samples,
+                  "log_z_population": budget.log_z_population, "log_diag_population": budget.log_diag_population}
+    results_path = directory / "results.json"
+    if results_path.exists():
+        results = json.loads(results_path.read_text())
+        _check_same_run(directory, TrainConfig.from_dict(results["config"]), config)
+        if results["epoch"] == config.epochs and results["evaluation"] == evaluation:
+            return results
+    trainer = train_or_resume(config, log=lambda line: log(f"{name} seed {seed}: {line}"))
+    results = {"name": name, "seed": seed, "epoch": trainer.epoch, "data": trainer.data.source,
+               "evaluation": evaluation,
+               "metrics": evaluate_row(trainer, spec.split, spec.metrics, budget), "config": trainer.config.to_dict()}
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def run_table(table: str, budget: Budget = Budget(), output="runs/experiments", rows=None, log=print) -> str:
+    """Run every row of paper table `table` (TABLES) for each seed 0 .. seeds-1, resuming what OUTPUT
+    already holds, and write OUTPUT/TABLE.md: the paper's numbers beside ours (mean ± standard error
+    over seeds). Returns the Markdown."""
+    if table not in TABLES:
+        raise ValueError(f"table: expected one of {sorted(TABLES)}, got {table!r}")
+    spec = TABLES[table]
+    rows = list(spec.rows if rows is None else rows)
+    unknown = [r for r in rows if r not in spec.rows]
+    if unknown or not rows:
+        raise ValueError(f"rows: {unknown or rows} not rows of {table} (its rows: {', '.join(spec.rows)})")
+    seeds = spec.seeds if budget.seeds is None else budget.seeds
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds: expected an integer >= 1, got {seeds!r}")
+    for key in budget.overrides:
+        if key in ("seed", "output", "data", "epochs"):
+            raise ValueError(f"overrides: {key} is set by the table's own arguments (seeds, output, data, epochs)")
+    output = Path(output)
+    for name in rows:  # every config checked before anything is written
+        for seed in range(seeds):
+            row_config(table, name, seed, budget, output)
+    results = {name: [run_row(table, name, seed, budget, output, log) for seed in range(seeds)] for name in rows}
+    text = paper_table(table, results, budget)
+    (output / f"{table}.md").write_text(text + "\n")
+    return text
+
+
+def _over_seeds(values: list) -> str:
+    """mean ± standard error over seeds (the sample standard deviation / sqrt(seeds))."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 1:
+        return f"{values[0]:.2f} (1 seed)"
+    return f"{values.mean():.2f} ± {values.std(ddof=1) / math.sqrt(values.size):.2f}"
+
+
+def paper_table(table: str, results: dict, budget: Budget) -> str:
+    """Markdown: a row per preset, the paper's number and ours for each metric the table reports."""
+    spec = TABLES[table]
+    first = next(iter(results.values()))[0]
+    evaluated = first["metrics"]["split"]
+    split_note = (f"the {evaluated} split" if evaluated == spec.split else
+                  f"the {evaluated} split (the paper reports {spec.split}; this version's data has no "
+                  f"{spec.split} split)")
+    k = first["evaluation"]["importance_samples"]
+    lines = [f"## {table}", "", spec.caption + ".", "",
+             f"Ours: evaluated on {split_note}, "
+             + (f"{first['metrics']['num_images']} images" + (f", LL with K = {k}" if "ll" in spec.metrics else ""))
+             + f"; data {first['data']}"
+             + (f"; overrides {json.dumps(budget.overrides)}" if budget.overrides else "") + ".", ""]
+    header = ["row", "source", "epochs (paper)", "seeds"]
+    for metric in spec.metrics:
+        header += [f"{_LABELS[metric]} (paper)", f"{_LABELS[metric]} (ours)"]
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name, runs in results.items():
+        preset = ROWS[name]
+        cells = [name, preset.source, f"{runs[0]['epoch']} ({preset.values['epochs']})", str(len(runs))]
+        for metric in spec.metrics:
+            ours = [r["metrics"][metric] for r in runs if metric in r["metrics"]]  # a QBM's LL is not estimated
+            cells += [preset.reported.get(metric, "—"), _over_seeds(ours) if ours else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-
-def curves(output: Path, names: list) -> str:
-    """Validation ELBO (Q-ELBO for QBMs) after each epoch, one column per run."""
-    series = {}
-    for name in names:
-        lines = (output / name / METRICS).read_text().splitlines()
-        series[name] = {m["epoch"]: m.get("val_elbo", m.get("val_q_elbo")) for m in map(json.loads, lines)}
-    epochs = sorted({e for s in series.values() for e in s})
-    rows = ["| epoch | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for e in epochs:
-        rows.append(f"| {e} | " + " | ".join(f"{series[n][e]:.2f}" if e in series[n] else "" for n in names) + " |")
-    return "\n".join(rows)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="dataset path (default: $QVAE_DATA, else the packaged subset)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run (a run in --output with another seed is refused)")
-    parser.add_argument("--output", default="runs/results")
-    parser.add_argument("--only", nargs="*", choices=sorted(RUNS), help="runs to do (default: all)")
-    parser.add_argument("--ll-images", type=int, default=1000)
-    parser.add_argument("--importance-samples", type=int, default=1000)
-    parser.add_argument("--log-z-population", type=int, default=10_000)
-    args = parser.parse_args(argv)
-    names = args.only or list(RUNS)
-    results = [run(name, args) for name in names]
-    print(table(results))
-    print()
-    print(curves(Path(args.output), names))
-
-
-if __name__ == "__main__":
-    main()
