@@ -195,7 +195,8 @@ def test_every_npz_loader_checks_declared_sizes(tmp_path):
     huge = [("train", (10**9, 784), "u1", 100), ("valid", (10**9, 784), "u1", 100)]
     with pytest.raises(ValueError, match=r"data\.npz.*declares shape \(1000000000, 784\)"):
         load_dataset(_lying_npz(tmp_path / "data.npz", huge))
-    usps = [(f"{split}_{kind}", (10**10, 256), "<i4", 8) for split in ("train", "test") for kind in ("pixels", "labels")]
+    usps = [(f"{split}_{kind}", (10**10, 256), "<i4", 8) for split in ("train", "test")
+            for kind in ("pixels", "labels")]
     with pytest.raises(ValueError, match=r"usps\.npz.*declares shape"):
         load_usps(_lying_npz(tmp_path / "usps.npz", usps))
     with pytest.raises(ValueError, match=r"embedding\.npz.*declares shape"):

@@ -20,8 +20,8 @@ import time
 import weakref
 from pathlib import Path
 
-__all__ = ["CHECKPOINT", "METRICS", "LOCK", "RunLock", "Progress", "start_run", "append_metrics", "truncate_metrics", "save_atomically",
-           "read_checkpoint", "check_resumable", "check_epochs"]
+__all__ = ["CHECKPOINT", "METRICS", "LOCK", "RunLock", "Progress", "start_run", "append_metrics", "truncate_metrics",
+           "save_atomically", "read_checkpoint", "check_resumable", "check_epochs"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
