@@ -6,7 +6,7 @@ import pytest
 from conftest import assert_within_sigma, ising_energy, local_solvers, qp_job
 
 import qvae_core as q
-from qvae_core.dwave.emulator import Problem, QPUEmulator
+from qvae_core.dwave.emulator import Problem, QPUEmulator, Sampleset
 from qvae_core.dwave.faults import Faults
 from qvae_core.dwave.jobs import JobError, parse_job
 from qvae_core.dwave.solvers import LocalSolver
@@ -66,7 +66,18 @@ def test_emulator_answers_histograms_and_max_answers(chimera):
     np.testing.assert_array_equal(cut.states, answer.states[:3])
     assert cut.timing == answer.timing and cut.timing["qpu_anneal_time_per_sample"] == 20.0
     half = answer.first_reads(250)
-    assert half.num_occurrences.sum() <= 250 and len(half.states) < len(answer.states)
+    assert half.num_occurrences.sum() == 250 and len(half.states) < len(answer.states)
+    np.testing.assert_array_equal(half.states, answer.states[:len(half.states)])
+
+
+def test_a_truncated_histogram_keeps_its_first_reads_even_when_one_answer_holds_more():
+    # (an answer whose first state occurred more often than the reads kept once came back empty)
+    answer = Sampleset(np.array([[1, 0], [0, 1]], np.int8), np.array([-1.0, 1.0]), np.array([6, 4]), {})
+    first = answer.first_reads(5)
+    np.testing.assert_array_equal(first.states, [[1, 0]])
+    np.testing.assert_array_equal(first.num_occurrences, [5])
+    assert first.first_reads(50).num_occurrences.sum() == 5
+    np.testing.assert_array_equal(answer.first_reads(7).num_occurrences, [6, 1])
 
 
 # ---- job validation ------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 exact resume, the `qvae-core qahm` commands and their errors."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +165,21 @@ def test_resume_refuses_to_change_the_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["qahm", "train", "--resume", "--output", out, "--hidden", "8,4"]) == 2
     assert "hidden: fixed by the saved run" in capsys.readouterr().err
+    assert main(["qahm", "train", "--resume", "--output", out, "--epochs", "2", "--no-progress"]) == 0
+    assert main(["qahm", "train", "--resume", "--output", out, "--epochs", "1"]) == 2  # saved at epoch 2
+    assert "saved at epoch 2" in capsys.readouterr().err
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qvae_core._training import RunLock; "
+                               f"lock = RunLock({out!r}); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for args in (["train", "--resume", "--output", out, "--epochs", "3"], ["sample", out],
+                     ["train", *ARGS, "--output", out, "--overwrite"]):
+            assert main(["qahm", *args]) == 2, args
+            assert f"in use by another run (pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.communicate()
     (Path(out) / "checkpoint.pt").write_bytes(b"garbage")
     assert main(["qahm", "evaluate", out]) == 2
     assert "checkpoint: " in capsys.readouterr().err

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._training import RunLock
+
 
 def at_least(minimum: int):
     """argparse type: an integer >= minimum."""
@@ -40,3 +42,10 @@ def write_json(metrics: dict, output: Path) -> None:
 def run_directory(checkpoint) -> Path:
     path = Path(checkpoint)
     return path if path.is_dir() else path.parent
+
+
+def lock_if_in_run(checkpoint, directory) -> RunLock | None:
+    """A RunLock on the run directory of `checkpoint` when the command writes into it (`directory` is
+    it): ValueError while a trainer runs there. None when the command writes elsewhere."""
+    run = run_directory(checkpoint)
+    return RunLock(run) if run.is_dir() and Path(directory).resolve() == run.resolve() else None

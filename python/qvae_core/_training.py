@@ -4,22 +4,82 @@ or load checkpoints.
 
 A run directory holds checkpoint.pt and metrics.jsonl (one JSON line per epoch, written before the
 checkpoint, so a resume drops the lines after it). A new run refuses a directory that holds a run
-unless it may overwrite it.
+unless it may overwrite it. A process that writes into a run directory holds RunLock on it (an OS
+lock on its run.lock file, which the OS drops when the process ends however it ends): a second
+process is refused, told the holder's pid.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 
-__all__ = ["CHECKPOINT", "METRICS", "Progress", "start_run", "append_metrics", "truncate_metrics", "save_atomically",
-           "read_checkpoint", "check_resumable"]
+__all__ = ["CHECKPOINT", "METRICS", "LOCK", "RunLock", "Progress", "start_run", "append_metrics", "truncate_metrics",
+           "save_atomically", "read_checkpoint", "check_resumable", "check_epochs"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+LOCK = "run.lock"
+
+
+class RunLock:
+    """An exclusive lock on the run directory `output` (created if missing), held while this object
+    lives or until release(): fcntl.flock on output/run.lock, which holds the holder's pid. Taken
+    again by the process that holds it, it is shared (one OS lock per directory and process); taken
+    by another process, ValueError naming the directory and the holder's pid. The OS releases the
+    lock when its process exits or is killed, so a stale run.lock file never blocks."""
+
+    _held: dict[str, list] = {}  # real path of a directory -> [open lock file, RunLocks holding it]
+    _guard = threading.Lock()
+
+    def __init__(self, output: Path):
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(output)
+        with self._guard:
+            entry = self._held.get(key)
+            if entry is None:
+                entry = self._held[key] = [_lock_file(output / LOCK), 0]
+            entry[1] += 1
+        self.release = weakref.finalize(self, RunLock._release, key)
+
+    @classmethod
+    def _release(cls, key: str) -> None:
+        with cls._guard:
+            entry = cls._held[key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del cls._held[key]
+                entry[0].close()  # (closing the file drops the lock)
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _lock_file(path: Path):
+    """`path` opened and locked (LOCK_EX, not waiting), our pid written in it; ValueError if held."""
+    file = open(path, "a+")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "unknown"
+        file.close()
+        raise ValueError(f"output: {path.parent} is in use by another run (pid {holder}, which holds "
+                         f"{path}); wait for it to end or choose another output") from None
+    file.truncate(0)
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    return file
 
 
 class Progress:
@@ -64,11 +124,28 @@ def append_metrics(output: Path, metrics: dict) -> None:
 
 
 def truncate_metrics(output: Path, epoch: int) -> None:
-    """Drop the metrics lines of epochs after `epoch` (written after the last checkpoint)."""
+    """Drop the metrics lines of epochs after `epoch` (written after the last checkpoint), and a last
+    line cut short by a crash; replaced atomically, so a crash here loses none of the others."""
     metrics = output / METRICS
     if metrics.exists():
-        lines = [line for line in metrics.read_text().splitlines() if json.loads(line)["epoch"] <= epoch]
-        metrics.write_text("".join(line + "\n" for line in lines))
+        kept = []
+        for line in metrics.read_text().splitlines():
+            try:
+                if json.loads(line)["epoch"] <= epoch:
+                    kept.append(line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                break  # a line the killed run never finished: nothing after it was written
+        tmp = metrics.with_suffix(".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, metrics)
+
+
+def check_epochs(epochs: int, saved_epoch: int, output) -> None:
+    """ValueError if a run saved at `saved_epoch` would resume to fewer `epochs` (it would train
+    nothing and its config would disagree with its checkpoint)."""
+    if epochs < saved_epoch:
+        raise ValueError(f"epochs: the run in {output} is saved at epoch {saved_epoch}; it resumes to at "
+                         f"least that many epochs, got {epochs}")
 
 
 def save_atomically(state: dict, path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import zipfile
 
 import numpy as np
 
@@ -76,6 +77,11 @@ def checkpoint_parts(checkpoint, keys) -> list:
     """The values of `keys` in a sampler checkpoint (a mapping, e.g. a loaded .npz)."""
     if not hasattr(checkpoint, "keys") or not hasattr(checkpoint, "__getitem__"):
         raise ValueError(f"checkpoint: expected a mapping of arrays, got {type(checkpoint).__name__}")
+    if isinstance(checkpoint, np.lib.npyio.NpzFile):  # (np.load(path) of a saved checkpoint)
+        try:
+            check_npz_members(checkpoint)
+        except ValueError as exc:
+            raise ValueError(f"checkpoint: {exc}") from None
     missing = [key for key in keys if key not in checkpoint.keys()]
     if missing:
         raise ValueError(f"checkpoint: missing {', '.join(missing)}")
@@ -165,3 +171,37 @@ def num_threads(value) -> int:
 
 def _fmt(shape) -> str:
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+
+
+def npz_archive(file) -> np.lib.npyio.NpzFile:
+    """np.load(file) (no pickles) as an .npz archive whose members are checked before any is read:
+    ValueError if it is not one, or if a member's header declares more data than the member holds
+    (a small file claiming a (10**12, 2) array would otherwise be allocated first)."""
+    archive = np.load(file, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    check_npz_members(archive)
+    return archive
+
+
+def check_npz_members(archive: np.lib.npyio.NpzFile) -> None:
+    """ValueError if a member of `archive` declares more data (its .npy header's shape and dtype, or
+    its zip entry's size) than the member holds; reads only the headers."""
+    for info in archive.zip.infolist():
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise ValueError(f"member {info.filename}: declares {info.file_size} bytes, stores {info.compress_size}")
+        if info.file_size > 1100 * info.compress_size + 1024:  # deflate inflates 1032-fold at most
+            raise ValueError(f"member {info.filename}: declares {info.file_size} bytes from {info.compress_size}")
+        with archive.zip.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f"member {info.filename}: .npy format version {version} is not read")
+            held = info.file_size - member.tell()
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > held:
+            raise ValueError(f"member {info.filename}: declares shape {shape} of {dtype} ({declared} bytes) "
+                             f"but holds {held} bytes")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import binary_states, edge_array, integer_array, positive_float, positive_int, seed_value
+from ._validation import binary_states, edge_array, integer_array, npz_archive, positive_float, positive_int, seed_value
 from .graphs import Topology, checked_parts, load_dwave_networkx
 from .models import RBM, BoltzmannMachine, binary_from_ising
 from .seeds import derived_seed
@@ -184,9 +184,7 @@ class Embedding:
             raise ValueError(f"path: expected a file name, got {type(path).__name__}")
         try:
             with open(path, "rb") as file:
-                data = np.load(file, allow_pickle=False)
-                if not isinstance(data, np.lib.npyio.NpzFile):
-                    raise ValueError("not an .npz archive")
+                data = npz_archive(file)  # (member sizes checked before reading)
                 if int(data["version"]) != _FORMAT_VERSION:
                     raise ValueError(f"format version {int(data['version'])}, expected {_FORMAT_VERSION}")
                 name = str(data["topology_name"])

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._validation import edge_array, integer_array, positive_float, positive_int, seed_value
+from ._validation import edge_array, integer_array, npz_archive, positive_float, positive_int, seed_value
 from .models import BoltzmannMachine
 
 __all__ = [
@@ -222,9 +222,7 @@ def load(path) -> Topology:
         raise ValueError(f"path: expected a file name, got {type(path).__name__}")
     try:
         with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
-            data = np.load(file, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+            data = npz_archive(file)  # (member sizes checked before reading)
             name, nodes, edges = str(data["name"]), np.asarray(data["nodes"]), np.asarray(data["edges"])
             colors = np.asarray(data["colors"]) if "colors" in data.files else None
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:

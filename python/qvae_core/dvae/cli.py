@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
-from .._commands import at_least, read_json, run_directory, write_json
+from .._commands import at_least, lock_if_in_run, read_json, run_directory, write_json
 from .config import QUICK, TrainConfig
 from .presets import PRESETS, TABLES, preset_values
 
@@ -171,6 +171,8 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate
     from .train import load_checkpoint
 
+    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "evaluation.json"
+    lock = lock_if_in_run(args.checkpoint, output.parent)  # held to the end of the command
     config, model, state = load_checkpoint(args.checkpoint)
     data = load_dataset(args.data if args.data is not None else config.data)
     if list(data.image_shape) != list(state["image_shape"]):
@@ -179,7 +181,6 @@ def _evaluate(args) -> int:
     images = data.binary_valid(seed=config.seed)
     if args.num_images:
         images = images[: args.num_images]
-    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "evaluation.json"
     metrics = evaluate(model, images, importance_samples=args.importance_samples, seed=args.seed,
                        log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
     write_json(metrics, output)
@@ -191,8 +192,9 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     from .train import load_checkpoint
 
-    _, model, state = load_checkpoint(args.checkpoint)
     output = Path(args.output) if args.output else run_directory(args.checkpoint) / "samples.png"
+    lock = lock_if_in_run(args.checkpoint, output.parent)  # held to the end of the command
+    _, model, state = load_checkpoint(args.checkpoint)
     path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
     print(f"wrote {path}")
     return 0

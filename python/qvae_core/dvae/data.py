@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import npz_archive
+
 __all__ = ["Dataset", "load_dataset", "PACKAGED_SUBSET", "DATA_ENV"]
 
 DATA_ENV = "QVAE_DATA"
@@ -107,9 +109,7 @@ def _load_directory(directory: Path) -> Dataset:
 def _load_npz(path: Path) -> Dataset:
     try:
         with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+            archive = npz_archive(file)  # (member sizes checked before reading)
             splits = {key: archive[key] for key in ("train", "valid") if key in archive.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"data: {path} is not a readable .npz archive ({exc})") from None

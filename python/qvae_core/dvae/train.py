@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._training import (CHECKPOINT, Progress, append_metrics, check_resumable, read_checkpoint,
-                         save_atomically, start_run, truncate_metrics)
+from .._training import (CHECKPOINT, Progress, RunLock, append_metrics, check_epochs, check_resumable,
+                         read_checkpoint, save_atomically, start_run, truncate_metrics)
 from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
@@ -100,6 +100,7 @@ class Trainer:
         self.train_images = torch.from_numpy(self.data.train)
         self.valid_images = torch.from_numpy(self.data.binary_valid(seed=config.seed))
         self.output = Path(config.output)
+        self.run_lock: RunLock | None = None  # held from fit() or resume() on: one run per directory
         self.epoch = 0
         self.step = 0
         self._log_z = None  # (step, (log Z, its SE)) of the last validation
@@ -181,6 +182,7 @@ class Trainer:
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
         c = self.config
+        self.run_lock = self.run_lock or RunLock(self.output)  # (ValueError if another process runs in it)
         if self.epoch == 0:  # a new run: the directory must not hold another one, unless replaced
             start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
@@ -235,9 +237,12 @@ class Trainer:
         copied there). `overrides` may change the fields of RESUMABLE (e.g. epochs); the others
         define the saved run. Metrics lines written after the checkpoint are dropped."""
         check_resumable(overrides, RESUMABLE, output)
+        lock = RunLock(output) if Path(output).is_dir() else None  # (a missing run: _read_checkpoint says so)
         state = _read_checkpoint(Path(output) / CHECKPOINT)
         config = TrainConfig.from_dict({**state["config"], **overrides, "output": str(output)})
+        check_epochs(config.epochs, state["epoch"], output)
         trainer = cls(config, dataset, sampler=sampler)
+        trainer.run_lock = lock
         trainer.load_state_dict(state)
         truncate_metrics(Path(config.output), trainer.epoch)
         return trainer

@@ -69,10 +69,12 @@ class Sampleset(NamedTuple):
     timing: dict
 
     def first_reads(self, count: int) -> Sampleset:
-        """The answers whose cumulated occurrences stay within `count` reads (a truncated answer)."""
-        keep = np.cumsum(self.num_occurrences) <= count
+        """The first `count` reads (all of them if fewer): the answers reached before them, the last one's
+        occurrences cut at `count` (a truncated answer; never an empty one, which a client cannot decode)."""
+        before = np.cumsum(self.num_occurrences) - self.num_occurrences
+        keep = before < count
         return self._replace(states=self.states[keep], energies=self.energies[keep],
-                             num_occurrences=self.num_occurrences[keep])
+                             num_occurrences=np.minimum(self.num_occurrences[keep], count - before[keep]))
 
 
 class QPUEmulator:

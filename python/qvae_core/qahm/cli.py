@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from .._commands import at_least, read_json, run_directory, write_json
+from .._commands import at_least, lock_if_in_run, read_json, run_directory, write_json
 from .config import QUICK, QAHMConfig
 
 __all__ = ["register"]
@@ -104,9 +104,10 @@ def _load(args):
 def _evaluate(args) -> int:
     from .evaluation import evaluate
 
+    output = Path(args.output) if args.output else run_directory(args.run) / "evaluation.json"
+    lock = lock_if_in_run(args.run, output.parent)  # held to the end of the command
     config, model, data = _load(args)
     n = args.num_images or None
-    output = Path(args.output) if args.output else run_directory(args.run) / "evaluation.json"
     metrics = evaluate(model, data.test_pixels[:n], data.test_labels[:n], log_z_population=args.log_z_population,
                        classical=config.sampler != "qpu", seed=args.seed)
     write_json(metrics, output)
@@ -116,8 +117,9 @@ def _evaluate(args) -> int:
 
 
 def _sample(args) -> int:
-    config, model, data = _load(args)
     directory = Path(args.output) if args.output else run_directory(args.run)
+    lock = lock_if_in_run(args.run, directory)  # held to the end of the command
+    config, model, data = _load(args)
     paths, generated = _figures(model, data.train_pixels, directory, args.seed, args.num_samples)
     print(f"generated classes (0-9): {generated['generated_class_counts']}")
     print("wrote " + ", ".join(str(p) for p in paths))

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import npz_archive
+
 __all__ = ["USPS", "load_usps", "PACKAGED_SUBSET", "IMAGE_SHAPE", "NUM_CLASSES"]
 
 PACKAGED_SUBSET = "usps_subset.npz"
@@ -110,9 +112,7 @@ def _load_npz(path: Path) -> USPS:
     keys = [f"{split}_{kind}" for split in _SPLITS for kind in ("pixels", "labels")]
     try:
         with open(path, "rb") as file:
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+            archive = npz_archive(file)  # (member sizes checked before reading)
             arrays = {key: np.asarray(archive[key]) for key in keys}
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"data: {path} is not a USPS .npz archive with {', '.join(keys)} ({exc})") from None

@@ -25,8 +25,8 @@ import qvae_core as q
 
 from .. import embedding as emb
 from .._validation import binary_states
-from .._training import (CHECKPOINT, Progress, append_metrics, check_resumable, read_checkpoint, save_atomically,
-                         start_run, truncate_metrics)
+from .._training import (CHECKPOINT, Progress, RunLock, append_metrics, check_epochs, check_resumable,
+                         read_checkpoint, save_atomically, start_run, truncate_metrics)
 from ..dvae.samplers import PersistentChains, PopulationAnnealing
 from ..seeds import RunStream, derived_seed
 from .config import QAHMConfig, topology_spec
@@ -162,6 +162,7 @@ class Trainer:
         self.train_pixels = torch.from_numpy(self.data.train_pixels)
         self.train_classes = torch.from_numpy(one_hot(self.data.train_labels))
         self.output = Path(config.output)
+        self.run_lock: RunLock | None = None  # held from fit() or resume() on: one run per directory
         self.epoch = 0
         self.step = 0
         self._annealed = None  # (step, AnnealResult) of the last annealed_prior()
@@ -243,6 +244,7 @@ class Trainer:
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
         """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
         c = self.config
+        self.run_lock = self.run_lock or RunLock(self.output)  # (ValueError if another process runs in it)
         if self.epoch == 0:
             start_run(self.output, self.overwrite, "Trainer.resume, qvae-core qahm train --resume")
             if self.embedding is not None:
@@ -284,9 +286,12 @@ class Trainer:
         fields of RESUMABLE. Metrics lines written after the checkpoint are dropped."""
         check_resumable(overrides, RESUMABLE, output)
         output = Path(output)
+        lock = RunLock(output) if output.is_dir() else None  # (a missing run: _read_checkpoint says so)
         state = _read_checkpoint(output / CHECKPOINT)
         config = QAHMConfig.from_dict({**state["config"], **overrides, "output": str(output)})
+        check_epochs(config.epochs, state["epoch"], output)
         trainer = cls(config, dataset, sampler=sampler, _saved_embedding=output / EMBEDDING)
+        trainer.run_lock = lock
         trainer.load_state_dict(state)
         truncate_metrics(output, trainer.epoch)
         return trainer
