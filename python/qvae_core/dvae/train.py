@@ -158,7 +158,7 @@ class Trainer:
             self.optimizer.step()
             total += objective.detach().item()
             self.step += 1
-            bar.update(i + 1, total / (i + 1))
+            bar.update(i + 1, objective=total / (i + 1))
         bar.close()
         seconds = time.perf_counter() - start
         self.epoch += 1
@@ -192,6 +192,8 @@ class Trainer:
                 bound = "q_elbo" if "q_elbo" in v else "elbo"  # a QBM prior's classical-energy bound
                 metrics.update({f"val_{bound}": v[bound], f"val_{bound}_stderr": v[f"{bound}_stderr"],
                                 "log_z": v["log_z"], "log_z_std": v["log_z_std"], "active_units": v["active_units"]})
+                if self.kl_weight_at(self.epoch - 1) >= 1:  # no warm-up in this epoch: the objective is a bound
+                    metrics[_training_bound(metrics["K"], bound)] = metrics["train_objective"] - v["log_z"]
             append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
@@ -262,10 +264,28 @@ def load_checkpoint(path) -> tuple[TrainConfig, DVAE, dict]:
     return config, model.eval(), state
 
 
+def _training_bound(k: int, bound: str) -> str:
+    """The metrics key of the training objective with log Z: the ELBO (Q-ELBO) or, for K > 1, L_{K,D}."""
+    return f"train_{bound}" if k == 1 else "train_l_kd"
+
+
+_NAMES = {"elbo": "ELBO", "q_elbo": "Q-ELBO"}
+
+
 def _format_metrics(m: dict) -> str:
-    text = f"epoch {m['epoch']:4d}  objective {m['train_objective']:9.3f}  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
-    for key in ("val_elbo", "val_q_elbo"):
-        if key in m:
-            text += f"  {key} {m[key]:9.3f} ± {m[key + '_stderr']:.3f}"
-            text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    """The line of an epoch, quantities named as the README names them: the training ELBO (Q-ELBO,
+    L_{K,D}) is the objective less the epoch's log Z, beside the validation ELBO; without log Z (an
+    epoch that is not validated, or KL warm-up) the objective alone, which leaves log Z out."""
+    text = f"epoch {m['epoch']:4d}"
+    bound = "q_elbo" if "val_q_elbo" in m else "elbo"
+    train = _training_bound(m["K"], bound)
+    if train in m:
+        name = _NAMES[bound] if m["K"] == 1 else f"L_{{{m['K']},{m['D']}}}"
+        text += f"  training {name} {m[train]:9.3f}"
+    else:
+        text += f"  objective {m['train_objective']:9.3f} (log Z left out)"
+    if f"val_{bound}" in m:
+        text += f"  validation {_NAMES[bound]} {m['val_' + bound]:9.3f} ± {m['val_' + bound + '_stderr']:.3f}"
+        text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    text += f"  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
     return text + f"  {m['step_seconds'] * 1e3:.0f} ms/step, sampling {100 * m['sampling_share']:.0f}%"

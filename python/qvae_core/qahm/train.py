@@ -213,7 +213,7 @@ class Trainer:
             broken = self._chain_break_fraction()
             breaks += 0.0 if broken is None else broken
             self.step += 1
-            bar.update(i + 1, -wake_total / (i + 1))
+            bar.update(i + 1, wake=wake_total / (i + 1), sleep=sleep_total / (i + 1))
         bar.close()
         seconds = time.perf_counter() - start
         self.epoch += 1
