@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._training import (CHECKPOINT, Progress, append_metrics, check_resumable, read_checkpoint,
+from .._training import (CHECKPOINT, METRICS, Progress, append_metrics, check_resumable, read_checkpoint,
                          save_atomically, start_run, truncate_metrics)
+from .._curves import CURVES, Scalars, write_curves
 from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
@@ -185,6 +186,7 @@ class Trainer:
             start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
+        scalars = Scalars(self.output, self.epoch) if c.tensorboard else None
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
@@ -195,10 +197,15 @@ class Trainer:
                 if self.kl_weight_at(self.epoch - 1) >= 1:  # no warm-up in this epoch: the objective is a bound
                     metrics[_training_bound(metrics["K"], bound)] = metrics["train_objective"] - v["log_z"]
             append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
+            write_curves(self.output / METRICS, self.output / CURVES, _CURVES)
+            if scalars is not None:
+                scalars.add(metrics)  # flushed each epoch
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
             log(_format_metrics(metrics))
+        if scalars is not None:
+            scalars.close()
         return history
 
     # --- checkpoints ---
@@ -246,7 +253,7 @@ class Trainer:
 
 
 # Config fields a resumed run may change: how long it trains and how often it reports, not what it is.
-RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data"})
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data", "tensorboard"})
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -270,6 +277,15 @@ def _training_bound(k: int, bound: str) -> str:
 
 
 _NAMES = {"elbo": "ELBO", "q_elbo": "Q-ELBO"}
+
+# The panels of curves.png (_curves.write_curves): bounds, log Z, the time spent sampling.
+_CURVES = [
+    ("bounds (nats)", [("train_objective", "objective (log Z left out)"), ("train_elbo", "training ELBO"),
+                       ("train_q_elbo", "training Q-ELBO"), ("train_l_kd", "training L_{K,D}"),
+                       ("val_elbo", "validation ELBO"), ("val_q_elbo", "validation Q-ELBO")]),
+    ("log Z of the prior", [("log_z", "log Z (population annealing)")]),
+    ("time", [("sampling_share", "share of a step spent sampling")]),
+]
 
 
 def _format_metrics(m: dict) -> str:
