@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
-__all__ = ["CURVES", "TENSORBOARD", "write_curves", "Scalars"]
+__all__ = ["CURVES", "TENSORBOARD", "write_curves", "Curves", "Scalars"]
 
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
@@ -44,6 +45,23 @@ def write_curves(metrics_file: Path, path: Path, panels) -> Path:
     figure.savefig(tmp, format="png", dpi=100)
     os.replace(tmp, path)  # a viewer never sees half an image
     return path
+
+
+class Curves:
+    """curves.png of a run directory, redrawn after each epoch, except that a redraw waits until
+    training has taken 5 times as long as the last drawing did (a drawing takes ~0.3 s: short epochs
+    would otherwise spend much of their time on it); the last epoch always draws."""
+
+    def __init__(self, output: Path, panels):
+        self.output, self.panels = output, panels
+        self.due = 0.0  # perf_counter time after which the next epoch redraws
+
+    def update(self, metrics_file: Path, last: bool) -> None:
+        start = time.perf_counter()
+        if last or start >= self.due:
+            write_curves(metrics_file, self.output / CURVES, self.panels)
+            now = time.perf_counter()
+            self.due = now + 5 * (now - start)
 
 
 def _number(value) -> bool:

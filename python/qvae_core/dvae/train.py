@@ -24,7 +24,7 @@ import torch
 
 from .._training import (CHECKPOINT, METRICS, Progress, append_metrics, check_resumable, read_checkpoint,
                          save_atomically, start_run, truncate_metrics)
-from .._curves import CURVES, Scalars, write_curves
+from .._curves import Curves, Scalars
 from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
@@ -187,6 +187,7 @@ class Trainer:
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
         scalars = Scalars(self.output, self.epoch) if c.tensorboard else None
+        curves = Curves(self.output, _CURVES)
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
@@ -197,7 +198,7 @@ class Trainer:
                 if self.kl_weight_at(self.epoch - 1) >= 1:  # no warm-up in this epoch: the objective is a bound
                     metrics[_training_bound(metrics["K"], bound)] = metrics["train_objective"] - v["log_z"]
             append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
-            write_curves(self.output / METRICS, self.output / CURVES, _CURVES)
+            curves.update(self.output / METRICS, last=self.epoch == c.epochs)
             if scalars is not None:
                 scalars.add(metrics)  # flushed each epoch
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
