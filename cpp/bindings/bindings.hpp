@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -62,6 +63,34 @@ inline bool poll_signals() {
   py::gil_scoped_acquire gil;
   return PyErr_CheckSignals() != 0;
 }
+
+// poll_signals for a run that reports progress: also calls progress(value) with the GIL held when
+// `reached` has changed since the last call. An exception from progress stops the run and is
+// re-raised by raise_if_interrupted. progress may be None.
+class ProgressPoll {
+ public:
+  explicit ProgressPoll(const py::object& progress) : progress_(progress) {}
+  std::atomic<double>* reached() { return progress_.is_none() ? nullptr : &reached_; }
+  bool operator()() {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) return true;
+    const double value = reached_.load(std::memory_order_relaxed);
+    if (progress_.is_none() || value == last_) return false;
+    last_ = value;
+    try {
+      progress_(value);
+    } catch (py::error_already_set& error) {
+      error.restore();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  const py::object& progress_;
+  std::atomic<double> reached_{0.0};
+  double last_ = 0.0;
+};
 
 // Re-raises a Python exception set by a signal handler during a run.
 inline void raise_if_interrupted() {

@@ -42,12 +42,14 @@ AnnealOptions options(std::uint64_t seed, std::size_t sweeps_per_step,
 template <class Chains>
 py::dict anneal(std::shared_ptr<typename Chains::Model> model, std::size_t population, std::uint64_t seed,
                 std::size_t sweeps_per_step, const carray<double>& schedule, double target_ess,
-                std::size_t subpops, std::size_t max_steps, std::size_t threads) {
-  const AnnealOptions o = options(seed, sweeps_per_step, schedule, target_ess, subpops, max_steps, threads);
+                std::size_t subpops, std::size_t max_steps, std::size_t threads, const py::object& progress) {
+  AnnealOptions o = options(seed, sweeps_per_step, schedule, target_ess, subpops, max_steps, threads);
+  ProgressPoll poll(progress);
+  o.progress = poll.reached();
   AnnealResult r;
   {
     py::gil_scoped_release release;
-    r = qvae::anneal<Chains>(model, population, o, poll_signals);
+    r = qvae::anneal<Chains>(model, population, o, std::ref(poll));
   }
   raise_if_interrupted();
   if (r.interrupted) throw std::runtime_error("population annealing: interrupted");
@@ -58,18 +60,20 @@ template <class Model>
 py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& states,
                   std::size_t population, std::uint64_t seed, std::size_t sweeps_per_step,
                   double target_ess, std::size_t subpops, std::size_t max_steps,
-                  std::size_t threads) {
+                  std::size_t threads, const py::object& progress) {
   require_shape(states, {-1, static_cast<py::ssize_t>(model->num_units())}, "states");
   // A copy, checked and read while the GIL is released: the caller's array may change meanwhile.
   const std::vector<std::uint8_t> copy(states.data(), states.data() + states.size());
   require_binary(copy.data(), copy.size(), "states");
   const std::size_t batch = states.shape(0);
-  const AnnealOptions o = options(seed, sweeps_per_step, carray<double>(0), target_ess, subpops, max_steps, threads);
+  AnnealOptions o = options(seed, sweeps_per_step, carray<double>(0), target_ess, subpops, max_steps, threads);
+  ProgressPoll poll(progress);
+  o.progress = poll.reached();
   carray<double> value(batch), error(batch);
   bool done;
   {
     py::gil_scoped_release release;
-    done = qvae::log_diag<Model>(model, copy.data(), batch, population, o, poll_signals, value.mutable_data(),
+    done = qvae::log_diag<Model>(model, copy.data(), batch, population, o, std::ref(poll), value.mutable_data(),
                                  error.mutable_data());
   }
   raise_if_interrupted();
@@ -85,21 +89,25 @@ py::dict log_diag(std::shared_ptr<Model> model, const carray<std::uint8_t>& stat
 void register_anneal(py::module_& m) {
   const char* doc =
       "Population annealing from the exact start to the model; returns a dict of the estimate "
-      "and diagnostics. An empty schedule chooses steps adaptively.";
+      "and diagnostics. An empty schedule chooses steps adaptively. progress, if given, is called "
+      "with the t reached between rounds.";
   auto args = [](py::module_& mod, const char* name, auto fn, const char* d) {
     mod.def(name, fn, py::arg("model").none(false), py::arg("population"), py::arg("seed"),
             py::arg("sweeps_per_step"), py::arg("schedule"), py::arg("target_ess"),
-            py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"), d);
+            py::arg("num_subpopulations"), py::arg("max_steps"), py::arg("num_threads"),
+            py::arg("progress") = py::none(), d);
   };
   args(m, "anneal_rbm", &anneal<qvae::RbmChains>, doc);
   args(m, "anneal_graph", &anneal<qvae::GraphChains>, doc);
   args(m, "anneal_qmc_rbm", &anneal<qvae::QmcRbmChains>, doc);
   args(m, "anneal_qmc_graph", &anneal<qvae::QmcGraphChains>, doc);
-  const char* diag_doc = "log <z|e^{-H}|z> per row of states by clamped-slice population annealing.";
+  const char* diag_doc =
+      "log <z|e^{-H}|z> per row of states by clamped-slice population annealing. progress, if given, is "
+      "called with the number of states finished between rounds.";
   auto def_diag = [&](const char* name, auto fn) {
     m.def(name, fn, py::arg("model").none(false), py::arg("states"), py::arg("population"), py::arg("seed"),
           py::arg("sweeps_per_step"), py::arg("target_ess"), py::arg("num_subpopulations"),
-          py::arg("max_steps"), py::arg("num_threads"), diag_doc);
+          py::arg("max_steps"), py::arg("num_threads"), py::arg("progress") = py::none(), diag_doc);
   };
   def_diag("log_diag_qmc_rbm", &log_diag<qvae::QmcRbmModel>);
   def_diag("log_diag_qmc_graph", &log_diag<qvae::QmcGraphModel>);

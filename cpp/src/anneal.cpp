@@ -154,6 +154,7 @@ AnnealResult population_anneal(Chains& chains, double log_z0, const AnnealOption
 
     t = t_next;
     res.schedule.push_back(t);
+    if (opt.progress) opt.progress->store(t, std::memory_order_relaxed);
     const std::size_t done = chains.run(opt.sweeps_per_step, t, opt.num_threads, poll);
     if (done < opt.sweeps_per_step || (poll && poll())) {
       res.interrupted = true;

@@ -16,6 +16,7 @@ bool log_diag(std::shared_ptr<const Model> model, const std::uint8_t* states, st
   const std::size_t n = model->num_units();
   const double log_z0 = model->reference_log_z(true);
   std::atomic<bool> stop{false};
+  std::atomic<std::size_t> finished{0};
   const std::thread::id caller = std::this_thread::get_id();
   auto poll_caller = [&] {  // only the caller polls; the flag stops the other threads' annealers
     if (!stop && poll && std::this_thread::get_id() == caller && poll()) stop = true;
@@ -26,12 +27,19 @@ bool log_diag(std::shared_ptr<const Model> model, const std::uint8_t* states, st
     AnnealOptions one = options;
     one.seed = subseed(options.seed, b);
     one.num_threads = 1;
+    one.progress = nullptr;
     QmcChains<Model> chains(model, population, one.seed, nullptr);
     chains.sample_reference(states + b * n);
     chains.set_clamped(true);
     const AnnealResult r = population_anneal(chains, log_z0, one, poll_caller);
     value[b] = r.log_z;
     error[b] = r.log_z_std;
+    if (options.progress && !r.interrupted) {  // a running maximum: states finish on several threads
+      const double count = static_cast<double>(++finished);
+      double seen = options.progress->load(std::memory_order_relaxed);
+      while (seen < count && !options.progress->compare_exchange_weak(seen, count, std::memory_order_relaxed)) {
+      }
+    }
   });
   return !stop;
 }

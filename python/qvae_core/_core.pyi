@@ -172,33 +172,33 @@ class QmcGraphChains:
     @property
     def streams(self) -> numpy.typing.NDArray[numpy.uint32]:
         ...
-def anneal_graph(model: GraphModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def anneal_graph(model: GraphModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively.
+    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively. progress, if given, is called with the t reached between rounds.
     """
-def anneal_qmc_graph(model: QmcGraphModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def anneal_qmc_graph(model: QmcGraphModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively.
+    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively. progress, if given, is called with the t reached between rounds.
     """
-def anneal_qmc_rbm(model: QmcRbmModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def anneal_qmc_rbm(model: QmcRbmModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively.
+    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively. progress, if given, is called with the t reached between rounds.
     """
-def anneal_rbm(model: RbmModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def anneal_rbm(model: RbmModel, population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, schedule: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively.
+    Population annealing from the exact start to the model; returns a dict of the estimate and diagnostics. An empty schedule chooses steps adaptively. progress, if given, is called with the t reached between rounds.
     """
 def greedy_coloring(num_units: typing.SupportsInt | typing.SupportsIndex, edges: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.int32]:
     """
     Proper colouring by DSatur: two colours for bipartite graphs, few otherwise (Pegasus: 4).
     """
-def log_diag_qmc_graph(model: QmcGraphModel, states: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def log_diag_qmc_graph(model: QmcGraphModel, states: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    log <z|e^{-H}|z> per row of states by clamped-slice population annealing.
+    log <z|e^{-H}|z> per row of states by clamped-slice population annealing. progress, if given, is called with the number of states finished between rounds.
     """
-def log_diag_qmc_rbm(model: QmcRbmModel, states: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def log_diag_qmc_rbm(model: QmcRbmModel, states: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], population: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, sweeps_per_step: typing.SupportsInt | typing.SupportsIndex, target_ess: typing.SupportsFloat | typing.SupportsIndex, num_subpopulations: typing.SupportsInt | typing.SupportsIndex, max_steps: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex, progress: typing.Any = None) -> dict:
     """
-    log <z|e^{-H}|z> per row of states by clamped-slice population annealing.
+    log <z|e^{-H}|z> per row of states by clamped-slice population annealing. progress, if given, is called with the number of states finished between rounds.
     """
 def max_threads() -> int:
     """

@@ -1,5 +1,5 @@
 """Pieces shared by the torch trainers (qvae_core.dvae, qvae_core.qahm): run directories, atomic
-checkpoints, metrics lines and a progress bar. torch is imported only by the functions that save
+checkpoints, metrics lines and a progress bar (tqdm). torch is imported only by the functions that save
 or load checkpoints.
 
 A run directory holds checkpoint.pt and metrics.jsonl (one JSON line per epoch, written before the
@@ -14,11 +14,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sys
 import threading
-import time
 import weakref
 from pathlib import Path
+
+from ._progress import progress_bar
 
 __all__ = ["CHECKPOINT", "METRICS", "LOCK", "RunLock", "Progress", "start_run", "append_metrics", "truncate_metrics",
            "save_atomically", "read_checkpoint", "check_resumable", "check_epochs"]
@@ -83,28 +83,21 @@ def _lock_file(path: Path):
 
 
 class Progress:
-    """A one-line progress bar on stderr, redrawn at most every 0.2 s when stderr is a terminal."""
+    """The steps of an epoch as a tqdm bar (qvae_core._progress: tqdm's widget in a notebook, a bar on a
+    terminal, a line every 30 s in a log); nothing if not enabled."""
 
     def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.start = self.last = time.perf_counter()
+        self.bar = progress_bar(total, label, unit="step") if enabled else None
 
-    def update(self, done: int, value: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        filled = int(30 * done / self.total)
-        rate = done / max(now - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
-                         f"objective {value:9.2f}  {rate:5.1f} steps/s")
-        sys.stderr.flush()
+    def update(self, done: int, **values: float) -> None:
+        """Steps `done` so far and the running means to show beside them (e.g. objective=-56.4)."""
+        if self.bar is not None:
+            self.bar.set_postfix({name: f"{value:.2f}" for name, value in values.items()}, refresh=False)
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def start_run(output: Path, overwrite: bool, resume_hint: str) -> None:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._progress import progress_bar
 from ._validation import binary_states, finite_array, fits_in_memory, positive_int, seed_value
 from ._validation import num_threads as num_threads_arg
 from .kinds import core_kind
@@ -90,6 +92,7 @@ def anneal(
     num_subpopulations: int = NUM_SUBPOPULATIONS,
     max_steps: int = 100_000,
     num_threads=None,
+    progress: bool = False,
 ) -> AnnealResult:
     """Population annealing of `model` from its exact start to p(z) = e^{-E(z)}/Z.
 
@@ -101,7 +104,8 @@ def anneal(
 
     schedule: None chooses each step by bisection on dt so that the normalised ESS of the weights
     is `target_ess`; or an increasing array of t values in (0, 1] ending at 1 (a leading 0 is
-    allowed). Reproducible for a seed whatever `num_threads`.
+    allowed). Reproducible for a seed whatever `num_threads`. progress=True shows a tqdm bar of the
+    t reached (needs tqdm); it changes no result.
     """
     population, sweeps_per_step, target, num_subpopulations, max_steps = _settings(
         population, sweeps_per_step, target_ess, num_subpopulations, max_steps
@@ -115,8 +119,9 @@ def anneal(
     if kind is None:
         raise ValueError(f"model: expected an RBM, BoltzmannMachine or QBM, got {type(model).__name__}")
     fits_in_memory(population, model.num_units, "population")
-    out = kind.anneal(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
-              max_steps, threads)
+    with _bar(progress, 1.0, "annealing", "t", "{l_bar}{bar}| t = {n:.3f} [{elapsed}]") as report:
+        out = kind.anneal(model._compiled, population, seed, sweeps_per_step, ts, target, num_subpopulations,
+                          max_steps, threads, report)
     return AnnealResult(**out)
 
 
@@ -131,13 +136,15 @@ def log_diag(
     num_subpopulations: int = NUM_SUBPOPULATIONS,
     max_steps: int = 100_000,
     num_threads=None,
+    progress: bool = False,
 ):
     """log <z|e^{-H}|z> for each row of `states` by clamped-slice population annealing (Eq. E4 of
     paper 000): the tau = 0 slice is fixed to z, paths start from the exact transverse-field
     reference (log value sum_l log cosh Gamma_l) and the diagonal part is annealed in.
 
     Returns (log_diag, log_diag_std), each of shape (batch,). Parallel over the batch;
-    log p_QBM(z) = log_diag - log Z.
+    log p_QBM(z) = log_diag - log Z. progress=True shows a tqdm bar of the states finished (needs
+    tqdm); it changes no result.
     """
     kind = core_kind(qbm)
     if kind is None or not kind.quantum:
@@ -146,9 +153,33 @@ def log_diag(
     settings = _settings(population, sweeps_per_step, target_ess, num_subpopulations, max_steps)
     population, sweeps_per_step, target, num_subpopulations, max_steps = settings
     fits_in_memory(population, qbm.num_units, "population")
-    out = kind.log_diag(qbm._compiled, states, population, seed_value(seed), sweeps_per_step, target,
-                        num_subpopulations, max_steps, num_threads_arg(num_threads))
+    seed, threads = seed_value(seed), num_threads_arg(num_threads)
+    with _bar(progress, states.shape[0], "log_diag", "state") as report:
+        out = kind.log_diag(qbm._compiled, states, population, seed, sweeps_per_step, target, num_subpopulations,
+                            max_steps, threads, report)
     return out["log_diag"], out["log_diag_std"]
+
+
+@contextmanager
+def _bar(progress, total, desc: str, unit: str, bar_format=None):
+    """The progress callback of a core call (None unless `progress`): it moves a tqdm bar to the
+    value the core reports between its rounds; the bar fills when the call returns."""
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress: expected True or False, got {progress!r}")
+    if not progress:
+        yield None
+        return
+    options = {"bar_format": bar_format} if bar_format else {}
+    bar = progress_bar(total, desc, unit=unit, **options)
+
+    def report(value: float) -> None:
+        bar.update(type(total)(value) - bar.n)  # a count stays an integer
+
+    try:
+        yield report
+        report(total)
+    finally:
+        bar.close()
 
 
 def _check_schedule(schedule) -> np.ndarray:

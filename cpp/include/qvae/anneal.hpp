@@ -9,6 +9,7 @@
 // unbiased, log Z = log mean_m Z_m, and their spread gives the standard error.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,6 +27,9 @@ struct AnnealOptions {
   std::size_t max_steps = 100000;
   std::uint64_t seed = 0;
   std::size_t num_threads = 0;
+  // If set, progress for a caller's display: anneal stores the t reached after each step, log_diag
+  // the number of states finished. Written by the run, read by anyone; it changes no result.
+  std::atomic<double>* progress = nullptr;
 };
 
 struct AnnealResult {

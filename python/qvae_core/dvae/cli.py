@@ -32,10 +32,15 @@ def register(subparsers) -> None:
                        help="short preset run on the packaged subset (without --output, replaces its earlier run)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its checkpoint (only --epochs, --eval-every, "
-                            "--checkpoint-every, --final-importance-samples and --data may change)")
+                            "--checkpoint-every, --final-importance-samples, --data and --tensorboard may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):  # a switch: --tensorboard
+            train.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true",
+                               default=argparse.SUPPRESS, help=f.metadata["help"])
+            continue
         train.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -224,7 +229,8 @@ def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> l
     pairs = torch.stack([x.view(rows, columns, -1), recon.view(rows, columns, -1)], dim=1).flatten(0, 2)
     return [
         _write_samples(model, image_shape, directory / "samples.png", 100, 10, seed),
-        save_grid(pairs.numpy(), image_shape, directory / "reconstructions.png", columns=columns),
+        save_grid(pairs.numpy(), image_shape, directory / "reconstructions.png", columns=columns,
+                  row_labels=["data", "reconstruction"]),
     ]
 
 

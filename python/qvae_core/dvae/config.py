@@ -74,6 +74,8 @@ class TrainConfig:
     checkpoint_every: int = option(1, "epochs between checkpoints")
     log_z_population: int = option(LOG_Z_POPULATION, "population of the annealing runs that estimate log Z")
     final_importance_samples: int = option(100, "K of the LL reported when training ends (1000+ for papers)")
+    tensorboard: bool = option(False, "also write each epoch's metrics as TensorBoard scalars to OUTPUT/tensorboard "
+                                      "(needs the tensorboard package)")
 
     def __post_init__(self):
         from .networks import ENCODERS  # the tables import torch: only when a config is made
@@ -89,6 +91,8 @@ class TrainConfig:
         for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard: expected True or False, got {self.tensorboard!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._training import (CHECKPOINT, Progress, RunLock, append_metrics, check_epochs, check_resumable,
+from .._curves import Curves, Scalars
+from .._training import (CHECKPOINT, METRICS, Progress, RunLock, append_metrics, check_epochs, check_resumable,
                          read_checkpoint, save_atomically, start_run, truncate_metrics)
 from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
@@ -159,7 +160,7 @@ class Trainer:
             self.optimizer.step()
             total += objective.detach().item()
             self.step += 1
-            bar.update(i + 1, total / (i + 1))
+            bar.update(i + 1, objective=total / (i + 1))
         bar.close()
         seconds = time.perf_counter() - start
         self.epoch += 1
@@ -187,6 +188,8 @@ class Trainer:
             start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
+        scalars = Scalars(self.output, self.epoch) if c.tensorboard else None
+        curves = Curves(self.output, _CURVES)
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
@@ -194,11 +197,18 @@ class Trainer:
                 bound = "q_elbo" if "q_elbo" in v else "elbo"  # a QBM prior's classical-energy bound
                 metrics.update({f"val_{bound}": v[bound], f"val_{bound}_stderr": v[f"{bound}_stderr"],
                                 "log_z": v["log_z"], "log_z_std": v["log_z_std"], "active_units": v["active_units"]})
+                if self.kl_weight_at(self.epoch - 1) >= 1:  # no warm-up in this epoch: the objective is a bound
+                    metrics[_training_bound(metrics["K"], bound)] = metrics["train_objective"] - v["log_z"]
             append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
+            curves.update(self.output / METRICS, last=self.epoch == c.epochs)
+            if scalars is not None:
+                scalars.add(metrics)  # flushed each epoch
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
             log(_format_metrics(metrics))
+        if scalars is not None:
+            scalars.close()
         return history
 
     # --- checkpoints ---
@@ -249,7 +259,7 @@ class Trainer:
 
 
 # Config fields a resumed run may change: how long it trains and how often it reports, not what it is.
-RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data"})
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data", "tensorboard"})
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -267,10 +277,37 @@ def load_checkpoint(path) -> tuple[TrainConfig, DVAE, dict]:
     return config, model.eval(), state
 
 
+def _training_bound(k: int, bound: str) -> str:
+    """The metrics key of the training objective with log Z: the ELBO (Q-ELBO) or, for K > 1, L_{K,D}."""
+    return f"train_{bound}" if k == 1 else "train_l_kd"
+
+
+_NAMES = {"elbo": "ELBO", "q_elbo": "Q-ELBO"}
+
+# The panels of curves.png (_curves.write_curves): bounds, log Z, the time spent sampling.
+_CURVES = [
+    ("bounds (nats)", [("train_objective", "objective (log Z left out)"), ("train_elbo", "training ELBO"),
+                       ("train_q_elbo", "training Q-ELBO"), ("train_l_kd", "training L_{K,D}"),
+                       ("val_elbo", "validation ELBO"), ("val_q_elbo", "validation Q-ELBO")]),
+    ("log Z of the prior", [("log_z", "log Z (population annealing)")]),
+    ("time", [("sampling_share", "share of a step spent sampling")]),
+]
+
+
 def _format_metrics(m: dict) -> str:
-    text = f"epoch {m['epoch']:4d}  objective {m['train_objective']:9.3f}  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
-    for key in ("val_elbo", "val_q_elbo"):
-        if key in m:
-            text += f"  {key} {m[key]:9.3f} ± {m[key + '_stderr']:.3f}"
-            text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    """The line of an epoch, quantities named as the README names them: the training ELBO (Q-ELBO,
+    L_{K,D}) is the objective less the epoch's log Z, beside the validation ELBO; without log Z (an
+    epoch that is not validated, or KL warm-up) the objective alone, which leaves log Z out."""
+    text = f"epoch {m['epoch']:4d}"
+    bound = "q_elbo" if "val_q_elbo" in m else "elbo"
+    train = _training_bound(m["K"], bound)
+    if train in m:
+        name = _NAMES[bound] if m["K"] == 1 else f"L_{{{m['K']},{m['D']}}}"
+        text += f"  training {name} {m[train]:9.3f}"
+    else:
+        text += f"  objective {m['train_objective']:9.3f} (log Z left out)"
+    if f"val_{bound}" in m:
+        text += f"  validation {_NAMES[bound]} {m['val_' + bound]:9.3f} ± {m['val_' + bound + '_stderr']:.3f}"
+        text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    text += f"  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
     return text + f"  {m['step_seconds'] * 1e3:.0f} ms/step, sampling {100 * m['sampling_share']:.0f}%"

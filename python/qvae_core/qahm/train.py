@@ -25,7 +25,8 @@ import qvae_core as q
 
 from .. import embedding as emb
 from .._validation import binary_states
-from .._training import (CHECKPOINT, Progress, RunLock, append_metrics, check_epochs, check_resumable,
+from .._curves import Curves
+from .._training import (CHECKPOINT, METRICS, Progress, RunLock, append_metrics, check_epochs, check_resumable,
                          read_checkpoint, save_atomically, start_run, truncate_metrics)
 from ..dvae.samplers import PersistentChains, PopulationAnnealing
 from ..seeds import RunStream, derived_seed
@@ -214,7 +215,7 @@ class Trainer:
             broken = self._chain_break_fraction()
             breaks += 0.0 if broken is None else broken
             self.step += 1
-            bar.update(i + 1, -wake_total / (i + 1))
+            bar.update(i + 1, wake=wake_total / (i + 1), sleep=sleep_total / (i + 1))
         bar.close()
         seconds = time.perf_counter() - start
         self.epoch += 1
@@ -251,12 +252,14 @@ class Trainer:
                 self.embedding.save(self.output / EMBEDDING)
         (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
+        curves = Curves(self.output, _CURVES)
         while self.epoch < c.epochs:
             metrics = self.train_epoch(progress)
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
                 metrics.update({f"test_{k}": v for k, v in self.evaluate().items()
                                 if k in ("bound", "elbo", "accuracy", "reconstruction_mse", "log_z")})
             append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
+            curves.update(self.output / METRICS, last=self.epoch == c.epochs)
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
@@ -318,6 +321,16 @@ def load_checkpoint(path) -> tuple[QAHMConfig, HelmholtzMachine, dict]:
     model = build_model(config, embedding)
     model.load_state_dict(state["model"])
     return config, model.eval(), state
+
+
+# The panels of curves.png (_curves.write_curves).
+_CURVES = [
+    ("wake-sleep losses", [("wake_loss", "wake loss"), ("sleep_loss", "sleep loss")]),
+    ("test bounds (nats)", [("test_bound", "wake-sleep bound G"), ("test_elbo", "ELBO")]),
+    ("log Z of the prior", [("test_log_z", "ln Z (population annealing)")]),
+    ("test accuracy, time", [("test_accuracy", "accuracy"), ("sampling_share", "share of a step spent sampling"),
+                             ("chain_break_fraction", "broken chains")]),
+]
 
 
 def _format_metrics(m: dict) -> str:
