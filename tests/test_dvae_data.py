@@ -134,7 +134,11 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     gz = tmp_path / "train-images-idx3-ubyte.gz"
     with gzip.open(gz, "wb") as f:
         f.write(_idx_bytes(np.zeros((10_001, 2, 2))))
-    gz.write_bytes(gz.read_bytes()[:-30])  # truncated stream
+    whole = gz.read_bytes()
+    gz.write_bytes(whole[:-30])  # truncated stream: its last bytes are no longer the length
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz declares 10001 images of 2x2 but its gzip"):
+        load_dataset(gz)
+    gz.write_bytes(whole[:-8] + b"\0\0\0\0" + whole[-4:])  # the length right, the checksum wrong
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz could not be read"):
         load_dataset(gz)
 
