@@ -20,6 +20,7 @@ from qvae_core.dvae.train import Trainer, build_model  # noqa: E402
 
 SMALL = {"latent": "8x8", "groups": 2, "encoder_hidden": [32], "decoder_hidden": [32], "seed": 3}
 LOG_Z = (5.0, 0.0)  # any fixed value: these tests compare evaluations with each other
+ROUNDING = 1e-4  # nats: float32 rounding of log w (~500 nats) when a matrix product has other rows
 
 
 def _model():
@@ -51,11 +52,11 @@ def test_ll_is_the_log_mean_weight_of_each_images_draws_across_blocks(monkeypatc
     model, images = _model(), _images(5)
     m = evaluate(model, images, importance_samples=10, log_z=LOG_Z, seed=2)
     direct = _per_image_ll(model, images, 10, seed=2)
-    assert m["ll"] == pytest.approx(direct.mean(), rel=1e-6)
-    assert m["ll_stderr"] == pytest.approx(direct.std(ddof=1) / math.sqrt(5), rel=1e-5)
+    assert m["ll"] == pytest.approx(direct.mean(), abs=ROUNDING)
+    assert m["ll_stderr"] == pytest.approx(direct.std(ddof=1) / math.sqrt(5), abs=ROUNDING)
     assert m["importance_samples"] == 10 and m["num_images"] == 5
     one = evaluate(model, images, importance_samples=1, log_z=LOG_Z, seed=2)
-    assert one["ll"] == pytest.approx(one["elbo"], rel=1e-6)  # K = 1: the same single draw
+    assert one["ll"] == pytest.approx(one["elbo"], abs=ROUNDING)  # K = 1: the same single draw
 
 
 @torch.no_grad()
@@ -73,16 +74,18 @@ def test_passes_and_parts_of_a_split_give_the_numbers_of_one_pass(monkeypatch):
     monkeypatch.setattr(evaluation, "_ROWS_PER_PASS", 20)  # 2 images of 7 draws per pass
     small = evaluate(model, images, importance_samples=7, log_z=LOG_Z, seed=4)
     assert max(rows) == 14 and sum(rows) == 30 * 7
-    for key in ("ll", "elbo", "ll_stderr", "elbo_stderr"):  # only the rows of the matrix products differ
-        assert small[key] == pytest.approx(whole[key], rel=1e-6), key
+    # Only the row counts of the matrix products differ, which changes their float32 rounding: log w
+    # is ~500 nats, so each image's terms may move by ~500 x 6e-8 = 3e-5 nats.
+    for key in ("ll", "elbo", "ll_stderr", "elbo_stderr"):
+        assert small[key] == pytest.approx(whole[key], abs=ROUNDING), key
     assert small["active_units"] == whole["active_units"]
     # a split evaluated in two parts (two tasks or processes): its images keep their streams
     head = evaluate(model, images[:12], importance_samples=7, log_z=LOG_Z, seed=4)
     tail = evaluate(model, images[12:], importance_samples=7, log_z=LOG_Z, seed=4, first_image=12)
-    assert (12 * head["ll"] + 18 * tail["ll"]) / 30 == pytest.approx(whole["ll"], rel=1e-6)
-    assert (12 * head["elbo"] + 18 * tail["elbo"]) / 30 == pytest.approx(whole["elbo"], rel=1e-6)
+    assert (12 * head["ll"] + 18 * tail["ll"]) / 30 == pytest.approx(whole["ll"], abs=ROUNDING)
+    assert (12 * head["elbo"] + 18 * tail["elbo"]) / 30 == pytest.approx(whole["elbo"], abs=ROUNDING)
     shifted = evaluate(model, images[12:], importance_samples=7, log_z=LOG_Z, seed=4)  # first_image 0: other draws
-    assert shifted["ll"] != pytest.approx(tail["ll"], rel=1e-6)
+    assert abs(shifted["ll"] - tail["ll"]) > 100 * ROUNDING
 
 
 @torch.no_grad()
