@@ -36,9 +36,9 @@ def _per_image_ll(model, images, k, seed, first_image=0):
     out = []
     x = torch.as_tensor(images)
     for i in range(len(images)):
-        blocks = range(math.ceil(k / evaluation.SAMPLE_BLOCK))
-        noise = torch.cat([draw_noise(seed, first_image + i, b, min(evaluation.SAMPLE_BLOCK, k - b * evaluation.SAMPLE_BLOCK),
-                                      model.prior.num_units) for b in blocks], dim=1)
+        block = evaluation.SAMPLE_BLOCK
+        noise = torch.cat([draw_noise(seed, first_image + i, b, min(block, k - b * block), model.prior.num_units)
+                           for b in range(math.ceil(k / block))], dim=1)
         d = model.draws(x[i : i + 1], k, noise=noise)
         log_w = (d.log_px - d.log_q - model.prior.energy(d.z.flatten(0, 1)).view_as(d.log_px)).double() - LOG_Z[0]
         out.append(float(torch.logsumexp(log_w[:, 0], 0)) - math.log(k))

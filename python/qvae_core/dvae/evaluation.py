@@ -97,9 +97,10 @@ def evaluate(
     quantum = prior.gamma > 0
     if quantum:
         importance_samples = 1
+    weights = (v.detach().cpu().numpy() for v in model.state_dict().values())
     settings = {"importance_samples": importance_samples, "seed": seed, "first_image": first_image,
                 "log_z_population": log_z_population, "given_log_z": log_z,
-                "images": _digest(images.numpy()), "model": _digest(*(v.numpy() for v in model.state_dict().values()))}
+                "images": _digest(images.numpy()), "model": _digest(*weights)}
     state = _load_partial(Path(partial), settings) if partial is not None and Path(partial).exists() else None
     if state is None:
         if log_z is None:
