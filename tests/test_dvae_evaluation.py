@@ -15,7 +15,8 @@ from qvae_core.cli import main  # noqa: E402
 from qvae_core.dvae import evaluation  # noqa: E402
 from qvae_core.dvae.config import TrainConfig  # noqa: E402
 from qvae_core.dvae.data import load_dataset  # noqa: E402
-from qvae_core.dvae.evaluation import draw_noise, evaluate, evaluate_run, evaluation_filename  # noqa: E402
+from qvae_core.dvae.evaluation import draw_noise, evaluate  # noqa: E402
+from qvae_core.dvae.run_evaluation import evaluate_run, evaluation_filename  # noqa: E402
 from qvae_core.dvae.train import Trainer, build_model  # noqa: E402
 
 SMALL = {"latent": "8x8", "groups": 2, "encoder_hidden": [32], "decoder_hidden": [32], "seed": 3}

@@ -101,7 +101,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluation import evaluate_run
+    from .run_evaluation import evaluate_run
 
     metrics, path = evaluate_run(
         args.checkpoint, args.split, data=args.data, importance_samples=args.importance_samples,

@@ -16,7 +16,7 @@ blocks of 1,000 from the stream derived_seed(seed, EvaluationStream.DRAWS, i, bl
 numbers depend only on (seed, its index in the split, K), whichever passes, processes or resumed
 runs compute them. With `partial=path` the per-image results are saved there atomically (every
 minute, and when interrupted) and a later call with the same settings continues from them.
-evaluate_run evaluates a saved run on a split and writes evaluation-SPLIT-K..-seed...json.
+run_evaluation.evaluate_run evaluates a saved run on a split and writes evaluation-SPLIT-K..-seed...json.
 """
 
 
@@ -40,7 +40,7 @@ from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from ..seeds import EvaluationStream, derived_seed
 from .model import DVAE
 
-__all__ = ["evaluate", "evaluate_run", "evaluation_filename", "draw_noise", "ACTIVE_UNIT_VARIANCE", "SAMPLE_BLOCK"]
+__all__ = ["evaluate", "draw_noise", "ACTIVE_UNIT_VARIANCE", "SAMPLE_BLOCK"]
 
 ACTIVE_UNIT_VARIANCE = 0.01
 SAMPLE_BLOCK = 1000  # draws of one image per random stream
@@ -222,63 +222,3 @@ def _load_partial(path: Path, settings) -> dict:
         raise ValueError(f"partial: {path} holds an evaluation with other settings ({', '.join(differ) or 'layout'}); "
                          "remove it to start afresh")
     return saved
-
-
-def evaluation_filename(split: str, importance_samples: int, seed: int, num_images: int = 0) -> str:
-    """evaluation-SPLIT-KK-seedS[-nN].json: the file an evaluation with these settings writes."""
-    subset = f"-n{num_images}" if num_images else ""
-    return f"evaluation-{split}-K{importance_samples}-seed{seed}{subset}.json"
-
-
-def evaluate_run(
-    run,
-    split: str = "valid",
-    *,
-    data=None,
-    importance_samples: int = 1000,
-    num_images: int = 0,
-    seed: int = 0,
-    log_z_population: int = LOG_Z_POPULATION,
-    log_diag_population: int = 200,
-    output=None,
-    overwrite: bool = False,
-    progress: bool = False,
-) -> tuple[dict, Path]:
-    """Evaluate the saved run `run` (checkpoint.pt or its directory) on `split` ("valid" or "test")
-    of `data` (default: the data it was trained on; dynamic data binarised once from the run's seed),
-    its first `num_images` images (0: all). Writes the metrics (with the settings) to `output`, by
-    default evaluation_filename(...) in the run directory, and returns (metrics, path). ValueError,
-    with nothing written, if the data lacks the split or the file exists and overwrite is False.
-    Resumable: an interrupted call leaves PATH.partial.npz, which the same call continues from."""
-    from .data import SPLITS, load_dataset
-    from .train import load_checkpoint
-
-    if split not in SPLITS:
-        raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
-    num_images = positive_int(num_images, "num_images", minimum=0)
-    config, model, state = load_checkpoint(run)
-    dataset = load_dataset(data if data is not None else config.data)
-    if list(dataset.image_shape) != list(state["image_shape"]):
-        raise ValueError(f"data: {dataset.source} has images of shape {tuple(dataset.image_shape)}; the run was "
-                         f"trained on {tuple(state['image_shape'])}")
-    images = dataset.binary_split(split, seed=config.seed)
-    if num_images:
-        images = images[:num_images]
-    directory = Path(run) if Path(run).is_dir() else Path(run).parent
-    path = Path(output) if output is not None else directory / evaluation_filename(
-        split, importance_samples, seed, num_images)
-    if path.exists() and not overwrite:
-        raise ValueError(f"output: {path} exists; choose another --output or replace it (--overwrite, overwrite=True)")
-    partial = path.with_name(path.name + ".partial.npz")
-    if overwrite:
-        partial.unlink(missing_ok=True)
-    metrics = evaluate(model, images, importance_samples=importance_samples, seed=seed, partial=partial,
-                       log_z_population=log_z_population, log_diag_population=log_diag_population,
-                       progress=progress)
-    metrics.update(split=split, data=dataset.source, checkpoint=str(run), seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, path)
-    partial.unlink()
-    return metrics, path
