@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import qvae_core as q  # noqa: E402
 from conftest import K_SIGMA, all_states  # noqa: E402
-from qvae_core.dvae.evaluation import evaluate  # noqa: E402
+from qvae_core.dvae.evaluation import draw_noise, evaluate  # noqa: E402
 from qvae_core.dvae.model import DVAE  # noqa: E402
 from qvae_core.dvae.networks import DECODERS, ENCODERS  # noqa: E402
 from qvae_core.dvae.posterior import HierarchicalPosterior  # noqa: E402
@@ -85,8 +85,10 @@ def test_elbo_is_the_one_sample_bound_and_below_log_likelihood():
 
 
 def _first_draws(model, images, seed):
-    """The draws evaluate() makes for K = 1 (same generator, one chunk)."""
-    d = model.draws(torch.as_tensor(images), 1, torch.Generator().manual_seed(seed))
+    """The draws evaluate() makes for K = 1 (each image's first draw from its own stream)."""
+    x = torch.as_tensor(images, dtype=next(model.parameters()).dtype)
+    noise = torch.stack([draw_noise(seed, i, 0, 1, model.prior.num_units, x.dtype) for i in range(len(x))], dim=2)
+    d = model.draws(x, 1, noise=noise.flatten(1, 2))
     return (d.log_px - d.log_q)[0].numpy(), d.z[0].to(torch.uint8).numpy()
 
 

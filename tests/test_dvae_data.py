@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qvae_core.dvae.data import load_dataset
+from qvae_core.dvae.data import Dataset, load_dataset
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist.npz"
 needs_shared = pytest.mark.skipif(not SHARED_MNIST.exists(), reason="../shared/data/binarized_mnist.npz not present")
@@ -134,7 +134,11 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     gz = tmp_path / "train-images-idx3-ubyte.gz"
     with gzip.open(gz, "wb") as f:
         f.write(_idx_bytes(np.zeros((10_001, 2, 2))))
-    gz.write_bytes(gz.read_bytes()[:-30])  # truncated stream
+    whole = gz.read_bytes()
+    gz.write_bytes(whole[:-30])  # truncated stream: its last bytes are no longer the length
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz declares 10001 images of 2x2 but its gzip"):
+        load_dataset(gz)
+    gz.write_bytes(whole[:-8] + b"\0\0\0\0" + whole[-4:])  # the length right, the checksum wrong
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz could not be read"):
         load_dataset(gz)
 
@@ -142,3 +146,120 @@ def test_missing_and_malformed_files_name_the_path(tmp_path):
     other.write_text("0,1\n")
     with pytest.raises(ValueError, match="images.csv is not a"):
         load_dataset(other)
+
+
+SHARED = SHARED_MNIST.parent
+# Mean grey level / 255 of the official files (train: all 60,000 images), as commonly quoted.
+GREY_MEANS = {"mnist": (0.1307, 0.1325), "fashion-mnist": (0.2860, 0.2868)}
+
+
+@pytest.mark.parametrize("name", sorted(GREY_MEANS))
+def test_original_idx_directories_give_train_valid_and_test(name):
+    directory = SHARED / name
+    if not directory.is_dir():
+        pytest.skip(f"../shared/data/{name} not present")
+    data = load_dataset(directory)
+    assert data.dynamic and data.image_shape == (28, 28) and data.splits == ("valid", "test")
+    assert data.train.shape == (50_000, 784) and data.valid.shape == (10_000, 784) and data.test.shape == (10_000, 784)
+    with gzip.open(directory / "t10k-images-idx3-ubyte.gz") as f:  # read apart: the bytes after the 16-byte header
+        raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(10_000, 784)
+    np.testing.assert_array_equal(data.test, raw.astype(np.float32) / 255)
+    train_mean, test_mean = GREY_MEANS[name]
+    assert np.concatenate([data.train, data.valid]).mean() == pytest.approx(train_mean, abs=1e-4)
+    assert data.test.mean() == pytest.approx(test_mean, abs=1e-4)
+    by_file = load_dataset(directory / "train-images-idx3-ubyte.gz")  # the train file itself: t10k found beside it
+    np.testing.assert_array_equal(by_file.test, data.test)
+    np.testing.assert_array_equal(by_file.valid, data.valid)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_idx_test_split_and_its_binarisation(tmp_path, compressed):
+    train, test = (np.random.default_rng(s).integers(0, 256, (n, 2, 3)) for s, n in ((5, 10_004), (6, 7)))
+    suffix = ".gz" if compressed else ""
+    for name, images in (("train", train), ("t10k", test)):
+        raw = _idx_bytes(images)
+        (tmp_path / f"{name}-images-idx3-ubyte{suffix}").write_bytes(gzip.compress(raw) if compressed else raw)
+    data = load_dataset(tmp_path)
+    np.testing.assert_allclose(data.test, test.reshape(7, 6) / 255, rtol=1e-6)
+    assert data.subset(2, 3).test is data.test  # a subset keeps the whole test split
+    binary = data.binary_split("test", seed=1)
+    np.testing.assert_array_equal(binary, data.binary_split("test", seed=1))
+    assert set(np.unique(binary)) <= {0.0, 1.0} and binary.shape == (7, 6)
+    assert not np.array_equal(binary, data.binary_split("test", seed=2))
+    np.testing.assert_array_equal(data.binary_split("valid", seed=1), data.binary_valid(seed=1))
+    # the test split has its own stream: not the uniforms that binarise the validation images
+    uniforms = np.random.default_rng(1).random(data.test.shape)
+    assert not np.array_equal(binary, (uniforms < data.test).astype(np.float32))
+
+
+def test_dynamic_test_binarisation_matches_the_grey_levels():
+    grey = np.full((10_001, 1, 4), 51)  # 0.2 everywhere
+
+    images = grey.reshape(-1, 4).astype(np.float32) / 255
+    data = Dataset(images[:1], images[1:], (1, 4), True, "memory", test=images[1:])
+    bits = data.binary_split("test", seed=3)
+    assert abs(bits.mean() - 0.2) < 5 * np.sqrt(0.2 * 0.8 / bits.size)
+
+
+def test_npz_and_amat_test_splits(tmp_path):
+    train, valid, test = _bits(4, 7), _bits(3, 8), _bits(2, 9)
+    np.savez(tmp_path / "with_test.npz", train=np.packbits(train, axis=1), valid=valid, test=np.packbits(test, axis=1))
+    data = load_dataset(tmp_path / "with_test.npz")
+    assert data.splits == ("valid", "test")
+    np.testing.assert_array_equal(data.binary_split("test"), test)  # static: as stored, whatever the seed
+    np.testing.assert_array_equal(data.binary_split("test", seed=5), test)
+    np.savez(tmp_path / "without.npz", train=train, valid=valid)
+    data = load_dataset(tmp_path / "without.npz")
+    assert data.splits == ("valid",) and data.test is None
+    with pytest.raises(ValueError, match=r"split: .*without.npz has no test split \(it has valid\)"):
+        data.binary_split("test")
+    with pytest.raises(ValueError, match="split: expected one of"):
+        data.binary_split("train")
+    np.savez(tmp_path / "bad_test.npz", train=train, valid=valid, test=np.zeros((2, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"bad_test.npz\['test'\] has shape \(2, 5\)"):
+        load_dataset(tmp_path / "bad_test.npz")
+
+    for name, bits in (("train", train), ("valid", valid), ("test", test)):
+        lines = "\n".join(" ".join(str(v) for v in row) for row in bits)
+        (tmp_path / f"binarized_mnist_{name}.amat").write_text(lines + "\n")
+    np.testing.assert_array_equal(load_dataset(tmp_path / "binarized_mnist_train.amat").test, test)
+
+
+def _npz_with_header(path, shape):
+    """An npz whose 'train' array declares `shape` but stores 2 rows of 98 bytes."""
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    member.write(bytes(2 * 98))
+    valid = io.BytesIO()
+    np.save(valid, np.zeros((2, 98), np.uint8))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("train.npy", member.getvalue())
+        archive.writestr("valid.npy", valid.getvalue())
+
+
+def test_declared_sizes_are_checked_before_anything_is_allocated(tmp_path):
+    """Headers that declare terabytes give a ValueError naming the file, not a MemoryError."""
+    _npz_with_header(tmp_path / "huge.npz", (10**12, 98))
+    with pytest.raises(ValueError, match=r"huge.npz\['train'\] declares shape \(1000000000000, 98\)"):
+        load_dataset(tmp_path / "huge.npz")
+    _npz_with_header(tmp_path / "fits.npz", (2, 98))  # the same writer with the true shape loads
+    assert load_dataset(tmp_path / "fits.npz").train.shape == (2, 784)
+
+    huge = np.array([0x803, 2**32 - 1, 2**16 - 1, 2**16 - 1], ">u4").tobytes() + bytes(64)
+    train = _idx_bytes(np.zeros((10_001, 2, 2)))
+    for suffix, pack in (("", bytes), (".gz", gzip.compress)):
+        directory = tmp_path / f"idx{suffix}"
+        directory.mkdir()
+        (directory / f"train-images-idx3-ubyte{suffix}").write_bytes(pack(train))
+        (directory / f"t10k-images-idx3-ubyte{suffix}").write_bytes(pack(huge))
+        with pytest.raises(ValueError, match=f"t10k-images-idx3-ubyte{suffix}"):
+            load_dataset(directory)
+    shapes = tmp_path / "shapes"
+    shapes.mkdir()
+    (shapes / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((10_001, 2, 2))))
+    (shapes / "t10k-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((3, 2, 3))))
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte has images of 2x3, train-images-idx3-ubyte of 2x2"):
+        load_dataset(shapes)

@@ -12,7 +12,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["derived_seed", "RunStream", "SamplerStream"]
+__all__ = ["derived_seed", "RunStream", "SamplerStream", "EvaluationStream"]
 
 
 class RunStream(enum.IntEnum):
@@ -25,6 +25,7 @@ class RunStream(enum.IntEnum):
     EMBEDDING = 5  # the search for the prior's minor embedding (QAHM)
     UNEMBEDDING = 6  # the tie-breaks of the majority vote that unembeds samples (QAHM)
     WAKE_SLEEP = 7  # the draws of a wake-sleep step (QAHM); index: the step
+    TEST_BINARISATION = 8  # the one binarisation of a dynamic dataset's test images (the valid ones: the seed)
 
 
 class SamplerStream(enum.IntEnum):
@@ -37,6 +38,16 @@ class SamplerStream(enum.IntEnum):
     QPU = 2  # a QPU sampler's spin-reversal transforms
     EMBEDDING = 3  # the search for the prior's minor embedding (an RBM prior on a QPU)
     UNEMBEDDING = 4  # the tie-breaks of the majority vote that unembeds samples
+
+
+class EvaluationStream(enum.IntEnum):
+    """Streams of an evaluation (qvae_core.dvae.evaluation), derived from its seed. The posterior
+    draws are keyed by the image's index in its split, so any division of the images among
+    passes, processes or resumed runs draws the same samples for each image."""
+
+    DRAWS = 0  # the posterior draws of one image; indices: the image, the block of samples
+    LOG_Z = 1  # the annealing run that estimates log Z (when not given)
+    LOG_DIAG = 2  # the clamped-slice annealing of a QBM's true ELBO
 
 
 def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "PersistentChains": "samplers",
     "PopulationAnnealing": "samplers",
     "evaluate": "evaluation",
+    "evaluate_run": "run_evaluation",
     "TrainConfig": "train",
     "Trainer": "train",
     "build_model": "train",

@@ -71,25 +71,32 @@ def register(subparsers) -> None:
                              help="QBM: population of log_diag for the true ELBO")
     experiments.set_defaults(func=_experiments)
 
-    evaluate = subparsers.add_parser("evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON")
+    evaluate = subparsers.add_parser(
+        "evaluate", help="ELBO, IW log-likelihood, QBM bounds, active units -> JSON",
+        description="Evaluate a saved run on a split; writes evaluation-SPLIT-KK-seedS[-nN].json beside the "
+                    "checkpoint (refused if it exists, unless --overwrite). Interrupted, it resumes when run again.")
     evaluate.add_argument("checkpoint", help="checkpoint.pt or a run directory")
     evaluate.add_argument("--data", help="dataset (default: the one the run was trained on)")
-    evaluate.add_argument("--num-images", type=at_least(0), default=0, help="first N validation images (0: all)")
+    evaluate.add_argument("--split", choices=("valid", "test"), default="valid", help="images to evaluate on")
+    evaluate.add_argument("--num-images", type=at_least(0), default=0, help="first N images of the split (0: all)")
     evaluate.add_argument("--importance-samples", type=at_least(1), default=1000, help="K per image for the LL")
     evaluate.add_argument("--log-z-population", type=at_least(MIN_POPULATION), default=LOG_Z_POPULATION,
                           help="population of the log Z annealing")
     evaluate.add_argument("--log-diag-population", type=at_least(MIN_POPULATION), default=200,
                           help="QBM: population of log_diag")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
+    evaluate.add_argument("--seed", type=at_least(0), default=0)
+    evaluate.add_argument("--output", help="JSON file (default: named by the settings, beside the checkpoint)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_evaluate)
 
     sample = subparsers.add_parser("sample", help="write a PNG grid of digits generated from the prior")
     sample.add_argument("checkpoint", help="checkpoint.pt or a run directory")
     sample.add_argument("--num-samples", type=at_least(1), default=100)
     sample.add_argument("--columns", type=at_least(1), default=10)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--output", help="PNG file (default: samples.png beside the checkpoint)")
+    sample.add_argument("--seed", type=at_least(0), default=0)
+    sample.add_argument("--output", help="PNG file (default: samples-seedS-nN.png beside the checkpoint)")
+    sample.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     sample.set_defaults(func=_sample)
 
 
@@ -172,33 +179,28 @@ def _list_presets() -> None:
 
 
 def _evaluate(args) -> int:
-    from .data import load_dataset
-    from .evaluation import evaluate
-    from .train import load_checkpoint
+    from .run_evaluation import evaluate_run
 
-    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "evaluation.json"
-    lock = lock_if_in_run(args.checkpoint, output.parent)  # held to the end of the command
-    config, model, state = load_checkpoint(args.checkpoint)
-    data = load_dataset(args.data if args.data is not None else config.data)
-    if list(data.image_shape) != list(state["image_shape"]):
-        raise ValueError(f"data: {data.source} has images of shape {tuple(data.image_shape)}; the run was "
-                         f"trained on {tuple(state['image_shape'])}")
-    images = data.binary_valid(seed=config.seed)
-    if args.num_images:
-        images = images[: args.num_images]
-    metrics = evaluate(model, images, importance_samples=args.importance_samples, seed=args.seed,
-                       log_z_population=args.log_z_population, log_diag_population=args.log_diag_population)
-    write_json(metrics, output)
-    _print_metrics(metrics)
-    print(f"wrote {output}")
+    written_into = Path(args.output).parent if args.output else run_directory(args.checkpoint)
+    lock = lock_if_in_run(args.checkpoint, written_into)  # held to the end of the command
+    metrics, path = evaluate_run(
+        args.checkpoint, args.split, data=args.data, importance_samples=args.importance_samples,
+        num_images=args.num_images, seed=args.seed, log_z_population=args.log_z_population,
+        log_diag_population=args.log_diag_population, output=args.output, overwrite=args.overwrite,
+        progress=not args.no_progress)
+    _print_metrics(metrics, args.split)
+    print(f"wrote {path}")
     return 0
 
 
 def _sample(args) -> int:
     from .train import load_checkpoint
 
-    output = Path(args.output) if args.output else run_directory(args.checkpoint) / "samples.png"
+    output = (Path(args.output) if args.output else
+              run_directory(args.checkpoint) / f"samples-seed{args.seed}-n{args.num_samples}.png")
     lock = lock_if_in_run(args.checkpoint, output.parent)  # held to the end of the command
+    if output.exists() and not args.overwrite:
+        raise ValueError(f"output: {output} exists; choose another --output or replace it (--overwrite)")
     _, model, state = load_checkpoint(args.checkpoint)
     path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
     print(f"wrote {path}")
@@ -234,15 +236,16 @@ def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> l
     ]
 
 
-def _print_metrics(m: dict) -> None:
+def _print_metrics(m: dict, split: str = "valid") -> None:
     log_z = f"log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
+    name = {"valid": "validation", "test": "test      "}[split]
     lines = []
     if "q_elbo" in m:
-        lines.append(f"validation Q-ELBO {m['q_elbo']:.3f} ± {m['q_elbo_stderr']:.3f} (Gamma = {m['gamma']:g})")
+        lines.append(f"{name} Q-ELBO {m['q_elbo']:.3f} ± {m['q_elbo_stderr']:.3f} (Gamma = {m['gamma']:g})")
     if "elbo" in m:
-        lines.append(f"validation ELBO   {m['elbo']:.3f} ± {m['elbo_stderr']:.3f}")
+        lines.append(f"{name} ELBO   {m['elbo']:.3f} ± {m['elbo_stderr']:.3f}")
     if "ll" in m:
-        lines.append(f"validation LL     {m['ll']:.3f} ± {m['ll_stderr']:.3f} (images) "
+        lines.append(f"{name} LL     {m['ll']:.3f} ± {m['ll_stderr']:.3f} (images) "
                      f"± {m['log_z_std']:.3f} (log Z), K = {m['importance_samples']}")
     lines.append(f"{log_z}; active units {m['active_units']}/{m['num_latent']}; {m['num_images']} images")
     print("\n".join(lines))

@@ -3,13 +3,19 @@ MNIST / Fashion-MNIST IDX files with dynamic binarisation.
 
 Accepted paths (`load_dataset(path)`; None means $QVAE_DATA, else the subset shipped in the package):
 
-    *.npz             keys `train` and `valid`: rows bit-packed by numpy.packbits(bits, axis=1)
-                      (784 bits -> 98 bytes, the layout of binarized_mnist.npz), or unpacked 0/1 rows
-    *.amat            binarized_mnist_{train,valid}.amat of Larochelle & Murray (2011): one image
-                      per line, 784 space-separated 0/1 values (the sibling files are read)
+    *.npz             keys `train`, `valid` and optionally `test`: rows bit-packed by
+                      numpy.packbits(bits, axis=1) (784 bits -> 98 bytes, the layout of
+                      binarized_mnist.npz), or unpacked 0/1 rows
+    *.amat            binarized_mnist_{train,valid[,test]}.amat of Larochelle & Murray (2011): one
+                      image per line, 784 space-separated 0/1 values (the sibling files are read)
     *-idx3-ubyte[.gz] train-images file of MNIST or Fashion-MNIST: grey levels / 255, binarised
-                      afresh each time they are used; the last 10,000 images are the validation set
-    a directory       holding one of the above (binarized_mnist.npz, the .amat files, the IDX file)
+                      afresh each time they are used; the last 10,000 images are the validation set,
+                      and t10k-images-idx3-ubyte[.gz] beside it, if there, is the test split
+    a directory       holding one of the above (binarized_mnist.npz, the .amat files, the IDX files),
+                      e.g. ../shared/data/mnist or ../shared/data/fashion-mnist
+
+Declared sizes (IDX headers, the array headers inside an npz) are checked against the file's size
+before anything is allocated: a damaged or hostile header gives a ValueError naming the file.
 
 The packaged subset (qvae_core/data/binarized_mnist_subset.npz) is the first 2,000 training and
 1,000 validation images of binarized_mnist.npz, in the same layout.
@@ -28,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import npz_archive
+from ..seeds import RunStream, derived_seed
 
-__all__ = ["Dataset", "load_dataset", "PACKAGED_SUBSET", "DATA_ENV"]
+__all__ = ["Dataset", "load_dataset", "PACKAGED_SUBSET", "DATA_ENV", "SPLITS"]
 
 DATA_ENV = "QVAE_DATA"
 PACKAGED_SUBSET = "binarized_mnist_subset.npz"
@@ -38,35 +45,57 @@ MNIST_SHAPE = (28, 28)
 _IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 _IDX_VALIDATION_IMAGES = 10_000
 _AMAT_SPLITS = ("binarized_mnist_train.amat", "binarized_mnist_valid.amat")
+_AMAT_TEST = "binarized_mnist_test.amat"
 _IDX_NAMES = ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz")
+_IDX_TEST_NAMES = ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")
+SPLITS = ("valid", "test")  # the splits a model is evaluated on
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """train, valid: (N, pixels) float32 in [0, 1] (0/1 when statically binarised); `dynamic` means
-    the values are grey levels to binarise afresh at each use (dynamic binarisation)."""
+    """train, valid, test: (N, pixels) float32 in [0, 1] (0/1 when statically binarised; test is
+    None when the data has no test split); `dynamic` means the values are grey levels to binarise
+    afresh at each use (dynamic binarisation)."""
 
     train: np.ndarray
     valid: np.ndarray
     image_shape: tuple
     dynamic: bool
     source: str
+    test: np.ndarray | None = None
 
     @property
     def num_pixels(self) -> int:
         return int(self.train.shape[1])
 
-    def binary_valid(self, seed: int = 0) -> np.ndarray:
-        """The validation images as 0/1: as stored, or binarised once with `seed` if dynamic."""
+    @property
+    def splits(self) -> tuple:
+        """The evaluation splits this data has: ("valid",) or ("valid", "test")."""
+        return SPLITS if self.test is not None else SPLITS[:1]
+
+    def binary_split(self, split: str, seed: int = 0) -> np.ndarray:
+        """The images of `split` ("valid" or "test") as 0/1: as stored, or binarised once if dynamic
+        (valid from default_rng(seed), test from its own stream of `seed`, RunStream.TEST_BINARISATION).
+        ValueError naming the split if the data lacks it."""
+        if split not in SPLITS:
+            raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
+        if split not in self.splits:
+            raise ValueError(f"split: {self.source} has no {split} split (it has {', '.join(self.splits)})")
+        images = self.valid if split == "valid" else self.test
         if not self.dynamic:
-            return self.valid
-        return (np.random.default_rng(seed).random(self.valid.shape) < self.valid).astype(np.float32)
+            return images
+        stream = seed if split == "valid" else derived_seed(seed, RunStream.TEST_BINARISATION)
+        return (np.random.default_rng(stream).random(images.shape) < images).astype(np.float32)
+
+    def binary_valid(self, seed: int = 0) -> np.ndarray:
+        """The validation images as 0/1: binary_split("valid", seed)."""
+        return self.binary_split("valid", seed)
 
     def subset(self, train_size: int = 0, valid_size: int = 0) -> "Dataset":
-        """The first train_size / valid_size images (0 keeps all)."""
+        """The first train_size / valid_size images (0 keeps all); the test split is kept whole."""
         train = self.train[:train_size] if train_size else self.train
         valid = self.valid[:valid_size] if valid_size else self.valid
-        return Dataset(train, valid, self.image_shape, self.dynamic, self.source)
+        return Dataset(train, valid, self.image_shape, self.dynamic, self.source, self.test)
 
 
 def load_dataset(path=None) -> Dataset:
@@ -110,14 +139,23 @@ def _load_npz(path: Path) -> Dataset:
     try:
         with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
             archive = npz_archive(file)  # (member sizes checked before reading)
-            splits = {key: archive[key] for key in ("train", "valid") if key in archive.files}
+            keys = [key for key in ("train", "valid", "test") if key in archive.files]
+            missing = {"train", "valid"} - set(keys)
+            if missing:
+                raise _MissingArrays(sorted(missing))
+            splits = {key: archive[key] for key in keys}
+    except _MissingArrays as exc:
+        raise ValueError(f"data: {path} lacks the arrays {exc.args[0]} (needs 'train' and 'valid')") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"data: {path} is not a readable .npz archive ({exc})") from None
-    missing = {"train", "valid"} - set(splits)
-    if missing:
-        raise ValueError(f"data: {path} lacks the arrays {sorted(missing)} (needs 'train' and 'valid')")
-    train, valid = (_binary_rows(splits[key], f"{path}['{key}']") for key in ("train", "valid"))
-    return Dataset(train, valid, MNIST_SHAPE, False, str(path))
+    train, valid, test = (_binary_rows(splits[key], f"{path}['{key}']") if key in splits else None
+                          for key in ("train", "valid", "test"))
+    return Dataset(train, valid, MNIST_SHAPE, False, str(path), test)
+
+
+class _MissingArrays(Exception):
+    pass
+
 
 
 def _binary_rows(array: np.ndarray, where: str) -> np.ndarray:
@@ -136,7 +174,8 @@ def _binary_rows(array: np.ndarray, where: str) -> np.ndarray:
 
 def _load_amat(directory: Path) -> Dataset:
     train, valid = (_read_amat(directory / name) for name in _AMAT_SPLITS)
-    return Dataset(train, valid, MNIST_SHAPE, False, str(directory))
+    test = _read_amat(directory / _AMAT_TEST) if (directory / _AMAT_TEST).is_file() else None
+    return Dataset(train, valid, MNIST_SHAPE, False, str(directory), test)
 
 
 def _read_amat(path: Path) -> np.ndarray:
@@ -157,21 +196,50 @@ def _read_amat(path: Path) -> np.ndarray:
 
 
 def _load_idx(path: Path) -> Dataset:
-    opener = gzip.open if path.suffix == ".gz" else open
+    """The train-images file at `path` (last 10,000 images: validation) and the t10k-images file
+    beside it, if any (test)."""
+    images, shape = _read_idx_images(path)
+    if images.shape[0] <= _IDX_VALIDATION_IMAGES:
+        raise ValueError(f"data: {path} holds {images.shape[0]} images; more than {_IDX_VALIDATION_IMAGES} "
+                         "are needed (the last 10,000 are the validation split)")
+    test = None
+    for name in _IDX_TEST_NAMES:
+        if (path.parent / name).is_file():
+            test, test_shape = _read_idx_images(path.parent / name)
+            if test_shape != shape:
+                raise ValueError(f"data: {path.parent / name} has images of {test_shape[0]}x{test_shape[1]}, "
+                                 f"{path.name} of {shape[0]}x{shape[1]}")
+            break
+    split = images.shape[0] - _IDX_VALIDATION_IMAGES
+    return Dataset(images[:split], images[split:], shape, True, str(path), test)
+
+
+def _read_idx_images(path: Path) -> tuple[np.ndarray, tuple]:
+    """((count, rows·cols) float32 grey levels / 255, (rows, cols)) from an IDX image file, gzipped
+    or not; its header's sizes are checked against the file's (gzip: the trailer's length) first."""
+    compressed = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            head = f.read(16)
+            header = np.frombuffer(head, ">u4") if len(head) == 16 else np.zeros(0)
+            if header.size != 4 or header[0] != _IDX_IMAGES_MAGIC:
+                raise ValueError(f"data: {path} is not an IDX file of images (magic number 0x803)")
+            count, rows, cols = (int(v) for v in header[1:])
+            pixels = count * rows * cols
+            if compressed:  # ISIZE: the uncompressed length modulo 2**32
+                with open(path, "rb") as raw:
+                    raw.seek(-4, os.SEEK_END)
+                    size_ok = int.from_bytes(raw.read(4), "little") == (16 + pixels) % 2**32
+            else:
+                size_ok = path.stat().st_size == 16 + pixels
+            data = f.read(pixels + 1) if size_ok else b""
     except (OSError, EOFError, zlib.error) as exc:  # gzip: truncated or corrupt streams
         raise ValueError(f"data: {path} could not be read ({exc})") from None
-    header = np.frombuffer(raw[:16], ">u4") if len(raw) >= 16 else np.zeros(0)
-    if header.size != 4 or header[0] != _IDX_IMAGES_MAGIC:
-        raise ValueError(f"data: {path} is not an IDX file of images (magic number 0x803)")
-    count, rows, cols = (int(v) for v in header[1:])
-    if len(raw) != 16 + count * rows * cols or count <= _IDX_VALIDATION_IMAGES or rows * cols == 0:
-        raise ValueError(
-            f"data: {path} holds {len(raw) - 16} pixel bytes for a header of {count} images of "
-            f"{rows}x{cols} (more than {_IDX_VALIDATION_IMAGES} images needed)"
-        )
-    images = np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows * cols).astype(np.float32) / 255
-    split = count - _IDX_VALIDATION_IMAGES
-    return Dataset(images[:split], images[split:], (rows, cols), True, str(path))
+    if compressed and not size_ok:
+        raise ValueError(f"data: {path} declares {count} images of {rows}x{cols} but its gzip trailer gives "
+                         "another length (truncated, or not the file the header describes)")
+    if not size_ok or len(data) != pixels or rows * cols == 0 or count == 0:
+        raise ValueError(f"data: {path} holds {path.stat().st_size - 16 if not compressed else len(data)} pixel "
+                         f"bytes for a header of {count} images of {rows}x{cols}")
+    images = np.frombuffer(data, np.uint8).reshape(count, rows * cols).astype(np.float32) / 255
+    return images, (rows, cols)

@@ -105,10 +105,12 @@ class DVAE(nn.Module):
         return up * torch.logaddexp(log_rest, log_share + delta)
 
     @torch.no_grad()
-    def draws(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> Draws:
-        """num_samples joint draws (z, ζ) ~ q(z, ζ|x) per image with their log p(x|ζ) and log q(z|x)."""
+    def draws(self, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+              noise: torch.Tensor | None = None) -> Draws:
+        """num_samples joint draws (z, ζ) ~ q(z, ζ|x) per image with their log p(x|ζ) and log q(z|x);
+        `noise` ((2, num_samples·B, n) uniforms) replaces the generator's (HierarchicalPosterior.forward)."""
         xs = x.repeat(num_samples, 1)
-        s = self.posterior(x, generator, repeats=num_samples)
+        s = self.posterior(x, generator, repeats=num_samples, noise=noise)
         k, b = num_samples, x.shape[0]
         return Draws(
             self._log_px(s.zeta, xs).view(k, b),

@@ -74,14 +74,21 @@ class HierarchicalPosterior(nn.Module):
     def num_latent(self) -> int:
         return int(sum(self.sizes))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, repeats: int = 1) -> PosteriorSample:
-        """`repeats` draws per image, stacked as x.repeat(repeats, 1) would be; x is encoded once."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, repeats: int = 1,
+                noise: torch.Tensor | None = None) -> PosteriorSample:
+        """`repeats` draws per image, stacked as x.repeat(repeats, 1) would be; x is encoded once.
+        `noise`, (2, repeats·B, n) uniforms, replaces the draws from `generator` (ρ, then u per unit)."""
         features = self.encoder(x).repeat(repeats, 1)  # (repeats·B, F)
         parts: list[Smoothed] = []
         logits = []
+        start = 0
         for head, size in zip(self.heads, self.sizes):
             group_logits = head(torch.cat([features, *(p.zeta for p in parts)], dim=1))  # (B, size)
-            rho, u = torch.rand((2, features.shape[0], size), generator=generator, dtype=x.dtype, device=x.device)
+            if noise is None:
+                rho, u = torch.rand((2, features.shape[0], size), generator=generator, dtype=x.dtype, device=x.device)
+            else:
+                rho, u = noise[:, :, start : start + size]
+            start += size
             part = self.smoothing(group_logits, rho, u)
             if self.smoothing.relaxed and not self.training:
                 part = Smoothed(part.z, part.z, part.z)  # evaluation at τ -> 0 (paper 001 Sec. I A)
