@@ -25,6 +25,7 @@ class RunStream(enum.IntEnum):
     EMBEDDING = 5  # the search for the prior's minor embedding (QAHM)
     UNEMBEDDING = 6  # the tie-breaks of the majority vote that unembeds samples (QAHM)
     WAKE_SLEEP = 7  # the draws of a wake-sleep step (QAHM); index: the step
+    DEVICE_GENERATOR = 8  # the run's generator when a checkpoint resumes on another kind of device; index: the step
 
 
 class SamplerStream(enum.IntEnum):

@@ -16,6 +16,8 @@ from .config import QUICK, TrainConfig
 
 __all__ = ["register"]
 
+_DEVICE_HELP = "torch device: auto (CUDA when available) | cpu | cuda | cuda:N (default: auto)"
+
 
 def register(subparsers) -> None:
     """Add the train, evaluate and sample subcommands to the `qvae-core` parser."""
@@ -32,7 +34,11 @@ def register(subparsers) -> None:
                             "--checkpoint-every, --final-importance-samples and --data may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-overlap", dest="overlap", action="store_false", default=argparse.SUPPRESS,
+                       help="sample the negative phase after the networks, not beside them (to compare)")
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "overlap":
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         train.add_argument(
             "--" + f.name.replace("_", "-"),
@@ -53,6 +59,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--log-diag-population", type=at_least(MIN_POPULATION), default=200,
                           help="QBM: population of log_diag")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="auto", help=_DEVICE_HELP)
     evaluate.add_argument("--output", help="JSON file (default: evaluation.json beside the checkpoint)")
     evaluate.set_defaults(func=_evaluate)
 
@@ -61,6 +68,7 @@ def register(subparsers) -> None:
     sample.add_argument("--num-samples", type=at_least(1), default=100)
     sample.add_argument("--columns", type=at_least(1), default=10)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto", help=_DEVICE_HELP)
     sample.add_argument("--output", help="PNG file (default: samples.png beside the checkpoint)")
     sample.set_defaults(func=_sample)
 
@@ -98,7 +106,7 @@ def _evaluate(args) -> int:
     from .evaluation import evaluate
     from .train import load_checkpoint
 
-    config, model, state = load_checkpoint(args.checkpoint)
+    config, model, state = load_checkpoint(args.checkpoint, args.device)
     data = load_dataset(args.data if args.data is not None else config.data)
     if list(data.image_shape) != list(state["image_shape"]):
         raise ValueError(f"data: {data.source} has images of shape {tuple(data.image_shape)}; the run was "
@@ -118,7 +126,7 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     from .train import load_checkpoint
 
-    _, model, state = load_checkpoint(args.checkpoint)
+    _, model, state = load_checkpoint(args.checkpoint, args.device)
     output = Path(args.output) if args.output else run_directory(args.checkpoint) / "samples.png"
     path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
     print(f"wrote {path}")
@@ -130,9 +138,10 @@ def _write_samples(model, image_shape, path: Path, num_samples: int, columns: in
 
     from .images import save_grid
 
-    z = torch.from_numpy(model.prior.sample(num_samples, seed=seed)).float()
-    pixels = model.generate(z, torch.Generator().manual_seed(seed))
-    return save_grid(pixels.numpy(), image_shape, path, columns=columns)
+    device = next(model.parameters()).device
+    z = torch.from_numpy(model.prior.sample(num_samples, seed=seed)).float().to(device)
+    pixels = model.generate(z, torch.Generator(device=device).manual_seed(seed))
+    return save_grid(pixels.cpu().numpy(), image_shape, path, columns=columns)
 
 
 def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> list:
@@ -143,8 +152,9 @@ def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> l
 
     model.eval()
     columns = min(10, len(images))
+    device = next(model.parameters()).device
     x = torch.from_numpy(images[: min(50, len(images)) // columns * columns])
-    recon = model.reconstruct(x, torch.Generator().manual_seed(seed))
+    recon = model.reconstruct(x.to(device), torch.Generator(device=device).manual_seed(seed)).cpu()
     rows = x.shape[0] // columns
     pairs = torch.stack([x.view(rows, columns, -1), recon.view(rows, columns, -1)], dim=1).flatten(0, 2)
     return [

@@ -74,8 +74,12 @@ class TrainConfig:
     checkpoint_every: int = option(1, "epochs between checkpoints")
     log_z_population: int = option(LOG_Z_POPULATION, "population of the annealing runs that estimate log Z")
     final_importance_samples: int = option(100, "K of the LL reported when training ends (1000+ for papers)")
+    device: str = option("auto", "torch device of the networks: auto (CUDA when available) | cpu | cuda | cuda:N")
+    overlap: bool = option(True, "sample the negative phase in a background thread while the networks run "
+                                 "(--no-overlap: one after the other; the results are identical)")
 
     def __post_init__(self):
+        from .device import check_device_name
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
         from .samplers import SAMPLERS
@@ -89,6 +93,9 @@ class TrainConfig:
         for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
+        check_device_name(self.device)
+        if not isinstance(self.overlap, bool):
+            raise ValueError(f"overlap: expected true or false, got {self.overlap!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,

@@ -64,7 +64,9 @@ def evaluate(
         if pair[1] < 0:
             raise ValueError(f"log_z: expected (log Z, its standard error >= 0), got {tuple(pair)}")
         log_z = (float(pair[0]), float(pair[1]))
-    images = torch.as_tensor(binary_states(images, "images", model.num_pixels), dtype=next(model.parameters()).dtype)
+    parameter = next(model.parameters())  # the model's device and dtype
+    images = torch.as_tensor(binary_states(images, "images", model.num_pixels), dtype=parameter.dtype,
+                             device=parameter.device)
     if images.shape[0] < 1:
         raise ValueError("images: expected (N, pixels) with N >= 1, got none")
     was_training = model.training
@@ -74,7 +76,7 @@ def evaluate(
     if quantum:
         importance_samples = 1
     log_z, log_z_std = log_z if log_z is not None else prior.log_partition(population=log_z_population, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=parameter.device).manual_seed(seed)
     chunk = max(1, _ROWS_PER_CHUNK // importance_samples)
     rest, energy, iw, first_z, probs = [], [], [], [], []  # first-draw terms per image, IW bound, states
     for start in range(0, images.shape[0], chunk):
@@ -87,7 +89,7 @@ def evaluate(
         probs.append(d.probs)
     model.train(was_training)
 
-    rest, energy, probs = (torch.cat(t).double().numpy() for t in (rest, energy, probs))
+    rest, energy, probs = (torch.cat(t).double().cpu().numpy() for t in (rest, energy, probs))
     variance = probs.var(axis=0, ddof=1) if len(probs) > 1 else np.zeros(probs.shape[1])
     metrics = {
         "num_images": int(images.shape[0]),
@@ -100,12 +102,12 @@ def evaluate(
     if not quantum:
         metrics["elbo"], metrics["elbo_stderr"] = classical_bound
         metrics["importance_samples"] = importance_samples
-        metrics["ll"], metrics["ll_stderr"] = _mean_and_stderr(torch.cat(iw).double().numpy())
+        metrics["ll"], metrics["ll_stderr"] = _mean_and_stderr(torch.cat(iw).double().cpu().numpy())
         return metrics
     metrics["gamma"] = prior.gamma
     metrics["q_elbo"], metrics["q_elbo_stderr"] = classical_bound
     if true_elbo:
-        states = torch.cat(first_z).to(torch.uint8).numpy()
+        states = torch.cat(first_z).to(torch.uint8).cpu().numpy()
         log_diag, log_diag_std = q.log_diag(prior.numpy_model(), states, population=log_diag_population, seed=seed)
         metrics["elbo"], metrics["elbo_stderr"] = _mean_and_stderr(rest + log_diag - log_z)
         metrics["elbo_log_diag_stderr"] = float(np.sqrt(np.sum(log_diag_std**2)) / len(log_diag))
