@@ -2,7 +2,9 @@
 
 One step (paper 000 Sec. IV C, paper 001 App. A): draw K·D posterior samples per image, compute
 L_{K,D} without log Z (DVAE.objective), draw model samples from the negative-phase sampler, add
-kl_weight * log Z through Prior.log_partition_surrogate, and take an Adam step. Schedules are
+kl_weight * log Z through Prior.log_partition_surrogate, and take an Adam step. The model samples
+are drawn behind the networks' forward and backward (negative_phase.py), on the CPU, while the
+networks run on the run's device (device.py). Schedules are
 functions of training progress, so a run is fully described by its config, its weights and a few
 counters: β of the smoothing rises linearly from beta_start to beta_end, the KL weight rises
 linearly from 0 to 1 over kl_warmup_epochs, the learning rate decays by lr_decay per epoch down to
@@ -166,7 +168,8 @@ class Trainer:
                 raise
             log_z_term = kl_weight * surrogate
             if not torch.isfinite(log_z_term):
-                raise FloatingPointError(f"training diverged at step {self.step}: the loss is {log_z_term.item()}")
+                loss = (log_z_term - objective).item()
+                raise FloatingPointError(f"training diverged at step {self.step}: the loss is {loss}")
             log_z_term.backward()  # the prior's negative phase, added to the gradients of -objective
             self.optimizer.step()
             total += objective.item()
