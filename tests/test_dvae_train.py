@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from conftest import K_SIGMA, all_states  # noqa: E402
 from qvae_core.cli import main  # noqa: E402
 from qvae_core.dvae.config import TrainConfig  # noqa: E402
-from qvae_core.dvae.train import _CHECKPOINT_KEYS, Trainer, load_checkpoint  # noqa: E402
+from qvae_core.dvae.train import _CHECKPOINT_KEYS, _DEVICE_KEY, Trainer, load_checkpoint  # noqa: E402
 
 TINY = {  # a few seconds per epoch on two cores
     "latent": "8x8", "groups": 2, "encoder_hidden": [64], "decoder_hidden": [64], "batch_size": 20,
@@ -235,7 +235,8 @@ def test_an_external_sampler_plugs_in(tmp_path):
     trainer = Trainer(config, sampler=sampler)
     trainer.fit(progress=False, log=lambda line: None)
     assert sampler.calls == trainer.step == 5
-    assert set(trainer.state_dict()) == {"version", *_CHECKPOINT_KEYS}  # what a load requires, what a save writes
+    # what a load requires, what a save writes (the device key is optional: checkpoints before it were all CPU)
+    assert set(trainer.state_dict()) == {"version", *_CHECKPOINT_KEYS, _DEVICE_KEY}
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["sampler"] == {"calls": 5}
 
 

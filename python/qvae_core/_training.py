@@ -152,14 +152,14 @@ def save_atomically(state: dict, path: Path) -> Path:
 
 
 def read_checkpoint(path: Path, *, kind: str, version: int, keys, has=lambda state: True) -> dict:
-    """The checkpoint dict at `path` (torch.load, weights only): FileNotFoundError if missing,
+    """The checkpoint dict at `path` (torch.load, weights only, onto the CPU): FileNotFoundError if missing,
     ValueError if unreadable, not of `kind` at `version` (or failing `has`) or lacking `keys`."""
     import torch
 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: {path} does not exist")
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")  # saved on any device
     except Exception as exc:  # torch raises several types for corrupt or foreign files
         raise ValueError(f"checkpoint: {path} could not be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("version") != version or not has(state):

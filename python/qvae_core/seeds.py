@@ -26,6 +26,7 @@ class RunStream(enum.IntEnum):
     UNEMBEDDING = 6  # the tie-breaks of the majority vote that unembeds samples (QAHM)
     WAKE_SLEEP = 7  # the draws of a wake-sleep step (QAHM); index: the step
     TEST_BINARISATION = 8  # the one binarisation of a dynamic dataset's test images (the valid ones: the seed)
+    DEVICE_GENERATOR = 9  # the run's generator when a checkpoint resumes on another kind of device; index: the step
 
 
 class SamplerStream(enum.IntEnum):

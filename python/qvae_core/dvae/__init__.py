@@ -13,6 +13,7 @@ training deep generative models with quantum annealers" (2019).
     model       the DVAE and its ELBO / L_{K,D} objective
     evaluation  ELBO, IW log-likelihood with log Z from PA, Q-ELBO and true ELBO, active units
     train       config, builders, resumable trainer;  data: MNIST loaders;  cli: qvae-core commands
+    device      the torch device of a run (Placement);  negative_phase: sampling behind the networks
 
 Importing this package does not import torch; the names below load their module on first use.
 """
@@ -37,6 +38,9 @@ _EXPORTS = {
     "build_model": "train",
     "load_checkpoint": "train",
     "Dataset": "data",
+    "Placement": "device",
+    "resolve_device": "device",
+    "NegativePhase": "negative_phase",
     "load_dataset": "data",
 }
 

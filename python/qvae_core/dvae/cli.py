@@ -17,6 +17,8 @@ from .presets import PRESETS, TABLES, preset_values
 
 __all__ = ["register"]
 
+_DEVICE_HELP = "torch device: auto (CUDA when available) | cpu | cuda | cuda:N (default: auto)"
+
 
 def register(subparsers) -> None:
     """Add the train, evaluate and sample subcommands to the `qvae-core` parser."""
@@ -35,7 +37,11 @@ def register(subparsers) -> None:
                             "--checkpoint-every, --final-importance-samples, --data and --tensorboard may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-overlap", dest="overlap", action="store_false", default=argparse.SUPPRESS,
+                       help="sample the negative phase after the networks, not beside them (to compare)")
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "overlap":
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, bool):  # a switch: --tensorboard
             train.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true",
@@ -88,6 +94,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--output", help="JSON file (default: named by the settings, beside the checkpoint)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument("--device", default="auto", help=_DEVICE_HELP)
     evaluate.set_defaults(func=_evaluate)
 
     sample = subparsers.add_parser("sample", help="write a PNG grid of digits generated from the prior")
@@ -97,6 +104,7 @@ def register(subparsers) -> None:
     sample.add_argument("--seed", type=at_least(0), default=0)
     sample.add_argument("--output", help="PNG file (default: samples-seedS-nN.png beside the checkpoint)")
     sample.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    sample.add_argument("--device", default="auto", help=_DEVICE_HELP)
     sample.set_defaults(func=_sample)
 
 
@@ -186,8 +194,8 @@ def _evaluate(args) -> int:
     metrics, path = evaluate_run(
         args.checkpoint, args.split, data=args.data, importance_samples=args.importance_samples,
         num_images=args.num_images, seed=args.seed, log_z_population=args.log_z_population,
-        log_diag_population=args.log_diag_population, output=args.output, overwrite=args.overwrite,
-        progress=not args.no_progress)
+        log_diag_population=args.log_diag_population, device=args.device, output=args.output,
+        overwrite=args.overwrite, progress=not args.no_progress)
     _print_metrics(metrics, args.split)
     print(f"wrote {path}")
     return 0
@@ -201,7 +209,7 @@ def _sample(args) -> int:
     lock = lock_if_in_run(args.checkpoint, output.parent)  # held to the end of the command
     if output.exists() and not args.overwrite:
         raise ValueError(f"output: {output} exists; choose another --output or replace it (--overwrite)")
-    _, model, state = load_checkpoint(args.checkpoint)
+    _, model, state = load_checkpoint(args.checkpoint, args.device)
     path = _write_samples(model, tuple(state["image_shape"]), output, args.num_samples, args.columns, args.seed)
     print(f"wrote {path}")
     return 0
@@ -212,9 +220,10 @@ def _write_samples(model, image_shape, path: Path, num_samples: int, columns: in
 
     from .images import save_grid
 
-    z = torch.from_numpy(model.prior.sample(num_samples, seed=seed)).float()
-    pixels = model.generate(z, torch.Generator().manual_seed(seed))
-    return save_grid(pixels.numpy(), image_shape, path, columns=columns)
+    device = next(model.parameters()).device
+    z = torch.from_numpy(model.prior.sample(num_samples, seed=seed)).float().to(device)
+    pixels = model.generate(z, torch.Generator(device=device).manual_seed(seed))
+    return save_grid(pixels.cpu().numpy(), image_shape, path, columns=columns)
 
 
 def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> list:
@@ -225,8 +234,9 @@ def _write_grids(model, images, image_shape, directory: Path, *, seed: int) -> l
 
     model.eval()
     columns = min(10, len(images))
+    device = next(model.parameters()).device
     x = torch.from_numpy(images[: min(50, len(images)) // columns * columns])
-    recon = model.reconstruct(x, torch.Generator().manual_seed(seed))
+    recon = model.reconstruct(x.to(device), torch.Generator(device=device).manual_seed(seed)).cpu()
     rows = x.shape[0] // columns
     pairs = torch.stack([x.view(rows, columns, -1), recon.view(rows, columns, -1)], dim=1).flatten(0, 2)
     return [

@@ -76,8 +76,12 @@ class TrainConfig:
     final_importance_samples: int = option(100, "K of the LL reported when training ends (1000+ for papers)")
     tensorboard: bool = option(False, "also write each epoch's metrics as TensorBoard scalars to OUTPUT/tensorboard "
                                       "(needs the tensorboard package)")
+    device: str = option("auto", "torch device of the networks: auto (CUDA when available) | cpu | cuda | cuda:N")
+    overlap: bool = option(True, "sample the negative phase in a background thread while the networks run "
+                                 "(--no-overlap: one after the other; the results are identical)")
 
     def __post_init__(self):
+        from .device import check_device_name
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
         from .samplers import SAMPLERS
@@ -93,6 +97,9 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if not isinstance(self.tensorboard, bool):
             raise ValueError(f"tensorboard: expected True or False, got {self.tensorboard!r}")
+        check_device_name(self.device)
+        if not isinstance(self.overlap, bool):
+            raise ValueError(f"overlap: expected true or false, got {self.overlap!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,

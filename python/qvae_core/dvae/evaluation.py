@@ -90,7 +90,9 @@ def evaluate(
         if pair[1] < 0:
             raise ValueError(f"log_z: expected (log Z, its standard error >= 0), got {tuple(pair)}")
         log_z = (float(pair[0]), float(pair[1]))
-    images = torch.as_tensor(binary_states(images, "images", model.num_pixels), dtype=next(model.parameters()).dtype)
+    parameter = next(model.parameters())  # the model's device and dtype
+    images = torch.as_tensor(binary_states(images, "images", model.num_pixels), dtype=parameter.dtype,
+                             device=parameter.device)
     if images.shape[0] < 1:
         raise ValueError("images: expected (N, pixels) with N >= 1, got none")
     prior = model.prior
@@ -100,7 +102,7 @@ def evaluate(
     weights = (v.detach().cpu().numpy() for v in model.state_dict().values())
     settings = {"importance_samples": importance_samples, "seed": seed, "first_image": first_image,
                 "log_z_population": log_z_population, "given_log_z": log_z,
-                "images": _digest(images.numpy()), "model": _digest(*weights)}
+                "images": _digest(images.cpu().numpy()), "model": _digest(*weights)}
     state = _load_partial(Path(partial), settings) if partial is not None and Path(partial).exists() else None
     if state is None:
         if log_z is None:
@@ -130,11 +132,11 @@ def _draw_terms(model, images, state, k, seed, first_image, partial, settings, p
         while state["done"] < n:
             lo = state["done"]
             x = images[lo : lo + per_pass]
-            log_sum = torch.full((x.shape[0],), -math.inf, dtype=torch.float64)
+            log_sum = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
             for b, start in enumerate(range(0, k, block)):
                 size = min(block, k - start)
                 noise = torch.stack([draw_noise(seed, first_image + i, b, size, model.prior.num_units, x.dtype)
-                                     for i in range(lo, lo + x.shape[0])], dim=2).flatten(1, 2)  # (2, size·B, n)
+                                     for i in range(lo, lo + x.shape[0])], dim=2).flatten(1, 2).to(x.device)  # (2, size·B, n)
                 d = model.draws(x, size, noise=noise)
                 e = model.prior.energy(d.z.flatten(0, 1)).view_as(d.log_px)  # (size, B)
                 log_w = (d.log_px - d.log_q - e).double() - log_z
@@ -162,7 +164,7 @@ def draw_noise(seed: int, image: int, block: int, size: int, units: int, dtype=t
 
 def _put(state, lo, **terms) -> None:
     for key, value in terms.items():
-        state[key][lo : lo + value.shape[0]] = value.numpy()
+        state[key][lo : lo + value.shape[0]] = value.detach().cpu().numpy()
 
 
 def _summary(model, state, k, true_elbo, log_diag_population, seed) -> dict:

@@ -122,7 +122,7 @@ class DVAE(nn.Module):
     @torch.no_grad()
     def generate(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel probabilities p(x = 1|ζ), ζ ~ r(ζ|z), (B, pixels): the generative process from prior samples z."""
-        rho = torch.rand(z.shape, generator=generator, dtype=z.dtype)
+        rho = torch.rand(z.shape, generator=generator, dtype=z.dtype, device=z.device)
         return torch.sigmoid(self.decoder(self.smoothing.sample_given(z, rho)))
 
     @torch.no_grad()

@@ -106,14 +106,14 @@ class BernoulliPrior(Prior):
         return F.softplus(self.bias).sum()
 
     def _classical_numpy_model(self):
-        b = self.bias.detach().double().numpy()
+        b = self.bias.detach().double().cpu().numpy()
         return q.BoltzmannMachine(b, np.zeros((0, 2), np.int64), np.zeros(0))
 
     def log_partition(self, **_):
         return float(self.log_partition_surrogate().detach()), 0.0
 
     def sample(self, num_samples, *, seed=0):
-        p = torch.sigmoid(self.bias.detach()).double().numpy()
+        p = torch.sigmoid(self.bias.detach()).double().cpu().numpy()
         return (np.random.default_rng(seed).random((num_samples, self.num_units)) < p).astype(np.uint8)
 
 
@@ -144,7 +144,7 @@ class RBMPrior(Prior):
         return -(qv @ self.visible_bias + qh @ self.hidden_bias + pairs)
 
     def _classical_numpy_model(self):
-        return q.RBM(*(p.detach().double().numpy() for p in (self.weights, self.visible_bias, self.hidden_bias)))
+        return q.RBM(*(p.detach().double().cpu().numpy() for p in (self.weights, self.visible_bias, self.hidden_bias)))
 
 
 class GraphPrior(Prior):
@@ -176,9 +176,9 @@ class GraphPrior(Prior):
 
     def _classical_numpy_model(self):
         return q.BoltzmannMachine(
-            self.bias.detach().double().numpy(),
-            self.edges.numpy(),
-            self.weights.detach().double().numpy(),
+            self.bias.detach().double().cpu().numpy(),
+            self.edges.cpu().numpy(),
+            self.weights.detach().double().cpu().numpy(),
             colors=self.colors,
         )
 

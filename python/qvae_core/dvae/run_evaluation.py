@@ -32,12 +32,14 @@ def evaluate_run(
     seed: int = 0,
     log_z_population: int = LOG_Z_POPULATION,
     log_diag_population: int = 200,
+    device: str = "auto",
     output=None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> tuple[dict, Path]:
     """Evaluate the saved run `run` (checkpoint.pt or its directory) on `split` ("valid" or "test")
     of `data` (default: the data it was trained on; dynamic data binarised once from the run's seed),
+    on torch `device` (auto: CUDA when available),
     its first `num_images` images (0: all). Writes the metrics (with the settings) to `output`, by
     default evaluation_filename(...) in the run directory, and returns (metrics, path). ValueError,
     with nothing written, if the data lacks the split or the file exists and overwrite is False.
@@ -45,7 +47,7 @@ def evaluate_run(
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
     num_images = positive_int(num_images, "num_images", minimum=0)
-    config, model, state = load_checkpoint(run)
+    config, model, state = load_checkpoint(run, device)
     dataset = load_dataset(data if data is not None else config.data)
     if list(dataset.image_shape) != list(state["image_shape"]):
         raise ValueError(f"data: {dataset.source} has images of shape {tuple(dataset.image_shape)}; the run was "

@@ -2,7 +2,9 @@
 
 One step (paper 000 Sec. IV C, paper 001 App. A): draw K·D posterior samples per image, compute
 L_{K,D} without log Z (DVAE.objective), draw model samples from the negative-phase sampler, add
-kl_weight * log Z through Prior.log_partition_surrogate, and take an Adam step. Schedules are
+kl_weight * log Z through Prior.log_partition_surrogate, and take an Adam step. The model samples
+are drawn behind the networks' forward and backward (negative_phase.py), on the CPU, while the
+networks run on the run's device (device.py). Schedules are
 functions of training progress, so a run is fully described by its config, its weights and a few
 counters: β of the smoothing rises linearly from beta_start to beta_end, the KL weight rises
 linearly from 0 to 1 over kl_warmup_epochs, the learning rate decays by lr_decay per epoch down to
@@ -25,12 +27,13 @@ import torch
 from .._curves import Curves, Scalars
 from .._training import (CHECKPOINT, METRICS, Progress, RunLock, append_metrics, check_epochs, check_resumable,
                          read_checkpoint, save_atomically, start_run, truncate_metrics)
-from .._validation import binary_states
 from ..seeds import RunStream, derived_seed
 from .config import TrainConfig
 from .data import Dataset, load_dataset
+from .device import Placement
 from .evaluation import evaluate
 from .model import DVAE
+from .negative_phase import NegativePhase
 from .networks import DECODERS, ENCODERS
 from .posterior import HierarchicalPosterior
 from .priors import PRIORS
@@ -41,6 +44,7 @@ __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 
 _CHECKPOINT_VERSION = 2  # 2: persistent chains saved whole (states, streams, worldlines)
 _CHECKPOINT_KEYS = ("config", "image_shape", "beta", "epoch", "step", "model", "optimizer", "sampler", "generator")
+_DEVICE_KEY = "device"  # the device type of the generator state; absent before devices: "cpu"
 
 
 def build_model(config: TrainConfig, image_shape, pixel_mean=None) -> DVAE:
@@ -80,6 +84,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, sampler=None,
                  overwrite: bool = False):
         self.config = config
+        self.placement = Placement(config.device)  # first: a device this machine lacks fails before any work
         self.overwrite = overwrite  # may fit() start anew in an output directory that holds a run?
         self.data = (dataset or load_dataset(config.data)).subset(config.train_size, config.valid_size)
         if self.data.train.shape[0] < config.batch_size:
@@ -95,9 +100,10 @@ class Trainer:
             missing = [m for m in ("sample", "state_dict", "load_state_dict") if not callable(getattr(sampler, m, None))]
             if missing:
                 raise ValueError(f"sampler: lacks {', '.join(missing)} (the negative-phase contract of samplers.py)")
+        self.placement.module(self.model)
         self.sampler = sampler
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = self.placement.generator(config.seed)
         self.train_images = torch.from_numpy(self.data.train)
         self.valid_images = torch.from_numpy(self.data.binary_valid(seed=config.seed))
         self.output = Path(config.output)
@@ -105,6 +111,17 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self._log_z = None  # (step, (log Z, its SE)) of the last validation
+
+    @property
+    def sampler(self):
+        return self._sampler
+
+    @sampler.setter
+    def sampler(self, sampler) -> None:
+        """The negative-phase sampler; replacing it (e.g. by a QPU sampler) replaces its driver."""
+        self._sampler = sampler
+        self.negative_phase = None if sampler is None else NegativePhase(sampler, self.placement,
+                                                                           overlap=self.config.overlap)
 
     # --- schedules (functions of progress, so nothing to checkpoint) ---
     def beta_at(self, epochs_done: float) -> float:
@@ -134,41 +151,55 @@ class Trainer:
         order = torch.randperm(self.train_images.shape[0], generator=shuffle)
         steps = self.train_images.shape[0] // c.batch_size
         bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
-        total, sampling, start = 0.0, 0.0, time.perf_counter()
+        negative = self.negative_phase
+        total, start = 0.0, time.perf_counter()
+        waited = 0.0 if negative is None else negative.seconds
         for i in range(steps):
-            x = self.train_images[order[i * c.batch_size : (i + 1) * c.batch_size]]
-            if self.data.dynamic:
-                x = torch.bernoulli(x, generator=self.generator)
             done = self.epoch + i / steps
             model.smoothing.beta = self.beta_at(done)
             kl_weight = self.kl_weight_at(done)
-            objective = model.objective(x, kl_weight=kl_weight, num_importance=k, num_draws=d,
-                                        generator=self.generator)
-            negative = None
-            if self.sampler is not None:
-                tick = time.perf_counter()
-                states = binary_states(self.sampler.sample(prior.numpy_model()), "sampler.sample()", prior.num_units)
-                if states.shape[0] == 0:
-                    raise ValueError("sampler.sample(): returned no states")
-                negative = torch.from_numpy(states).to(objective.dtype)
-                sampling += time.perf_counter() - tick
-            loss = -objective + kl_weight * prior.log_partition_surrogate(negative)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged at step {self.step}: the loss is {loss.detach().item()}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if negative is not None:
+                negative.start(prior)  # from the parameters at the start of the step
+            try:
+                objective = self._positive_phase(order[i * c.batch_size : (i + 1) * c.batch_size], k, d, kl_weight)
+                surrogate = prior.log_partition_surrogate(
+                    None if negative is None else negative.samples(prior.num_units, objective.dtype))
+            except BaseException:
+                if negative is not None:
+                    negative.cancel()
+                raise
+            log_z_term = kl_weight * surrogate
+            if not torch.isfinite(log_z_term):
+                loss = (log_z_term - objective).item()
+                raise FloatingPointError(f"training diverged at step {self.step}: the loss is {loss}")
+            log_z_term.backward()  # the prior's negative phase, added to the gradients of -objective
             self.optimizer.step()
-            total += objective.detach().item()
+            total += objective.item()
             self.step += 1
             bar.update(i + 1, objective=total / (i + 1))
         bar.close()
         seconds = time.perf_counter() - start
+        sampling = 0.0 if negative is None else negative.seconds - waited
         self.epoch += 1
         return {
             "epoch": self.epoch, "step": self.step, "train_objective": total / steps,
             "lr": self.lr_at(self.epoch - 1), "beta": model.smoothing.beta, "kl_weight": kl_weight, "K": k, "D": d,
             "seconds": seconds, "step_seconds": seconds / steps, "sampling_share": sampling / seconds,
         }
+
+    def _positive_phase(self, rows, k: int, d: int, kl_weight: float) -> torch.Tensor:
+        """Forward and backward of -L_{K,D} (without log Z) on the training images `rows`: all of
+        a step's work that runs while the negative phase samples. Returns the objective, detached."""
+        x = self.placement.batch(self.train_images[rows])
+        if self.data.dynamic:
+            x = torch.bernoulli(x, generator=self.generator)
+        objective = self.model.objective(x, kl_weight=kl_weight, num_importance=k, num_draws=d,
+                                         generator=self.generator)
+        if not torch.isfinite(objective):
+            raise FloatingPointError(f"training diverged at step {self.step}: the loss is {-objective.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        (-objective).backward()
+        return objective.detach()
 
     def validate(self, importance_samples: int = 1, **options) -> dict:
         """evaluate() on the validation images with log Z from population annealing (one run per
@@ -224,6 +255,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "sampler": None if self.sampler is None else self.sampler.state_dict(),
             "generator": self.generator.get_state(),
+            _DEVICE_KEY: self.placement.device.type,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -233,8 +265,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])
-        self.generator.set_state(state["generator"])
         self.epoch, self.step = state["epoch"], state["step"]
+        reseed = derived_seed(self.config.seed, RunStream.DEVICE_GENERATOR, self.step) >> 1
+        self.placement.load_generator_state(self.generator, state["generator"], state.get(_DEVICE_KEY, "cpu"), reseed)
 
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly
@@ -259,19 +292,22 @@ class Trainer:
 
 
 # Config fields a resumed run may change: how long it trains and how often it reports, not what it is.
-RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data", "tensorboard"})
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "final_importance_samples", "data", "tensorboard",
+                       "device", "overlap"})
 
 
 def _read_checkpoint(path: Path) -> dict:
     return read_checkpoint(path, kind="DVAE", version=_CHECKPOINT_VERSION, keys=_CHECKPOINT_KEYS)
 
 
-def load_checkpoint(path) -> tuple[TrainConfig, DVAE, dict]:
-    """(config, model in eval mode at its saved β, the raw checkpoint) from a checkpoint file or run directory."""
+def load_checkpoint(path, device: str = "auto") -> tuple[TrainConfig, DVAE, dict]:
+    """(config, model in eval mode at its saved β on `device`, the raw checkpoint) from a checkpoint
+    file or run directory, saved on any device."""
     path = Path(path)
+    placement = Placement(device)
     state = _read_checkpoint(path / CHECKPOINT if path.is_dir() else path)
     config = TrainConfig.from_dict(state["config"])
-    model = build_model(config, tuple(state["image_shape"]))
+    model = placement.module(build_model(config, tuple(state["image_shape"])))
     model.load_state_dict(state["model"])
     model.smoothing.beta = state["beta"]
     return config, model.eval(), state
