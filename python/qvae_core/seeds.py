@@ -12,7 +12,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["derived_seed", "RunStream", "SamplerStream"]
+__all__ = ["derived_seed", "RunStream", "SamplerStream", "TaskStream"]
 
 
 class RunStream(enum.IntEnum):
@@ -37,6 +37,14 @@ class SamplerStream(enum.IntEnum):
     QPU = 2  # a QPU sampler's spin-reversal transforms
     EMBEDDING = 3  # the search for the prior's minor embedding (an RBM prior on a QPU)
     UNEMBEDDING = 4  # the tie-breaks of the majority vote that unembeds samples
+
+
+class TaskStream(enum.IntEnum):
+    """Streams of the tasks that qvae_core.distributed spreads over workers, derived from the seed of
+    the call; index: the task (a run, a chunk of states)."""
+
+    ANNEAL = 1  # an independent population-annealing run
+    LOG_DIAG = 2  # a chunk of states of log_diag
 
 
 def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:

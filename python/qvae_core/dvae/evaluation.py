@@ -46,12 +46,14 @@ def evaluate(
     true_elbo: bool = True,
     log_diag_population: int = 200,
     seed: int = 0,
+    client=None,
 ) -> dict:
     """Metrics on `images` ((N, pixels) 0/1); `log_z` = (log Z, its standard error) if already known.
 
     importance_samples K >= 1 draws per image (K = 1: ELBO only). For a QBM prior (gamma > 0) the
     result has `q_elbo`, and `elbo` from log_diag if true_elbo, from one draw per image; the LL is
-    left out (it would need log_diag for every one of the K draws).
+    left out (it would need log_diag for every one of the K draws). With a dask.distributed `client`
+    the log Z runs go to its workers (Prior.log_partition).
     """
     if not isinstance(model, DVAE):
         raise ValueError(f"model: expected a DVAE, got {type(model).__name__}")
@@ -73,7 +75,9 @@ def evaluate(
     quantum = prior.gamma > 0
     if quantum:
         importance_samples = 1
-    log_z, log_z_std = log_z if log_z is not None else prior.log_partition(population=log_z_population, seed=seed)
+    if log_z is None:
+        log_z = prior.log_partition(population=log_z_population, seed=seed, client=client)
+    log_z, log_z_std = log_z
     generator = torch.Generator().manual_seed(seed)
     chunk = max(1, _ROWS_PER_CHUNK // importance_samples)
     rest, energy, iw, first_z, probs = [], [], [], [], []  # first-draw terms per image, IW bound, states
