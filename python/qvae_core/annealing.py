@@ -18,7 +18,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def _settings(population, sweeps_per_step, target_ess, num_subpopulations, max_s
     return population, sweeps_per_step, target, num_subpopulations, positive_int(max_steps, "max_steps")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AnnealResult:
     """Estimate and diagnostics of one population-annealing run.
 
@@ -79,6 +79,15 @@ class AnnealResult:
     @property
     def num_steps(self) -> int:
         return len(self.schedule) - 1
+
+    def __eq__(self, other):
+        """Every field equal, arrays element by element (so a pickled result equals its original)."""
+        if type(other) is not AnnealResult:
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name), equal_nan=True)
+                   for f in fields(self))
+
+    __hash__ = None  # mutable arrays inside
 
 
 def anneal(

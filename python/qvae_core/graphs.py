@@ -53,6 +53,21 @@ class Topology(NamedTuple):
     def num_units(self) -> int:
         return int(self.nodes.shape[0])
 
+    def __eq__(self, other):
+        """Same name, nodes, edges and colouring (a tuple's == would compare arrays ambiguously)."""
+        if not isinstance(other, Topology):
+            return NotImplemented
+        return self.name == other.name and all(
+            (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+            for a, b in zip(self[1:], other[1:]))
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self):
+        return hash((self.name, self.nodes.tobytes(), self.edges.tobytes()))
+
 
 def load_dwave_networkx():
     """The dwave_networkx module (extra `graphs`), or ImportError saying how to install it."""

@@ -38,7 +38,8 @@ def binary_from_ising(h, edges, J, offset):
 
 class Immutable:
     """Base of the models (RBM, BoltzmannMachine, QBM): the attributes in `_frozen` are fixed once the compiled copy exists (set last in __init__), so
-    the two never disagree; a subclass may add attributes of its own."""
+    the two never disagree; a subclass may add attributes of its own. A model pickles as the arguments that
+    rebuild it (`_arguments`; the compiled copy is made anew), and two models are equal when those are."""
 
     _frozen: tuple = ("_compiled",)
 
@@ -51,6 +52,47 @@ class Immutable:
         if name in self._frozen:
             raise AttributeError(f"{type(self).__name__}.{name}: the model is immutable")
         object.__delattr__(self, name)
+
+    def _arguments(self) -> tuple:
+        """(args, kwargs) that rebuild this model: pickling and equality use them."""
+        raise NotImplementedError
+
+    def __reduce__(self):
+        args, kwargs = self._arguments()
+        return _rebuild, (type(self), args, kwargs)
+
+    def __eq__(self, other):
+        """Same type and the same parameters, exactly."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return _same(self._arguments(), other._arguments())
+
+    def __hash__(self):
+        return hash((type(self), _bytes(self._arguments())))
+
+
+def _rebuild(cls, args, kwargs):
+    return cls(*args, **kwargs)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+def _bytes(a):
+    if isinstance(a, (tuple, list)):
+        return tuple(_bytes(x) for x in a)
+    if isinstance(a, dict):
+        return tuple((k, _bytes(v)) for k, v in sorted(a.items()))
+    if isinstance(a, np.ndarray):
+        return (a.dtype.str, a.shape, a.tobytes())
+    return a
 
 
 class _Model(Immutable):
@@ -80,6 +122,9 @@ class RBM(_Model):
         self.visible_bias = finite_array(visible_bias, "visible_bias", ndim=1, shape=(nv,), max_abs=MAX_PARAMETER)
         self.hidden_bias = finite_array(hidden_bias, "hidden_bias", ndim=1, shape=(nh,), max_abs=MAX_PARAMETER)
         self._compiled = _core.RbmModel(self.weights, self.visible_bias, self.hidden_bias)
+
+    def _arguments(self):
+        return (self.weights, self.visible_bias, self.hidden_bias), {}
 
     @property
     def num_visible(self) -> int:
@@ -159,6 +204,9 @@ class BoltzmannMachine(_Model):
         self.colors = compiled.colors
         self.colors.flags.writeable = False
         self._compiled = compiled
+
+    def _arguments(self):
+        return (self.bias, self.edges, self.weights), {"colors": self.colors}
 
     @property
     def num_colors(self) -> int:

@@ -48,6 +48,9 @@ class QBM(Immutable):
         # 0 <= Gamma_l <= MAX_GAMMA.
         self._compiled = kind.path_integral(model._compiled, g)
 
+    def _arguments(self):
+        return (self.model, self.gamma), {}
+
     @property
     def num_units(self) -> int:
         return self.model.num_units

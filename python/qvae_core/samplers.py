@@ -125,8 +125,20 @@ class PersistentSampler:
     def _restore_extra(self, chains, parts: dict) -> None:
         """Load the subclass's checkpoint parts (`_extra_checkpoint_keys`) into the new `chains`."""
 
+    def __reduce__(self):
+        """Pickles as its model, settings and checkpoint(): the copy continues exactly as this sampler would."""
+        with self._lock:
+            return _restored, (type(self), self._model, self.num_chains, self.seed, self.num_threads or None,
+                               self.checkpoint())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._model!r}, num_chains={self.num_chains}, seed={self.seed})"
+
+
+def _restored(cls, model, num_chains, seed, num_threads, checkpoint):
+    sampler = cls(model, num_chains, seed=seed, num_threads=num_threads)
+    sampler.restore(checkpoint)
+    return sampler
 
 
 class GibbsSampler(PersistentSampler):

@@ -12,7 +12,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["derived_seed", "RunStream", "SamplerStream", "EvaluationStream"]
+__all__ = ["derived_seed", "RunStream", "SamplerStream", "EvaluationStream", "TaskStream"]
 
 
 class RunStream(enum.IntEnum):
@@ -49,6 +49,14 @@ class EvaluationStream(enum.IntEnum):
     DRAWS = 0  # the posterior draws of one image; indices: the image, the block of samples
     LOG_Z = 1  # the annealing run that estimates log Z (when not given)
     LOG_DIAG = 2  # the clamped-slice annealing of a QBM's true ELBO
+
+
+class TaskStream(enum.IntEnum):
+    """Streams of the tasks that qvae_core.distributed spreads over workers, derived from the seed of
+    the call; index: the task (a run, a chunk of states)."""
+
+    ANNEAL = 1  # an independent population-annealing run
+    LOG_DIAG = 2  # a chunk of states of log_diag
 
 
 def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:

@@ -68,6 +68,7 @@ def evaluate(
     first_image: int = 0,
     partial=None,
     progress: bool = False,
+    client=None,
 ) -> dict:
     """Metrics on `images` ((N, pixels) 0/1); `log_z` = (log Z, its standard error) if already known.
 
@@ -77,6 +78,7 @@ def evaluate(
     images[0] in its split (its draws' stream; a part of a split evaluated apart gives the numbers
     of the whole). `partial`: a file (.npz) to save per-image results in and resume from; it is
     left complete at the end. `progress`: a tqdm bar over images x K on stderr.
+    With a dask.distributed `client` the log Z runs go to its workers (Prior.log_partition).
     """
     if not isinstance(model, DVAE):
         raise ValueError(f"model: expected a DVAE, got {type(model).__name__}")
@@ -101,12 +103,13 @@ def evaluate(
         importance_samples = 1
     weights = (v.detach().cpu().numpy() for v in model.state_dict().values())
     settings = {"importance_samples": importance_samples, "seed": seed, "first_image": first_image,
-                "log_z_population": log_z_population, "given_log_z": log_z,
+                "log_z_population": log_z_population, "given_log_z": log_z, "log_z_on_client": client is not None,
                 "images": _digest(images.cpu().numpy()), "model": _digest(*weights)}
     state = _load_partial(Path(partial), settings) if partial is not None and Path(partial).exists() else None
     if state is None:
         if log_z is None:
-            log_z = prior.log_partition(population=log_z_population, seed=derived_seed(seed, EvaluationStream.LOG_Z))
+            log_z = prior.log_partition(population=log_z_population, seed=derived_seed(seed, EvaluationStream.LOG_Z),
+                                          client=client)
         n, m = images.shape[0], prior.num_units
         state = {"done": 0, "log_z": np.array(log_z, float), "iw": np.zeros(n), "rest": np.zeros(n),
                  "energy": np.zeros(n), "probs": np.zeros((n, m), np.float32), "first_z": np.zeros((n, m), np.uint8)}

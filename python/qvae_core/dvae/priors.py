@@ -25,12 +25,14 @@ from torch import nn
 
 import qvae_core as q
 
-from ..annealing import LOG_Z_POPULATION
+from .. import distributed
+from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 
 __all__ = ["Prior", "BernoulliPrior", "RBMPrior", "GraphPrior", "PriorKind", "PRIORS"]
 
 _INIT_WEIGHT_SCALE = 0.01
 _SAMPLE_POPULATION = 1000  # PA with fewer replicas has too few per sub-population
+LOG_Z_RUNS = 8  # independent runs of a log Z estimate spread over a Dask client
 
 
 class Prior(nn.Module):
@@ -73,9 +75,15 @@ class Prior(nn.Module):
     def _classical_numpy_model(self):
         raise NotImplementedError
 
-    def log_partition(self, *, population: int = LOG_Z_POPULATION, seed: int = 0) -> tuple[float, float]:
+    def log_partition(self, *, population: int = LOG_Z_POPULATION, seed: int = 0, client=None) -> tuple[float, float]:
         """(log Z, its standard error) by one population-annealing run (the spread of its
-        sub-population estimates); the quantum log Tr e^{-H} for a QBM."""
+        sub-population estimates); the quantum log Tr e^{-H} for a QBM. With a dask.distributed
+        `client` the population is split over LOG_Z_RUNS independent runs on its workers
+        (qvae_core.distributed.log_z: the same numbers for any number of workers)."""
+        if client is not None:
+            runs = max(1, min(LOG_Z_RUNS, population // MIN_POPULATION))
+            return distributed.log_z(self.numpy_model(), runs=runs, population=population // runs, seed=seed,
+                                     client=client)
         result = q.anneal(self.numpy_model(), population=population, seed=seed)
         return result.log_z, result.log_z_std
 
