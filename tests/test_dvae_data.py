@@ -243,7 +243,7 @@ def _npz_with_header(path, shape):
 def test_declared_sizes_are_checked_before_anything_is_allocated(tmp_path):
     """Headers that declare terabytes give a ValueError naming the file, not a MemoryError."""
     _npz_with_header(tmp_path / "huge.npz", (10**12, 98))
-    with pytest.raises(ValueError, match=r"huge.npz\['train'\] declares shape \(1000000000000, 98\)"):
+    with pytest.raises(ValueError, match=r"huge.npz .*train.npy: declares shape \(1000000000000, 98\)"):
         load_dataset(tmp_path / "huge.npz")
     _npz_with_header(tmp_path / "fits.npz", (2, 98))  # the same writer with the true shape loads
     assert load_dataset(tmp_path / "fits.npz").train.shape == (2, 784)

@@ -24,6 +24,17 @@ SMALL = {"train_size": 100, "valid_size": 40, "encoder_hidden": [32], "decoder_h
 SMALL_FLAGS = [f"--set={k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in SMALL.items()]
 
 
+def with_test_split(tmp_path) -> str:
+    """The packaged subset with a `test` key (its last 40 validation images stand in for test images),
+    for tables that report the test split."""
+    from qvae_core.dvae.data import load_dataset
+
+    path = tmp_path / "subset-with-test.npz"
+    data = np.load(load_dataset(None).source)
+    np.savez(path, train=data["train"], valid=data["valid"], test=data["valid"][-40:])
+    return str(path)
+
+
 def test_paper000_table_i_rows_are_the_printed_set_up():
     c = TrainConfig(**preset_values("paper000-I-rbm256x256"))
     assert (c.prior, c.latent, c.gamma) == ("rbm", "256x256", 0.0)
@@ -128,7 +139,8 @@ def test_flags_after_a_preset_override_it(tmp_path, capsys):
 
 
 def test_experiments_run_every_row_and_seed_resume_and_report_mean_and_stderr(tmp_path, monkeypatch):
-    budget = Budget(epochs=1, seeds=2, overrides=SMALL, importance_samples=5, log_z_population=100)
+    budget = Budget(epochs=1, seeds=2, overrides=SMALL, importance_samples=5, log_z_population=100,
+                    data=with_test_split(tmp_path))
     rows = ["paper000-I-rbm32x32"]
     text = run_table("paper000-I", budget, output=tmp_path, rows=rows, log=lambda line: None)
     runs = [json.loads((tmp_path / "paper000-I" / rows[0] / f"seed-{s}" / "results.json").read_text())
@@ -182,7 +194,7 @@ def test_experiments_command_writes_a_qvae_table(tmp_path, capsys):
 def test_the_results_table_compares_priors_on_the_test_split_with_three_seeds(tmp_path):
     assert (TABLES["results"].split, TABLES["results"].seeds) == ("test", 3)
     budget = Budget(epochs=1, seeds=2, overrides=SMALL, importance_samples=3, log_z_population=100,
-                    log_diag_population=50)
+                    log_diag_population=50, data=with_test_split(tmp_path))
     text = run_table("results", budget, output=tmp_path, rows=["rbm-16x16", "qbm-16x16-gamma1"],
                      log=lambda line: None)
     rbm, qbm = (next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
