@@ -3,7 +3,6 @@ scalars, labelled reconstruction grids and the epoch line's training ELBO."""
 
 import json
 import re
-import sys
 
 import numpy as np
 import pytest
