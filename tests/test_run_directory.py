@@ -113,7 +113,7 @@ def append_then_die(output, metrics):  # a kill in the middle of writing the lin
 
 def save_then_die(state, path):  # a kill while the checkpoint of epoch {epoch} is written
     if state["epoch"] == {epoch} and {in_checkpoint}:
-        path.with_suffix(".tmp").write_bytes(b"half a checkpoint")
+        path.with_name(path.name + ".tmp").write_bytes(b"half a checkpoint")
         os.kill(os.getpid(), signal.SIGKILL)
     return _training.save_atomically(state, path)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._training import RunLock
+from ._training import RunLock, atomic_file
 
 
 def at_least(minimum: int):
@@ -35,8 +35,10 @@ def read_json(path) -> dict:
 
 
 def write_json(metrics: dict, output: Path) -> None:
+    """`metrics` as indented JSON at `output` (its directory made), written atomically."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_file(output, "w") as file:
+        file.write(json.dumps(metrics, indent=2) + "\n")
 
 
 def run_directory(checkpoint) -> Path:

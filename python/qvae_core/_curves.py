@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
+
+from ._training import atomic_file
 
 __all__ = ["CURVES", "TENSORBOARD", "write_curves", "Curves", "Scalars"]
 
@@ -41,9 +42,8 @@ def write_curves(metrics_file: Path, path: Path, panels) -> Path:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if axes.has_data():
             axes.legend(fontsize="small")
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)  # a viewer never sees half an image
+    with atomic_file(path) as file:  # a viewer never sees half an image
+        figure.savefig(file, format="png", dpi=100)
     return path
 
 

@@ -16,12 +16,13 @@ import json
 import os
 import threading
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._progress import progress_bar
 
 __all__ = ["CHECKPOINT", "METRICS", "LOCK", "RunLock", "Progress", "start_run", "append_metrics", "truncate_metrics",
-           "save_atomically", "read_checkpoint", "check_resumable", "check_epochs"]
+           "atomic_file", "save_atomically", "read_checkpoint", "check_resumable", "check_epochs"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -128,9 +129,8 @@ def truncate_metrics(output: Path, epoch: int) -> None:
                     kept.append(line + "\n")
             except (json.JSONDecodeError, KeyError, TypeError):
                 break  # a line the killed run never finished: nothing after it was written
-        tmp = metrics.with_suffix(".tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, metrics)
+        with atomic_file(metrics, "w") as file:
+            file.write("".join(kept))
 
 
 def check_epochs(epochs: int, saved_epoch: int, output) -> None:
@@ -141,13 +141,27 @@ def check_epochs(epochs: int, saved_epoch: int, output) -> None:
                          f"least that many epochs, got {epochs}")
 
 
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb"):
+    """A file to write `path` through: a temporary file beside it, renamed over it when the block
+    ends, removed if the block raises. A reader (or a crash) never leaves half a file at `path`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, mode) as file:
+            yield file
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save_atomically(state: dict, path: Path) -> Path:
-    """torch.save to a temporary file, then rename: a reader never sees half a checkpoint."""
+    """torch.save through atomic_file: a reader never sees half a checkpoint."""
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as file:
+        torch.save(state, file)
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from .._commands import at_least, lock_if_in_run, read_json, run_directory, write_json
+from .._fields import add_config_flags, field_type
 from .config import QUICK, TrainConfig
 from .presets import PRESETS, TABLES, preset_values
 
@@ -34,26 +35,13 @@ def register(subparsers) -> None:
                        help="short preset run on the packaged subset (without --output, replaces its earlier run)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its checkpoint (only --epochs, --eval-every, "
-                            "--checkpoint-every, --final-importance-samples, --data and --tensorboard may change)")
+                            "--checkpoint-every, --final-importance-samples, --data, --tensorboard, --device "
+                            "and --no-overlap may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-overlap", dest="overlap", action="store_false", default=argparse.SUPPRESS,
                        help="sample the negative phase after the networks, not beside them (to compare)")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "overlap":
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):  # a switch: --tensorboard
-            train.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true",
-                               default=argparse.SUPPRESS, help=f.metadata["help"])
-            continue
-        train.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f.name,
-            type=_field_type(f),
-            default=argparse.SUPPRESS,  # only flags given override --quick and --config
-            help=f"{f.metadata['help']} (default: {_field_default(f)})",
-        )
+    add_config_flags(train, TrainConfig, skip=("overlap",))  # overlap: the --no-overlap switch above
     train.set_defaults(func=_train)
 
     experiments = subparsers.add_parser(
@@ -145,15 +133,6 @@ def _train(args) -> int:
     return 0
 
 
-def _field_default(f):
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
-
-
-def _field_type(f):
-    """How a TrainConfig field's value is read from the command line."""
-    return f.metadata["parse"] or (str if _field_default(f) is None else type(_field_default(f)))
-
-
 def _overrides(pairs: list) -> dict:
     """['train_size=1000', ...] -> {'train_size': 1000, ...}, each value read as its field's flag is."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -164,7 +143,7 @@ def _overrides(pairs: list) -> dict:
         if not sep or name not in fields:
             raise ValueError(f"--set: expected FIELD=VALUE with a config field, got {pair!r}")
         try:
-            values[name] = _field_type(fields[name])(text)
+            values[name] = field_type(fields[name])(text)
         except ValueError:
             raise ValueError(f"--set: {pair!r} is not a valid value of {name}") from None
     return values

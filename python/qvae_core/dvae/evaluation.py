@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 import qvae_core as q
 
+from .._training import atomic_file
 from .._validation import binary_states, finite_array, positive_int, seed_value
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from ..seeds import EvaluationStream, derived_seed
@@ -208,10 +208,8 @@ def _digest(*arrays) -> str:
 def _save_partial(path: Path, state, settings) -> None:
     """Write the per-image results atomically (a temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         np.savez(f, settings=json.dumps(settings), **{key: np.asarray(value) for key, value in state.items()})
-    os.replace(tmp, path)
 
 
 def _load_partial(path: Path, settings) -> dict:

@@ -3,10 +3,9 @@ unasked) and resumable: `qvae-core evaluate` in Python. The metrics come from ev
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from .._commands import write_json
 from .._validation import positive_int
 from ..annealing import LOG_Z_POPULATION
 from .data import SPLITS, load_dataset
@@ -67,9 +66,6 @@ def evaluate_run(
                        log_z_population=log_z_population, log_diag_population=log_diag_population,
                        progress=progress)
     metrics.update(split=split, data=dataset.source, checkpoint=str(run), seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(metrics, path)
     partial.unlink()
     return metrics, path

@@ -8,11 +8,11 @@ Registering imports nothing heavy; torch is imported when a command runs.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 from .._commands import at_least, lock_if_in_run, read_json, run_directory, write_json
+from .._fields import add_config_flags
 from .config import QUICK, QAHMConfig
 
 __all__ = ["register"]
@@ -35,11 +35,7 @@ def register(subparsers) -> None:
                             "--data may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for f in dataclasses.fields(QAHMConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        train.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
-                           type=f.metadata["parse"] or (str if default is None else type(default)),
-                           default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
+    add_config_flags(train, QAHMConfig)
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="test bound, accuracy, reconstruction error -> JSON")
