@@ -12,7 +12,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["derived_seed", "RunStream", "SamplerStream", "EvaluationStream", "TaskStream"]
+__all__ = ["derived_seed", "torch_seed", "RunStream", "SamplerStream", "EvaluationStream", "TaskStream"]
 
 
 class RunStream(enum.IntEnum):
@@ -68,3 +68,8 @@ def derived_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:
     """
     keys = [seed, purpose, *index] + ([rank] if rank else [])
     return int(np.random.SeedSequence(keys).generate_state(1, np.uint64)[0])
+
+
+def torch_seed(seed: int, purpose: int, *index: int, rank: int = 0) -> int:
+    """derived_seed(...) in the range torch.Generator.manual_seed takes (63 bits: the top bit dropped)."""
+    return derived_seed(seed, purpose, *index, rank=rank) >> 1

@@ -37,7 +37,7 @@ import qvae_core as q
 from .._training import atomic_file
 from .._validation import binary_states, finite_array, positive_int, seed_value
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
-from ..seeds import EvaluationStream, derived_seed
+from ..seeds import EvaluationStream, derived_seed, torch_seed
 from .model import DVAE
 
 __all__ = ["evaluate", "draw_noise", "ACTIVE_UNIT_VARIANCE", "SAMPLE_BLOCK"]
@@ -161,7 +161,7 @@ def _draw_terms(model, images, state, k, seed, first_image, partial, settings, p
 def draw_noise(seed: int, image: int, block: int, size: int, units: int, dtype=torch.float32) -> torch.Tensor:
     """(2, size, units) uniforms of draws block·SAMPLE_BLOCK ... + size of image `image` (its index in
     the split) from stream derived_seed(seed, EvaluationStream.DRAWS, image, block); DVAE.draws' noise."""
-    generator = torch.Generator().manual_seed(derived_seed(seed, EvaluationStream.DRAWS, image, block) >> 1)
+    generator = torch.Generator().manual_seed(torch_seed(seed, EvaluationStream.DRAWS, image, block))
     return torch.rand((2, size, units), generator=generator, dtype=dtype)
 
 

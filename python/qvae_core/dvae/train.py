@@ -27,7 +27,7 @@ import torch
 from .._curves import Curves, Scalars
 from .._training import (CHECKPOINT, METRICS, Progress, RunLock, append_metrics, check_epochs, check_resumable,
                          read_checkpoint, save_atomically, start_run, truncate_metrics)
-from ..seeds import RunStream, derived_seed
+from ..seeds import RunStream, derived_seed, torch_seed
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .device import Placement
@@ -147,7 +147,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.epoch)
         k, d = self.kd_at(self.epoch)
-        shuffle = torch.Generator().manual_seed(derived_seed(c.seed, RunStream.SHUFFLE, self.epoch) >> 1)
+        shuffle = torch.Generator().manual_seed(torch_seed(c.seed, RunStream.SHUFFLE, self.epoch))
         order = torch.randperm(self.train_images.shape[0], generator=shuffle)
         steps = self.train_images.shape[0] // c.batch_size
         bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
@@ -266,7 +266,7 @@ class Trainer:
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.step = state["epoch"], state["step"]
-        reseed = derived_seed(self.config.seed, RunStream.DEVICE_GENERATOR, self.step) >> 1
+        reseed = torch_seed(self.config.seed, RunStream.DEVICE_GENERATOR, self.step)
         self.placement.load_generator_state(self.generator, state["generator"], state.get(_DEVICE_KEY, "cpu"), reseed)
 
     def save_checkpoint(self) -> Path:

@@ -29,7 +29,7 @@ from .._curves import Curves
 from .._training import (CHECKPOINT, METRICS, Progress, RunLock, append_metrics, check_epochs, check_resumable,
                          read_checkpoint, save_atomically, start_run, truncate_metrics)
 from ..dvae.samplers import PersistentChains, PopulationAnnealing
-from ..seeds import RunStream, derived_seed
+from ..seeds import RunStream, derived_seed, torch_seed
 from .config import QAHMConfig, topology_spec
 from .data import NUM_CLASSES, NUM_PIXELS, USPS, load_usps, one_hot
 from .evaluation import evaluate
@@ -189,7 +189,8 @@ class Trainer:
         n = self.train_pixels.shape[0]
         batch = c.batch_size or n
         steps = n // batch
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(c.seed, RunStream.SHUFFLE, self.epoch) >> 1))
+        shuffle = torch.Generator().manual_seed(torch_seed(c.seed, RunStream.SHUFFLE, self.epoch))
+        order = torch.randperm(n, generator=shuffle)
         bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
         wake_total = sleep_total = breaks = sampling = 0.0
         start = time.perf_counter()
