@@ -139,23 +139,15 @@ def _load_npz(path: Path) -> Dataset:
     try:
         with open(path, "rb") as file:  # ours to close, also when numpy fails half-way through a bad zip
             archive = npz_archive(file)  # (member sizes checked before reading)
-            keys = [key for key in ("train", "valid", "test") if key in archive.files]
-            missing = {"train", "valid"} - set(keys)
-            if missing:
-                raise _MissingArrays(sorted(missing))
-            splits = {key: archive[key] for key in keys}
-    except _MissingArrays as exc:
-        raise ValueError(f"data: {path} lacks the arrays {exc.args[0]} (needs 'train' and 'valid')") from None
+            splits = {key: archive[key] for key in ("train", "valid", "test") if key in archive.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"data: {path} is not a readable .npz archive ({exc})") from None
+    missing = {"train", "valid"} - set(splits)
+    if missing:
+        raise ValueError(f"data: {path} lacks the arrays {sorted(missing)} (needs 'train' and 'valid')")
     train, valid, test = (_binary_rows(splits[key], f"{path}['{key}']") if key in splits else None
                           for key in ("train", "valid", "test"))
     return Dataset(train, valid, MNIST_SHAPE, False, str(path), test)
-
-
-class _MissingArrays(Exception):
-    pass
-
 
 
 def _binary_rows(array: np.ndarray, where: str) -> np.ndarray:
