@@ -27,6 +27,7 @@ class RunStream(enum.IntEnum):
     WAKE_SLEEP = 7  # the draws of a wake-sleep step (QAHM); index: the step
     TEST_BINARISATION = 8  # the one binarisation of a dynamic dataset's test images (the valid ones: the seed)
     DEVICE_GENERATOR = 9  # the run's generator when a checkpoint resumes on another kind of device; index: the step
+    TRAINING_NOISE = 10  # the trainer's torch generator on a rank r > 0 under torchrun (rank 0's: the run seed)
 
 
 class SamplerStream(enum.IntEnum):

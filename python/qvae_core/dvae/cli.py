@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                             "--checkpoint-every, --final-importance-samples, --data, --tensorboard, --device "
                             "and --no-overlap may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
+    train.add_argument("--reseed-chains", action="store_true",
+                       help="with --resume under torchrun: resume with another number of processes than wrote the "
+                            "checkpoint; the ranks it lacks start new chains (with a warning)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-overlap", dest="overlap", action="store_false", default=argparse.SUPPRESS,
                        help="sample the negative phase after the networks, not beside them (to compare)")
@@ -102,6 +105,8 @@ def _train(args) -> int:
         return 0
     if args.quick and args.preset:
         raise ValueError("--quick and --preset: choose one")
+    if args.reseed_chains and not args.resume:
+        raise ValueError("--reseed-chains applies to --resume only")
     start = preset_values(args.preset) if args.preset is not None else dict(QUICK) if args.quick else {}
 
     from .train import Trainer
@@ -111,7 +116,8 @@ def _train(args) -> int:
         if args.config or args.overwrite:
             raise ValueError("--resume continues the saved run: --config and --overwrite do not apply")
         output = flags.pop("output", start.get("output", TrainConfig.output))
-        trainer = Trainer.resume(output, **flags)  # which refuses flags that would change the run
+        # (which refuses flags that would change the run)
+        trainer = Trainer.resume(output, reseed_chains=args.reseed_chains, **flags)
     else:
         values = start
         if args.config:
@@ -119,12 +125,18 @@ def _train(args) -> int:
         values.update(flags)
         # --quick is a demonstration: run again into its own directory, it replaces its earlier run
         trainer = Trainer(TrainConfig.from_dict(values), overwrite=args.overwrite or (args.quick and "output" not in flags))
-    if args.preset is not None:
+    main = trainer.ranks.main  # under torchrun, rank 0 speaks for the run
+    if args.preset is not None and main:
         print(f"preset {args.preset}: {PRESETS[args.preset].source}; the paper's data: {PRESETS[args.preset].data}")
-    print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of {trainer.data.source}")
+    if main:
+        processes = f" with {trainer.ranks.world_size} processes" if trainer.ranks.world_size > 1 else ""
+        print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of "
+              f"{trainer.data.source}{processes}")
     trainer.fit(progress=not args.no_progress)
-    # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults
+    # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults; every rank's images
     metrics = trainer.validate(importance_samples=trainer.config.final_importance_samples)
+    if not main:
+        return 0
     write_json(metrics, trainer.output / "evaluation.json")
     _print_metrics(metrics)
     paths = _write_grids(trainer.model, trainer.valid_images.numpy(), trainer.data.image_shape, trainer.output,
@@ -166,15 +178,19 @@ def _list_presets() -> None:
 
 
 def _evaluate(args) -> int:
+    from .distributed import Ranks
     from .run_evaluation import evaluate_run
 
+    ranks = Ranks.from_environment()  # under torchrun: the images spread over the ranks, rank 0 writes
     written_into = Path(args.output).parent if args.output else run_directory(args.checkpoint)
-    lock = lock_if_in_run(args.checkpoint, written_into)  # held to the end of the command
+    lock = lock_if_in_run(args.checkpoint, written_into) if ranks.main else None  # held to the end
     metrics, path = evaluate_run(
         args.checkpoint, args.split, data=args.data, importance_samples=args.importance_samples,
         num_images=args.num_images, seed=args.seed, log_z_population=args.log_z_population,
         log_diag_population=args.log_diag_population, device=args.device, output=args.output,
-        overwrite=args.overwrite, progress=not args.no_progress)
+        overwrite=args.overwrite, progress=not args.no_progress, ranks=ranks)
+    if not ranks.main:
+        return 0
     _print_metrics(metrics, args.split)
     print(f"wrote {path}")
     return 0

@@ -14,8 +14,9 @@ At the papers' scale (K = 30,000 draws for each of 10,000 images) the work is do
 most 20,000 draws (images x samples), so memory does not grow with K or N. Image i's draws come in
 blocks of 1,000 from the stream derived_seed(seed, EvaluationStream.DRAWS, i, block): an image's
 numbers depend only on (seed, its index in the split, K), whichever passes, processes or resumed
-runs compute them. With `partial=path` the per-image results are saved there atomically (every
-minute, and when interrupted) and a later call with the same settings continues from them.
+runs compute them; under torchrun (`ranks`) each rank draws those of its block of images and rank 0
+gathers them, so the numbers equal one process's. With `partial=path` the per-image results are
+saved there atomically (every minute, and when interrupted) and a later call with the same settings continues from them.
 run_evaluation.evaluate_run evaluates a saved run on a split and writes evaluation-SPLIT-K..-seed...json.
 """
 
@@ -38,6 +39,7 @@ from .._training import atomic_file
 from .._validation import binary_states, finite_array, positive_int, seed_value
 from ..annealing import LOG_Z_POPULATION, MIN_POPULATION
 from ..seeds import EvaluationStream, derived_seed, torch_seed
+from .distributed import SINGLE, Ranks
 from .model import DVAE
 
 __all__ = ["evaluate", "draw_noise", "ACTIVE_UNIT_VARIANCE", "SAMPLE_BLOCK"]
@@ -69,6 +71,7 @@ def evaluate(
     partial=None,
     progress: bool = False,
     client=None,
+    ranks: Ranks = SINGLE,
 ) -> dict:
     """Metrics on `images` ((N, pixels) 0/1); `log_z` = (log Z, its standard error) if already known.
 
@@ -79,6 +82,9 @@ def evaluate(
     of the whole). `partial`: a file (.npz) to save per-image results in and resume from; it is
     left complete at the end. `progress`: a tqdm bar over images x K on stderr.
     With a dask.distributed `client` the log Z runs go to its workers (Prior.log_partition).
+    Under torchrun every rank calls it with the same arguments and `ranks` (distributed.Ranks): each
+    draws for its block of the images (and needs its own `partial` file: Ranks.partial_name), log Z
+    and the metrics are rank 0's, and every rank returns them.
     """
     if not isinstance(model, DVAE):
         raise ValueError(f"model: expected a DVAE, got {type(model).__name__}")
@@ -101,11 +107,17 @@ def evaluate(
     quantum = prior.gamma > 0
     if quantum:
         importance_samples = 1
+    if log_z is None and ranks.world_size > 1:  # one log Z for every rank's images: rank 0's run
+        log_z = ranks.from_main(lambda: prior.log_partition(
+            population=log_z_population, seed=derived_seed(seed, EvaluationStream.LOG_Z), client=client))
+    lo, hi = ranks.share(images.shape[0])
+    images, first_image = images[lo:hi], first_image + lo
+    partial = None if partial is None else Path(partial)
     weights = (v.detach().cpu().numpy() for v in model.state_dict().values())
     settings = {"importance_samples": importance_samples, "seed": seed, "first_image": first_image,
                 "log_z_population": log_z_population, "given_log_z": log_z, "log_z_on_client": client is not None,
                 "images": _digest(images.cpu().numpy()), "model": _digest(*weights)}
-    state = _load_partial(Path(partial), settings) if partial is not None and Path(partial).exists() else None
+    state = _load_partial(partial, settings) if partial is not None and partial.exists() else None
     if state is None:
         if log_z is None:
             log_z = prior.log_partition(population=log_z_population, seed=derived_seed(seed, EvaluationStream.LOG_Z),
@@ -116,10 +128,13 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        _draw_terms(model, images, state, importance_samples, seed, first_image, partial, settings, progress)
+        _draw_terms(model, images, state, importance_samples, seed, first_image, partial, settings,
+                    progress and ranks.main)
     finally:
         model.train(was_training)
-    return _summary(model, state, importance_samples, true_elbo, log_diag_population, seed)
+    terms = ranks.gather_rows({key: state[key] for key in _TERMS})  # on rank 0, every image's
+    return ranks.from_main(lambda: _summary(model, {**state, **terms}, importance_samples, true_elbo,
+                                            log_diag_population, seed))
 
 
 def _draw_terms(model, images, state, k, seed, first_image, partial, settings, progress) -> None:

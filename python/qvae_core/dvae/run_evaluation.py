@@ -9,6 +9,7 @@ from .._commands import write_json
 from .._validation import positive_int
 from ..annealing import LOG_Z_POPULATION
 from .data import SPLITS, load_dataset
+from .distributed import Ranks
 from .evaluation import evaluate
 from .train import load_checkpoint
 
@@ -35,6 +36,7 @@ def evaluate_run(
     output=None,
     overwrite: bool = False,
     progress: bool = False,
+    ranks: Ranks | None = None,
 ) -> tuple[dict, Path]:
     """Evaluate the saved run `run` (checkpoint.pt or its directory) on `split` ("valid" or "test")
     of `data` (default: the data it was trained on; dynamic data binarised once from the run's seed),
@@ -42,11 +44,15 @@ def evaluate_run(
     its first `num_images` images (0: all). Writes the metrics (with the settings) to `output`, by
     default evaluation_filename(...) in the run directory, and returns (metrics, path). ValueError,
     with nothing written, if the data lacks the split or the file exists and overwrite is False.
-    Resumable: an interrupted call leaves PATH.partial.npz, which the same call continues from."""
+    Resumable: an interrupted call leaves PATH.partial.npz, which the same call continues from.
+    Under torchrun (`ranks`, by default Ranks.from_environment()) every rank calls it: the images are
+    spread over the ranks (each leaves its own PATH.partial.rankR-of-N.npz), rank 0 writes the file,
+    and the metrics equal one process's."""
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
     num_images = positive_int(num_images, "num_images", minimum=0)
-    config, model, state = load_checkpoint(run, device)
+    ranks = Ranks.from_environment() if ranks is None else ranks
+    config, model, state = load_checkpoint(run, ranks.device(device))
     dataset = load_dataset(data if data is not None else config.data)
     if list(dataset.image_shape) != list(state["image_shape"]):
         raise ValueError(f"data: {dataset.source} has images of shape {tuple(dataset.image_shape)}; the run was "
@@ -59,13 +65,14 @@ def evaluate_run(
         split, importance_samples, seed, num_images)
     if path.exists() and not overwrite:
         raise ValueError(f"output: {path} exists; choose another --output or replace it (--overwrite, overwrite=True)")
-    partial = path.with_name(path.name + ".partial.npz")
+    partial = ranks.partial_name(path.with_name(path.name + ".partial.npz"))
     if overwrite:
         partial.unlink(missing_ok=True)
     metrics = evaluate(model, images, importance_samples=importance_samples, seed=seed, partial=partial,
                        log_z_population=log_z_population, log_diag_population=log_diag_population,
-                       progress=progress)
+                       progress=progress, ranks=ranks)
     metrics.update(split=split, data=dataset.source, checkpoint=str(run), seed=seed)
-    write_json(metrics, path)
+    if ranks.main:
+        write_json(metrics, path)
     partial.unlink()
     return metrics, path

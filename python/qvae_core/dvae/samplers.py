@@ -38,13 +38,15 @@ class PersistentChains:
         self.num_samples = num_samples
         self.sweeps = self.default_sweeps if sweeps is None else sweeps
         self.seed = seed
+        self.num_threads = None  # core threads (None: all cores; distributed.py shares them between ranks)
         self._chains = None
         self._checkpoint = None  # loaded but not yet restored: the chains need the model first
 
     def sample(self, model) -> np.ndarray:
         if self._chains is None:
             kind = q.PathIntegralSampler if isinstance(model, q.QBM) else q.GibbsSampler
-            self._chains = kind(model, self.num_samples, seed=derived_seed(self.seed, SamplerStream.CHAINS))
+            self._chains = kind(model, self.num_samples, seed=derived_seed(self.seed, SamplerStream.CHAINS),
+                                num_threads=self.num_threads)
             if self._checkpoint is not None:
                 self._chains.restore(self._checkpoint)
                 self._checkpoint = None
@@ -79,12 +81,14 @@ class PopulationAnnealing:
         self.num_samples = num_samples
         self.sweeps = self.default_sweeps if sweeps is None else sweeps
         self.seed = seed
+        self.num_threads = None  # as PersistentChains'
         self._calls = 0
 
     def sample(self, model) -> np.ndarray:
         seed = derived_seed(self.seed, self._calls)  # call k: stream k (seeds.SamplerStream)
         self._calls += 1
-        return q.anneal(model, population=self.num_samples, seed=seed, sweeps_per_step=self.sweeps).samples
+        return q.anneal(model, population=self.num_samples, seed=seed, sweeps_per_step=self.sweeps,
+                        num_threads=self.num_threads).samples
 
     def state_dict(self) -> dict:
         return {"calls": self._calls}

@@ -31,6 +31,7 @@ from ..seeds import RunStream, derived_seed, torch_seed
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .device import Placement
+from .distributed import SINGLE, Ranks
 from .evaluation import evaluate
 from .model import DVAE
 from .negative_phase import NegativePhase
@@ -69,9 +70,11 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
     return DVAE(posterior, decoder, prior)
 
 
-def build_sampler(config: TrainConfig):
-    """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed."""
-    return SAMPLERS[config.sampler](config, derived_seed(config.seed, RunStream.SAMPLER))
+def build_sampler(config: TrainConfig, ranks: Ranks = SINGLE):
+    """The negative-phase sampler of `config` (SAMPLERS), seeded from config.seed (and the rank)."""
+    sampler = SAMPLERS[config.sampler](config, ranks.sampler_seed(config.seed))
+    ranks.configure_sampler(sampler)
+    return sampler
 
 
 class Trainer:
@@ -79,23 +82,26 @@ class Trainer:
 
     `sampler`, if given, replaces config.sampler for the negative phase: any object with the
     contract of samplers.py (sample(model) -> states, state_dict, load_state_dict), e.g. a QPU sampler.
+    Under torchrun the processes train one model data-parallel (`ranks`, distributed.py; by default
+    Ranks.from_environment()).
     """
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, sampler=None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, ranks: Ranks | None = None):
         self.config = config
-        self.placement = Placement(config.device)  # first: a device this machine lacks fails before any work
+        self.ranks = Ranks.from_environment() if ranks is None else ranks
+        # first: a device this machine lacks fails before any work
+        self.placement = Placement(self.ranks.device(config.device))
         self.overwrite = overwrite  # may fit() start anew in an output directory that holds a run?
         self.data = (dataset or load_dataset(config.data)).subset(config.train_size, config.valid_size)
-        if self.data.train.shape[0] < config.batch_size:
-            raise ValueError(
-                f"batch_size: {config.batch_size} is more than the {self.data.train.shape[0]} training images"
-            )
+        if self.ranks.num_steps(self.data.train.shape[0], config.batch_size) == 0:
+            raise ValueError(f"batch_size: {config.batch_size} x {self.ranks.world_size} process(es) is more than "
+                             f"the {self.data.train.shape[0]} training images")
         self.model = build_model(config, self.data.image_shape, self.data.train.mean(axis=0))
         if not self.model.prior.needs_sampler:
             sampler = None
         elif sampler is None:
-            sampler = build_sampler(config)
+            sampler = build_sampler(config, self.ranks)
         if sampler is not None:
             missing = [m for m in ("sample", "state_dict", "load_state_dict") if not callable(getattr(sampler, m, None))]
             if missing:
@@ -103,7 +109,8 @@ class Trainer:
         self.placement.module(self.model)
         self.sampler = sampler
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.generator = self.placement.generator(config.seed)
+        self.generator = self.placement.generator(self.ranks.generator_seed(config.seed))
+        self._objective = self.ranks.data_parallel(self.model, "objective", apart=self.model.prior)
         self.train_images = torch.from_numpy(self.data.train)
         self.valid_images = torch.from_numpy(self.data.binary_valid(seed=config.seed))
         self.output = Path(config.output)
@@ -149,7 +156,7 @@ class Trainer:
         k, d = self.kd_at(self.epoch)
         shuffle = torch.Generator().manual_seed(torch_seed(c.seed, RunStream.SHUFFLE, self.epoch))
         order = torch.randperm(self.train_images.shape[0], generator=shuffle)
-        steps = self.train_images.shape[0] // c.batch_size
+        steps = self.ranks.num_steps(self.train_images.shape[0], c.batch_size)
         bar = Progress(steps, f"epoch {self.epoch + 1}/{c.epochs}", progress)
         negative = self.negative_phase
         total, start = 0.0, time.perf_counter()
@@ -161,7 +168,7 @@ class Trainer:
             if negative is not None:
                 negative.start(prior)  # from the parameters at the start of the step
             try:
-                objective = self._positive_phase(order[i * c.batch_size : (i + 1) * c.batch_size], k, d, kl_weight)
+                objective = self._positive_phase(self.ranks.batch(order, i, c.batch_size), k, d, kl_weight)
                 surrogate = prior.log_partition_surrogate(
                     None if negative is None else negative.samples(prior.num_units, objective.dtype))
             except BaseException:
@@ -173,6 +180,7 @@ class Trainer:
                 loss = (log_z_term - objective).item()
                 raise FloatingPointError(f"training diverged at step {self.step}: the loss is {loss}")
             log_z_term.backward()  # the prior's negative phase, added to the gradients of -objective
+            self.ranks.average_gradients(prior)  # (the networks' were averaged in the positive phase)
             self.optimizer.step()
             total += objective.item()
             self.step += 1
@@ -182,7 +190,7 @@ class Trainer:
         sampling = 0.0 if negative is None else negative.seconds - waited
         self.epoch += 1
         return {
-            "epoch": self.epoch, "step": self.step, "train_objective": total / steps,
+            "epoch": self.epoch, "step": self.step, "train_objective": self.ranks.average(total / steps),
             "lr": self.lr_at(self.epoch - 1), "beta": model.smoothing.beta, "kl_weight": kl_weight, "K": k, "D": d,
             "seconds": seconds, "step_seconds": seconds / steps, "sampling_share": sampling / seconds,
         }
@@ -193,8 +201,7 @@ class Trainer:
         x = self.placement.batch(self.train_images[rows])
         if self.data.dynamic:
             x = torch.bernoulli(x, generator=self.generator)
-        objective = self.model.objective(x, kl_weight=kl_weight, num_importance=k, num_draws=d,
-                                         generator=self.generator)
+        objective = self._objective(x, kl_weight=kl_weight, num_importance=k, num_draws=d, generator=self.generator)
         if not torch.isfinite(objective):
             raise FloatingPointError(f"training diverged at step {self.step}: the loss is {-objective.item()}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -203,26 +210,32 @@ class Trainer:
 
     def validate(self, importance_samples: int = 1, **options) -> dict:
         """evaluate() on the validation images with log Z from population annealing (one run per
-        training step reached: the final evaluation reuses the last epoch's)."""
+        training step reached: the final evaluation reuses the last epoch's). Under torchrun every
+        rank calls it: the images are spread over the ranks, the log Z run is rank 0's."""
         if self._log_z is None or self._log_z[0] != self.step:
             seed = derived_seed(self.config.seed, RunStream.LOG_Z, self.epoch)
-            log_z = self.model.prior.log_partition(population=self.config.log_z_population, seed=seed)
+            log_z = self.ranks.from_main(
+                lambda: self.model.prior.log_partition(population=self.config.log_z_population, seed=seed))
             self._log_z = (self.step, log_z)
+        self.ranks.copy_buffers(self.model)  # (rank 0's batch-norm statistics: the model it saves)
         return evaluate(self.model, self.valid_images, importance_samples=importance_samples, log_z=self._log_z[1],
-                        seed=derived_seed(self.config.seed, RunStream.EVALUATION, self.epoch), **options)
+                        seed=derived_seed(self.config.seed, RunStream.EVALUATION, self.epoch), ranks=self.ranks,
+                        **options)
 
     def fit(self, *, progress: bool = True, log=print) -> list[dict]:
-        """Train to config.epochs from the current epoch; returns the metrics of the epochs run."""
-        c = self.config
-        self.run_lock = self.run_lock or RunLock(self.output)  # (ValueError if another process runs in it)
-        if self.epoch == 0:  # a new run: the directory must not hold another one, unless replaced
-            start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
-        (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        """Train to config.epochs from the current epoch; returns the metrics of the epochs run.
+        Under torchrun every rank calls it; rank 0 alone writes and logs."""
+        c, main = self.config, self.ranks.main
+        if main:
+            self.run_lock = self.run_lock or RunLock(self.output)  # (ValueError if another process runs in it)
+            if self.epoch == 0:  # a new run: the directory must not hold another one, unless replaced
+                start_run(self.output, self.overwrite, "Trainer.resume, qvae-core train --resume")
+            (self.output / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
         history = []
-        scalars = Scalars(self.output, self.epoch) if c.tensorboard else None
-        curves = Curves(self.output, _CURVES)
+        scalars = Scalars(self.output, self.epoch) if c.tensorboard and main else None
+        curves = Curves(self.output, _CURVES) if main else None
         while self.epoch < c.epochs:
-            metrics = self.train_epoch(progress)
+            metrics = self.train_epoch(progress and main)
             if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
                 v = self.validate(true_elbo=False)
                 bound = "q_elbo" if "q_elbo" in v else "elbo"  # a QBM prior's classical-energy bound
@@ -230,14 +243,16 @@ class Trainer:
                                 "log_z": v["log_z"], "log_z_std": v["log_z_std"], "active_units": v["active_units"]})
                 if self.kl_weight_at(self.epoch - 1) >= 1:  # no warm-up in this epoch: the objective is a bound
                     metrics[_training_bound(metrics["K"], bound)] = metrics["train_objective"] - v["log_z"]
-            append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
-            curves.update(self.output / METRICS, last=self.epoch == c.epochs)
+            if main:
+                append_metrics(self.output, metrics)  # before the checkpoint: resume drops lines after it
+                curves.update(self.output / METRICS, last=self.epoch == c.epochs)
             if scalars is not None:
                 scalars.add(metrics)  # flushed each epoch
             if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
                 self.save_checkpoint()
             history.append(metrics)
-            log(_format_metrics(metrics))
+            if main:
+                log(_format_metrics(metrics))
         if scalars is not None:
             scalars.close()
         return history
@@ -263,31 +278,43 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.model.smoothing.beta = state["beta"]
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.sampler is not None:
+        if self.sampler is not None and state["sampler"] is not None:  # (None: as the generator)
             self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.step = state["epoch"], state["step"]
-        reseed = torch_seed(self.config.seed, RunStream.DEVICE_GENERATOR, self.step)
-        self.placement.load_generator_state(self.generator, state["generator"], state.get(_DEVICE_KEY, "cpu"), reseed)
+        if state["generator"] is not None:  # (None: a rank the checkpoint lacks keeps its new generator)
+            reseed = torch_seed(self.config.seed, RunStream.DEVICE_GENERATOR, self.step, rank=self.ranks.rank)
+            self.placement.load_generator_state(self.generator, state["generator"], state.get(_DEVICE_KEY, "cpu"),
+                                                reseed)
 
     def save_checkpoint(self) -> Path:
         """Write output/checkpoint.pt atomically: everything a resumed run needs to continue exactly
-        as this one does (weights, optimizer, random generators, the sampler's chains)."""
-        return save_atomically(self.state_dict(), self.output / CHECKPOINT)
+        as this one does (weights, optimizer, random generators, the sampler's chains; every rank's
+        under torchrun, where every rank calls this and rank 0 writes)."""
+        state = self.ranks.gather_checkpoint(self.state_dict())
+        return self.output / CHECKPOINT if state is None else save_atomically(state, self.output / CHECKPOINT)
 
     @classmethod
-    def resume(cls, output, *, dataset: Dataset | None = None, sampler=None, **overrides) -> "Trainer":
+    def resume(cls, output, *, dataset: Dataset | None = None, sampler=None, ranks: Ranks | None = None,
+               reseed_chains: bool = False, **overrides) -> "Trainer":
         """The trainer saved in output/checkpoint.pt, writing on in `output` (also when the run was
         copied there). `overrides` may change the fields of RESUMABLE (e.g. epochs); the others
-        define the saved run. Metrics lines written after the checkpoint are dropped."""
+        define the saved run. Metrics lines written after the checkpoint are dropped. Under torchrun
+        it resumes with as many processes as wrote the checkpoint, or with `reseed_chains` with
+        another number (Ranks.local_checkpoint)."""
         check_resumable(overrides, RESUMABLE, output)
-        lock = RunLock(output) if Path(output).is_dir() else None  # (a missing run: _read_checkpoint says so)
-        state = _read_checkpoint(Path(output) / CHECKPOINT)
+        ranks = Ranks.from_environment() if ranks is None else ranks
+        # (a missing run: _read_checkpoint says so)
+        lock = RunLock(output) if ranks.main and Path(output).is_dir() else None
+        path = Path(output) / CHECKPOINT
+        state = _read_checkpoint(path)
         config = TrainConfig.from_dict({**state["config"], **overrides, "output": str(output)})
         check_epochs(config.epochs, state["epoch"], output)
-        trainer = cls(config, dataset, sampler=sampler)
+        local = ranks.local_checkpoint(state, path, reseed=reseed_chains)
+        trainer = cls(config, dataset, sampler=sampler, ranks=ranks)
         trainer.run_lock = lock
-        trainer.load_state_dict(state)
-        truncate_metrics(Path(config.output), trainer.epoch)
+        trainer.load_state_dict(local)
+        if ranks.main:
+            truncate_metrics(Path(config.output), trainer.epoch)
         return trainer
 
 
