@@ -13,6 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from qvae_core.dvae.distributed import SINGLE, Ranks  # noqa: E402
+from qvae_core.dvae.train import Trainer  # noqa: E402
+
 # A constant smoothing schedule (beta_end = beta_start), so that a run of 1 epoch resumed to 2
 # follows the same schedule as a run of 2 epochs.
 FLAGS = ["--train-size", "200", "--valid-size", "40", "--batch-size", "20", "--latent", "8x8", "--groups", "2",
@@ -66,6 +69,21 @@ def without_output(state):
     return {**state, "config": {**state["config"], "output": None}}
 
 
+def test_ranks_share_images_and_batches():
+    shares = [Ranks(r, 3).share(7) for r in range(3)]
+    assert shares[0][0] == 0 and shares[-1][1] == 7 and all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+    assert sorted(hi - lo for lo, hi in shares) == [2, 2, 3]
+    order = torch.arange(12)
+    assert [Ranks(r, 2).batch(order, 1, 3).tolist() for r in range(2)] == [[6, 7, 8], [9, 10, 11]]
+    assert Ranks(1, 2).num_steps(12, 3) == 2 and SINGLE.generator_seed(5) == 5 != Ranks(1, 2).generator_seed(5)
+    # a one-process checkpoint on two ranks, asked for: rank 0 continues, rank 1 starts anew
+    state = {"epoch": 1, "sampler": {"chains": None}, "generator": torch.zeros(3)}
+    assert Ranks(0, 2).local_checkpoint(state, "c.pt", reseed=True) is state
+    assert Ranks(1, 2).local_checkpoint(state, "c.pt", reseed=True) == {"epoch": 1, "sampler": None, "generator": None}
+    with pytest.raises(ValueError, match=r"c.pt was written by 1 process\(es\); this run has 2: resume it without"):
+        Ranks(1, 2).local_checkpoint(state, "c.pt")
+
+
 def test_one_process_under_torchrun_equals_a_plain_run_bit_for_bit(tmp_path):
     plain("train", *FLAGS, "--epochs", "2", "--output", str(tmp_path / "plain"))
     done = torchrun(1, "train", *FLAGS, "--epochs", "2", "--output", str(tmp_path / "torchrun"))
@@ -92,14 +110,28 @@ def test_two_processes_train_and_resume_exactly(tmp_path):
     assert len(metrics(straight)) == 2
 
     torchrun(2, "train", *FLAGS, "--epochs", "1", "--output", str(resumed))
-    refused = torchrun(1, "train", "--resume", "--epochs", "2", "--output", str(resumed), "--no-progress",
-                       check=False)
-    assert refused.returncode != 0
-    assert "written by 2 process(es); this run has 1" in refused.stderr and "--nproc_per_node=2" in refused.stderr
+    with pytest.raises(ValueError, match=r"written by 2 process\(es\); this run has 1: .*--nproc_per_node=2"):
+        Trainer.resume(resumed, ranks=SINGLE, epochs=2)  # (in this process: no torchrun needed to be refused)
     torchrun(2, "train", "--resume", "--epochs", "2", "--output", str(resumed), "--no-progress")
     a, b = checkpoint(straight), checkpoint(resumed)
     assert_equal({**without_output(a), "config": None}, {**without_output(b), "config": None})
     assert metrics(straight) == metrics(resumed)
+
+    # evaluate spread over 2 ranks (7 images: blocks of 3 and 4) equals one process, number for number
+    evaluation = ["evaluate", str(straight), "--num-images", "7", "--importance-samples", "30",
+                  "--log-z-population", "200", "--seed", "3", "--no-progress"]
+    plain(*evaluation, "--output", str(tmp_path / "one.json"))
+    torchrun(2, *evaluation, "--output", str(tmp_path / "two.json"))
+    one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
+    assert one == two and one["num_images"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+    # another number of processes, asked for: rank 0 continues its chains and generator, rank 1's are dropped
+    with pytest.warns(RuntimeWarning, match="this run has 1: the chains of rank 1 are dropped"):
+        trainer = Trainer.resume(resumed, ranks=SINGLE, reseed_chains=True, epochs=3)
+    assert_equal(trainer.sampler.state_dict(), a["ranks"][0]["sampler"])
+    assert torch.equal(trainer.generator.get_state(), a["ranks"][0]["generator"])
+    trainer.run_lock.release()
 
 
 FAILING_RANK = textwrap.dedent("""

@@ -221,12 +221,17 @@ class Ranks:
                                  f"{self.world_size}: resume it {launch}, or start new chains on the ranks "
                                  "it lacks (--reseed-chains)")
             if self.main:
+                change = (f"new chains on {_ranks(written, self.world_size)}" if self.world_size > written
+                          else f"the chains of {_ranks(self.world_size, written)} are dropped")
                 warnings.warn(f"checkpoint: {path} was written by {written} process(es), this run has "
-                              f"{self.world_size}: ranks {written} and up start new chains", RuntimeWarning,
-                              stacklevel=2)
+                              f"{self.world_size}: {change}", RuntimeWarning, stacklevel=2)
         if written == 1:
             return state if self.rank == 0 else {**state, "sampler": None, "generator": None}
         return {**state, **(state["ranks"][self.rank] if self.rank < written else dict.fromkeys(_RANK_KEYS))}
+
+
+def _ranks(first: int, end: int) -> str:
+    return f"rank {first}" if end == first + 1 else f"ranks {first} to {end - 1}"
 
 
 def _cores() -> int:
