@@ -100,7 +100,8 @@ def test_one_process_under_torchrun_equals_a_plain_run_bit_for_bit(tmp_path):
 def test_two_processes_train_and_resume_exactly(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     done = torchrun(2, "train", *FLAGS, "--epochs", "2", "--output", str(straight))
-    assert "with 2 processes" in done.stdout and done.stdout.count("validation ELBO") == 3  # rank 0 alone: 2 epochs, the end
+    # rank 0 alone reports: 2 epochs and the final evaluation
+    assert "with 2 processes" in done.stdout and done.stdout.count("validation ELBO") == 3
     state = checkpoint(straight)
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     assert state["step"] == 2 * 200 // (2 * 20)  # an epoch: 5 steps of 2 x 20 images

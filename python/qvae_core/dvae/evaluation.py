@@ -16,7 +16,8 @@ blocks of 1,000 from the stream derived_seed(seed, EvaluationStream.DRAWS, i, bl
 numbers depend only on (seed, its index in the split, K), whichever passes, processes or resumed
 runs compute them; under torchrun (`ranks`) each rank draws those of its block of images and rank 0
 gathers them, so the numbers equal one process's. With `partial=path` the per-image results are
-saved there atomically (every minute, and when interrupted) and a later call with the same settings continues from them.
+saved there atomically (every minute, and when interrupted) and a later call with the same settings
+continues from them.
 run_evaluation.evaluate_run evaluates a saved run on a split and writes evaluation-SPLIT-K..-seed...json.
 """
 
