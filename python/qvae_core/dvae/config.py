@@ -45,7 +45,9 @@ class TrainConfig:
     encoder_hidden: list = option([256, 256], "hidden widths of each posterior head, e.g. 256,256", int_list)
     decoder_hidden: list = option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); "
                                           "the conv decoder has fixed sizes", int_list)
-    smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete")
+    smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete | logistic | normal")
+    smoothing_uniform: float = option(0.0, "mix an overlap-exp or power smoothing with a uniform of this weight "
+                                           "on [0, 1] (patent [0274]); 0: none")
     beta_start: float = option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = option(10.0, "... and at the end, linear in between (paper 000: 10)")
     sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
@@ -85,7 +87,7 @@ class TrainConfig:
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
         from .samplers import SAMPLERS
-        from .smoothing import SMOOTHINGS
+        from .smoothing import SMOOTHINGS, make_smoothing
 
         self._normalise_types()
         tables = {"prior": PRIORS, "smoothing": SMOOTHINGS, "encoder": ENCODERS, "sampler": SAMPLERS}
@@ -113,7 +115,7 @@ class TrainConfig:
         if self.seed >= 2**63:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
-                     "beta_lr", "chain_strength"):
+                     "beta_lr", "chain_strength", "smoothing_uniform"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -143,7 +145,7 @@ class TrainConfig:
             raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph) and, "
                              f"through a minor embedding, rbm priors; not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
-            SMOOTHINGS[self.smoothing](beta)  # raises ValueError naming beta
+            make_smoothing(self.smoothing, beta, self.smoothing_uniform)  # ValueError naming beta or epsilon
         for name in ("encoder_hidden", "decoder_hidden"):
             widths = getattr(self, name)
             if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):

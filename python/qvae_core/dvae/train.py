@@ -38,7 +38,7 @@ from .networks import DECODERS, ENCODERS
 from .posterior import HierarchicalPosterior
 from .priors import PRIORS
 from .samplers import SAMPLERS
-from .smoothing import SMOOTHINGS
+from .smoothing import make_smoothing
 
 __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 
@@ -59,7 +59,7 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
     num_pixels = int(np.prod(image_shape))
     kind = PRIORS[config.prior]
     prior = kind.build(kind.sizes(config.latent), config.gamma)
-    smoothing = SMOOTHINGS[config.smoothing](config.beta_start)
+    smoothing = make_smoothing(config.smoothing, config.beta_start, config.smoothing_uniform)
     encoder = ENCODERS[config.encoder](num_pixels, image_shape)
     posterior = HierarchicalPosterior(encoder, prior.num_units, config.groups, config.encoder_hidden, smoothing)
     decoder = DECODERS[config.encoder](prior.num_units, config.decoder_hidden, num_pixels, image_shape)
