@@ -50,6 +50,10 @@ class TrainConfig:
                                            "on [0, 1] (patent [0274]); 0: none")
     beta_start: float = option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = option(10.0, "... and at the end, linear in between (paper 000: 10)")
+    relaxation: str = option("none", "none (the discrete objective) | gaussian-integral | mean-field: train on a "
+                                     "continuous relaxation p(ζ) of the prior (patent [0250]-[0273])")
+    mean_field_tolerance: float = option(1e-5, "mean-field relaxation: largest change of m at convergence")
+    mean_field_iterations: int = option(200, "mean-field relaxation: sweeps allowed before it stops with an error")
     sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
                                   "qpu (a D-Wave solver; extra `dwave`)")
     negative_samples: int = option(1000, "chains (pcd) or population (pa) of the negative phase")
@@ -86,6 +90,7 @@ class TrainConfig:
         from .device import check_device_name
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
+        from .relaxation import RELAXATIONS, check_relaxable
         from .samplers import SAMPLERS
         from .smoothing import SMOOTHINGS, make_smoothing
 
@@ -94,7 +99,7 @@ class TrainConfig:
         for name, table in tables.items():
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
                 raise ValueError(f"{name}: expected one of {sorted(table)}, got {getattr(self, name)!r}")
-        for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule"):
+        for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule", "relaxation"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if not isinstance(self.tensorboard, bool):
@@ -107,7 +112,8 @@ class TrainConfig:
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,
                    "negative_samples": MIN_POPULATION if self.sampler == "pa" else 2, "sweeps": 0, "epochs": 1,
                    "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
-                   "log_z_population": MIN_POPULATION, "final_importance_samples": 1, "seed": 0}
+                   "log_z_population": MIN_POPULATION, "final_importance_samples": 1, "seed": 0,
+                   "mean_field_iterations": 1}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -115,7 +121,8 @@ class TrainConfig:
         if self.seed >= 2**63:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
-                     "beta_lr", "chain_strength", "smoothing_uniform"):
+                     "beta_lr", "chain_strength", "smoothing_uniform",
+                     "mean_field_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -146,6 +153,13 @@ class TrainConfig:
                              f"through a minor embedding, rbm priors; not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
             make_smoothing(self.smoothing, beta, self.smoothing_uniform)  # ValueError naming beta or epsilon
+        if self.relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation: expected one of {sorted(RELAXATIONS)}, got {self.relaxation!r}")
+        if self.relaxation != "none":
+            check_relaxable(self.relaxation, self.gamma, make_smoothing(self.smoothing, self.beta_start,
+                                                                        self.smoothing_uniform))
+            if not self.mean_field_tolerance > 0:
+                raise ValueError(f"mean_field_tolerance: must be > 0, got {self.mean_field_tolerance}")
         for name in ("encoder_hidden", "decoder_hidden"):
             widths = getattr(self, name)
             if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):

@@ -15,6 +15,7 @@ from torch import nn
 
 from .posterior import HierarchicalPosterior
 from .priors import Prior
+from .relaxation import Relaxation, check_relaxable, relaxed_log_posterior
 
 __all__ = ["DVAE", "Draws"]
 
@@ -33,11 +34,15 @@ class Draws:
 class DVAE(nn.Module):
     """Posterior, decoder and prior; `objective` for training, `draws` for evaluation."""
 
-    def __init__(self, posterior: HierarchicalPosterior, decoder: nn.Module, prior: Prior):
+    def __init__(self, posterior: HierarchicalPosterior, decoder: nn.Module, prior: Prior,
+                 relaxation: Relaxation | None = None):
         super().__init__()
         if posterior.num_latent != prior.num_units:
             raise ValueError(f"prior: has {prior.num_units} units, the posterior {posterior.num_latent}")
+        if relaxation is not None:
+            check_relaxable(relaxation.name, prior.gamma, posterior.smoothing)
         self.posterior, self.decoder, self.prior = posterior, decoder, prior
+        self.relaxation = relaxation  # None: the discrete objective; else that of the relaxed prior p(ζ)
 
     @property
     def smoothing(self):
@@ -61,6 +66,7 @@ class DVAE(nn.Module):
     ) -> torch.Tensor:
         """Mean over the batch of L_{K,D} + kl_weight * log Z (the log Z term comes from the prior's
         log_partition_surrogate), K = num_importance, D = num_draws, kl_weight scaling KL (warm-up).
+        With a `relaxation`, the same bound of the relaxed model p(ζ) p(x|ζ) (`_relaxed_bound`).
 
         K = 1: the ELBO E[log p(x|ζ)] - KL with KL = -H(q) + E_q[E(z)] + log Z, each expectation
         analytic in its last conditional step (PosteriorSample.entropy, Prior.expected_energy).
@@ -72,6 +78,8 @@ class DVAE(nn.Module):
         xs = x.repeat(num_importance * num_draws, 1)  # (K·D·B, pixels), block k + K·d
         s = self.posterior(x, generator, repeats=num_importance * num_draws)
         log_px = self._log_px(s.zeta, xs)
+        if self.relaxation is not None:
+            return self._relaxed_bound(s, log_px, kl_weight, num_importance, num_draws)
         if num_importance == 1:
             kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
             return (log_px - kl_weight * kl).mean()
@@ -83,6 +91,15 @@ class DVAE(nn.Module):
         gains = self._flip_gains(log_w.detach(), z, s.logits.detach(), kl_weight)
         jump = (gains * s.post).sum(1).view_as(log_w).sum(1)  # value 0 after the subtraction below
         return (bound + jump - jump.detach()).mean()
+
+    def _relaxed_bound(self, s, log_px, kl_weight, num_importance, num_draws):
+        """The importance-weighted bound of the relaxed model, mean over draws and images of
+        log mean_k w_k, log w = log p(x|ζ) + kl_weight (log p(ζ) + log Z - log q(ζ|x)) (patent [0272]):
+        z is marginalised out of prior and posterior, so ζ's reparameterisation gives the whole gradient."""
+        log_prior = self.relaxation.log_prior(self.prior, self.smoothing, s.zeta)
+        log_q = relaxed_log_posterior(self.smoothing, s.logits, s.zeta)
+        log_w = (log_px + kl_weight * (log_prior - log_q)).view(num_draws, num_importance, -1)
+        return (torch.logsumexp(log_w, dim=1) - math.log(num_importance)).mean()
 
     def _flip_gains(self, log_w, z, logits, kl_weight):
         """G(z_l = 1) - G(z_l = 0) for every draw k and unit l, (K·D·B, n), G = log mean_k w_k of the

@@ -37,6 +37,7 @@ from .negative_phase import NegativePhase
 from .networks import DECODERS, ENCODERS
 from .posterior import HierarchicalPosterior
 from .priors import PRIORS
+from .relaxation import make_relaxation
 from .samplers import SAMPLERS
 from .smoothing import make_smoothing
 
@@ -66,7 +67,9 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
     if pixel_mean is not None and decoder.output_bias is not None:
         with torch.no_grad():
             decoder.output_bias.copy_(torch.logit(torch.as_tensor(pixel_mean).float().clamp(1e-3, 1 - 1e-3)))
-    return DVAE(posterior, decoder, prior)
+    relaxation = make_relaxation(config.relaxation, prior, smoothing, tolerance=config.mean_field_tolerance,
+                                 max_iterations=config.mean_field_iterations)
+    return DVAE(posterior, decoder, prior, relaxation)
 
 
 def build_sampler(config: TrainConfig):
