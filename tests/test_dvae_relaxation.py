@@ -210,13 +210,13 @@ def test_mean_field_that_does_not_converge_is_reported():
         MeanField(max_iterations=0)
 
 
-def _two_unit_dvae(relaxation, beta=4.0, seed=0):
-    """RBM 1+1 prior, one unit per posterior group, a linear decoder to 3 pixels, the normal
-    smoothing; random weights of order 1, float64, eval mode."""
+def _two_unit_dvae(relaxation, beta=4.0, smoothing="logistic", seed=0):
+    """RBM 1+1 prior, one unit per posterior group, a linear decoder to 3 pixels; random weights of
+    order 1, float64, eval mode. The logistic smoothing has a closed-form inverse CDF (fast)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         prior = RBMPrior(1, 1)
-        smoothing = SMOOTHINGS["normal"](beta)
+        smoothing = SMOOTHINGS[smoothing](beta)
         posterior = HierarchicalPosterior(ENCODERS["mlp"](3, (1, 3)), 2, 2, [], smoothing)
         model = DVAE(posterior, DECODERS["mlp"](2, [], 3, (1, 3)), prior,
                      make_relaxation(relaxation, prior, smoothing, tolerance=1e-12, max_iterations=1000)).double()
@@ -249,7 +249,7 @@ def test_relaxed_bound_rises_with_k_and_stays_below_the_exact_log_likelihood(rel
     exact = _relaxed_log_likelihood(model, x)
     log_z = _log_z(model.prior).item()
     means = []
-    for k in (1, 4, 16):
+    for k in (1, 2, 8):
         gen = torch.Generator().manual_seed(k)
         runs = np.array([model.objective(x, num_importance=k, num_draws=100, generator=gen).item()
                          for _ in range(20)]) - log_z
@@ -258,18 +258,20 @@ def test_relaxed_bound_rises_with_k_and_stays_below_the_exact_log_likelihood(rel
         if means:
             assert mean - means[-1][0] > K_SIGMA * math.hypot(se, means[-1][1]), (k, mean, means)
         means.append((mean, se))
-    assert exact - means[-1][0] < 0.1  # close to log p(x) at K = 16
+    assert exact - means[-1][0] < 0.1  # close to log p(x) at K = 8
 
 
 @pytest.mark.parametrize("relaxation", ["gaussian-integral", "mean-field"])
 @torch.no_grad()
 def test_relaxed_bound_approaches_the_discrete_bound_as_beta_grows(relaxation):
     """With the same posterior noise, the relaxed L_K minus the discrete L_K (both less log Z)
-    shrinks as the smoothing sharpens: p(ζ) -> Σ_z p(z) δ(ζ - z) (patent [0255])."""
+    shrinks as the smoothing sharpens: p(ζ) -> Σ_z p(z) δ(ζ - z) (patent [0255]). For the
+    Gaussian integral this needs the posterior's normal smoothing N(ζ | z, 1/β) ([0259]), whose width
+    shrinks as the prior's (W + βI)⁻¹ does; the mean field uses the posterior's smoothing in the prior."""
     x = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64)
     gaps = []
     for beta in (10.0, 50.0, 300.0):
-        relaxed, discrete = _two_unit_dvae(relaxation, beta), _two_unit_dvae("none", beta)
+        relaxed, discrete = (_two_unit_dvae(name, beta, smoothing="normal") for name in (relaxation, "none"))
         values = [m.objective(x, num_importance=4, num_draws=2000, generator=torch.Generator().manual_seed(3)).item()
                   for m in (relaxed, discrete)]
         gaps.append(abs(values[0] - values[1]))
