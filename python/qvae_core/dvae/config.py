@@ -72,6 +72,8 @@ class TrainConfig:
     lr_decay: float = option(1.0, "learning-rate factor per epoch (exponential decay)")
     min_lr: float = option(1e-4, "floor of the decayed learning rate")
     kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight rises from 0 to 1")
+    kl_balance: float = option(0.0, "epsilon of KL balancing across posterior groups while the KL weight warms up "
+                                     "(patent [0169]-[0171]; K = 1 steps, discrete objective); 0: off")
     kd_schedule: list = option([[1, 1]], "(K, D) stages of L_{K,D}, e.g. 1:8,2:4,4:2,8:1 (paper 001)", _kd_list)
     kd_epochs: int = option(200, "epochs per (K, D) stage (paper 001: 200)")
     seed: int = option(0, "seed of initialisation, data order, noise and samplers")
@@ -122,7 +124,7 @@ class TrainConfig:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
                      "beta_lr", "chain_strength", "smoothing_uniform",
-                     "mean_field_tolerance"):
+                     "mean_field_tolerance", "kl_balance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -160,6 +162,8 @@ class TrainConfig:
                                                                         self.smoothing_uniform))
             if not self.mean_field_tolerance > 0:
                 raise ValueError(f"mean_field_tolerance: must be > 0, got {self.mean_field_tolerance}")
+        if self.kl_balance < 0 or (self.kl_balance > 0 and self.relaxation != "none"):
+            raise ValueError(f"kl_balance: must be >= 0, and 0 with a relaxation, got {self.kl_balance}")
         for name in ("encoder_hidden", "decoder_hidden"):
             widths = getattr(self, name)
             if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):

@@ -69,7 +69,7 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
             decoder.output_bias.copy_(torch.logit(torch.as_tensor(pixel_mean).float().clamp(1e-3, 1 - 1e-3)))
     relaxation = make_relaxation(config.relaxation, prior, smoothing, tolerance=config.mean_field_tolerance,
                                  max_iterations=config.mean_field_iterations)
-    return DVAE(posterior, decoder, prior, relaxation)
+    return DVAE(posterior, decoder, prior, relaxation, config.kl_balance)
 
 
 def build_sampler(config: TrainConfig):
