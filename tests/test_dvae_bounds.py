@@ -247,3 +247,59 @@ def test_evaluate_refuses_bad_arguments():
     with pytest.raises(ValueError, match="model"):
         evaluate(None, images, log_z=log_z)
 
+
+
+def _balanced_pair(kl_balance):
+    """The tiny DVAE (spike smoothing) and a copy with KL balancing of weight ε = kl_balance."""
+    model = _tiny_dvae("spike-exp")
+    balanced = DVAE(model.posterior, model.decoder, model.prior, kl_balance=kl_balance)
+    return model, balanced
+
+
+def test_group_kl_splits_the_kl_exactly():
+    """Σ_g KL_g = -H(q) + E_q[E(z)] draw by draw, and with the coupling between groups shared half
+    and half the split of a prior without couplings is each group's own entropy and bias terms."""
+    model, _ = _balanced_pair(0.1)
+    x = torch.as_tensor(_images(50))
+    s = model.posterior(x, torch.Generator().manual_seed(20))
+    whole = -s.entropy() + model.prior.expected_energy(torch.sigmoid(s.logits), s.post, model.posterior.group)
+    parts = model.group_kl(s)
+    assert parts.shape == (50, 2)
+    np.testing.assert_allclose(parts.sum(1).detach().numpy(), whole.detach().numpy(), rtol=1e-12, atol=1e-12)
+    with torch.no_grad():
+        model.prior.weights.zero_()
+    q_ = torch.sigmoid(s.logits)
+    own = -(q_ * torch.nn.functional.logsigmoid(s.logits) + (1 - q_) * torch.nn.functional.logsigmoid(-s.logits))
+    bias = torch.cat([model.prior.visible_bias, model.prior.hidden_bias])
+    expected = torch.stack([(-q_ * bias - own)[:, :4].sum(1), (-q_ * bias - own)[:, 4:].sum(1)], 1)
+    np.testing.assert_allclose(model.group_kl(s).detach().numpy(), expected.detach().numpy(), atol=1e-12)
+
+
+def test_kl_balancing_applies_only_during_warm_up_and_reduces_to_the_elbo():
+    x = torch.as_tensor(_images(40))
+    model, balanced = _balanced_pair(0.1)
+    _, flat = _balanced_pair(1e12)  # ε >> the KLs: every α_g -> 1
+
+    def value(m, kl_weight):
+        return m.objective(x, kl_weight=kl_weight, generator=torch.Generator().manual_seed(21)).item()
+
+    assert value(balanced, 1.0) == value(model, 1.0)  # γ = 1: the exact ELBO (patent [0171])
+    assert value(flat, 0.5) == pytest.approx(value(model, 0.5), abs=1e-9)
+    assert abs(value(balanced, 0.5) - value(model, 0.5)) > 1e-3  # the balancing changes the warm-up objective
+    s = balanced.posterior(x, torch.Generator().manual_seed(21))
+    alpha = balanced._balance(s)
+    assert alpha.sum().item() == pytest.approx(2.0) and torch.all(alpha > 0) and not alpha.requires_grad
+    log_px = balanced._log_px(s.zeta, x)
+    manual = (log_px - 0.5 * (balanced.group_kl(s) * alpha).sum(1)).mean().item()
+    assert value(balanced, 0.5) == pytest.approx(manual, abs=1e-12)
+
+
+def test_kl_balance_is_refused_where_it_does_not_apply():
+    from qvae_core.dvae.config import TrainConfig
+
+    with pytest.raises(ValueError, match="kl_balance"):
+        TrainConfig(kl_balance=-0.1)
+    with pytest.raises(ValueError, match="kl_balance"):
+        TrainConfig(kl_balance=0.1, relaxation="mean-field", smoothing="power", beta_start=2.0)
+    with pytest.raises(ValueError, match="kl_balance"):
+        _balanced_pair(math.nan)

@@ -91,7 +91,8 @@ def test_every_preset_is_a_valid_config_citing_its_row():
         TrainConfig(**preset_values(name))
         assert p.source.startswith(("paper 000, Table I,", "paper 000, Table II,", "paper 001, Table I,")), name
         assert set(p.unprinted) <= set(p.values), name
-    assert sorted(n for t in TABLES.values() for n in t.rows if t.name != "results") == sorted(PRESETS)
+    assert sorted(n for t in TABLES.values() for n in t.rows if t.name not in ("results", "relaxations")) == sorted(
+        PRESETS)
     values = preset_values("paper001-I-chimera-pa")
     values["kd_schedule"][0][0] = 99
     assert PRESETS["paper001-I-chimera-pa"].values["kd_schedule"][0][0] == 1  # a copy: the preset is unchanged
@@ -201,3 +202,18 @@ def test_the_results_table_compares_priors_on_the_test_split_with_three_seeds(tm
                 for name in ("rbm-16x16", "qbm-16x16-gamma1"))
     assert rbm.count(" ± ") == 3 and rbm.count("| — |") == 3  # ELBO, Q-ELBO, LL; no paper numbers
     assert qbm.count(" ± ") == 2 and qbm.endswith("| — | — |")  # no LL for a QBM prior
+
+
+def test_the_relaxations_table_compares_objectives_at_equal_budget():
+    from qvae_core.dvae.presets import ROWS
+
+    table = TABLES["relaxations"]
+    assert (table.split, table.metrics) == ("test", ("elbo", "ll")) and len(table.rows) == 6
+    configs = {name: TrainConfig(**ROWS[name].values) for name in table.rows}
+    assert {c.relaxation for c in configs.values()} == {"none", "gaussian-integral", "mean-field"}
+    assert {c.latent for c in configs.values()} == {"32x32", "64x64"}
+    budget = {"epochs", "batch_size", "lr", "lr_decay", "groups", "encoder_hidden", "decoder_hidden",
+              "negative_samples", "sweeps", "kd_schedule", "final_importance_samples"}
+    for field_name in budget:
+        assert len({json.dumps(getattr(c, field_name)) for c in configs.values()}) == 1, field_name
+    assert configs["rbm-32x32-mean-field-power"].smoothing == "power"

@@ -206,3 +206,151 @@ def test_float32_extremes_give_finite_values_and_gradients(name, large):
     assert torch.all((s.zeta >= 0) & (s.zeta <= 1)) and torch.all(torch.isfinite(s.post))
     (grad,) = torch.autograd.grad((s.zeta + s.post).sum(), logits)
     assert torch.all(torch.isfinite(grad))
+
+
+# Further smoothings (patent [0126]-[0131], [0259]-[0260], [0274]): checked against their own
+# densities by quadrature and against scipy's logistic and normal distributions.
+FURTHER = ["logistic", "normal", "normal-shifted", "power+uniform", "overlap-exp+uniform"]
+
+
+def _further(name, beta):
+    from qvae_core.dvae.smoothing import NormalMixture, make_smoothing
+
+    if name == "normal-shifted":
+        return NormalMixture(beta, shift=0.3)
+    base, _, uniform = name.partition("+")
+    return make_smoothing(base, beta, 0.2 if uniform else 0.0)
+
+
+def _scipy_component(smoothing, z):
+    """The component as a scipy distribution, independent of the package, where scipy has it."""
+    if smoothing.name == "logistic":
+        return stats.logistic(loc=z, scale=1 / smoothing.beta)
+    if smoothing.name == "normal":
+        return stats.norm(loc=z + smoothing.shift, scale=smoothing.beta**-0.5)
+    return None
+
+
+def _quad(pdf, a, b, singular_ends):
+    """∫_a^b pdf by quadrature; with singular_ends, through ζ = a + (b - a)/2 · t^m and its mirror from
+    b, which turn a density ~ ζ^{1/β - 1} at the ends (power function, β < m) into a bounded integrand."""
+    if not singular_ends:
+        return integrate.quad(pdf, a, b, epsabs=1e-13, epsrel=1e-11, limit=200)[0]
+    m, half = 50.0, (b - a) / 2
+
+    def pulled(end, sign):
+        def integrand(t):
+            jacobian = half * m * t ** (m - 1)  # 0 where t^m underflows: the end point is never evaluated
+            return pdf(end + sign * half * t**m) * jacobian if jacobian > 0 else 0.0
+        return integrate.quad(integrand, 0, 1, epsabs=1e-13, limit=200)
+
+    left, right = pulled(a, 1), pulled(b, -1)
+    return left[0] + right[0]
+
+
+@pytest.mark.parametrize("beta", [2.0, 8.0, 40.0])
+@pytest.mark.parametrize("name", FURTHER)
+def test_further_component_densities_integrate_to_one_and_match_their_cdfs(name, beta):
+    smoothing = _further(name, beta)
+    low, high = smoothing.support()
+    bounded = (low, high) == (0.0, 1.0)
+    for z in (0, 1):
+        def pdf(t):
+            return smoothing.component_log_pdf(torch.tensor([t], dtype=torch.float64), z).exp().item()
+
+        def cdf(t):
+            return smoothing.component_cdf(torch.tensor(t, dtype=torch.float64), z).item()
+
+        if bounded:  # the last 1e-10 at each end by the CDF: float64 cannot resolve ζ near 1 finer
+            cut = 1e-10
+            assert cdf(0.0) == 0.0 and cdf(1.0) == 1.0
+            mass = cdf(cut) + _quad(pdf, cut, 1 - cut, True) + 1 - cdf(1 - cut)
+        else:
+            mode = z + smoothing.shift if smoothing.name == "normal" else z
+            mass = _quad(pdf, low, mode, False) + _quad(pdf, mode, high, False) + cdf(low) + 1 - cdf(high)
+        assert abs(mass - 1) < 1e-8, (z, mass)
+        for t in np.linspace(low, high, 7)[1:-1]:
+            start = 1e-10 if bounded else low
+            assert abs(cdf(t) - cdf(start) - _quad(pdf, start, t, bounded)) < 1e-8, t
+        reference = _scipy_component(smoothing, z)
+        if reference is not None:
+            t = torch.linspace(low, high, 101, dtype=torch.float64)
+            np.testing.assert_allclose(smoothing.component_cdf(t, z).numpy(), reference.cdf(t.numpy()), atol=1e-14)
+            np.testing.assert_allclose(smoothing.component_log_pdf(t, z).numpy(), reference.logpdf(t.numpy()),
+                                       rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [1.5, 10.0, 60.0])
+@pytest.mark.parametrize("name", FURTHER)
+def test_further_inverse_cdf_inverts_the_mixture_cdf(name, beta):
+    """F(F⁻¹(ρ)) = ρ as the error it implies in ζ, |F(ζ) - ρ| / q(ζ), for ρ off the clamped tails."""
+    smoothing = _further(name, beta)
+    logits, rho = _grid(seed=6)
+    rho = rho.clamp(1e-9, 1 - 1e-9)
+    zeta = smoothing(logits, rho, torch.zeros_like(rho)).zeta
+    q = torch.sigmoid(logits)
+    cdf = (1 - q) * smoothing.component_cdf(zeta, 0) + q * smoothing.component_cdf(zeta, 1)
+    density = (1 - q) * smoothing.component_log_pdf(zeta, 0).exp() + q * smoothing.component_log_pdf(zeta, 1).exp()
+    assert torch.all((cdf - rho).abs() <= 1e-11 * density + 1e-14)
+
+
+@pytest.mark.parametrize("name", FURTHER)
+def test_further_reparameterisation_derivative_against_finite_differences(name):
+    logits, rho = _grid(seed=7)
+    smoothing = _further(name, 3.0)
+    x = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(smoothing(x, rho, torch.zeros_like(rho)).zeta.sum(), x)
+    h = 1e-6
+    up = smoothing(logits + h, rho, torch.zeros_like(rho)).zeta
+    down = smoothing(logits - h, rho, torch.zeros_like(rho)).zeta
+    np.testing.assert_allclose(grad.numpy(), ((up - down) / (2 * h)).numpy(), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", FURTHER)
+def test_further_joint_draw_and_sample_given_follow_the_components(name):
+    beta, n = 4.0, 50_000
+    smoothing = _further(name, beta)
+    gen = torch.Generator().manual_seed(8)
+    rho, u = torch.rand((2, n), generator=gen, dtype=torch.float64)
+    s = smoothing(torch.full((n,), 0.5, dtype=torch.float64), rho, u)
+    q = 1 / (1 + math.exp(-0.5))
+    assert abs(s.z.mean().item() - q) <= K_SIGMA * math.sqrt(q * (1 - q) / n)
+    for value in (0, 1):
+        def cdf(t):
+            return smoothing.component_cdf(torch.as_tensor(t, dtype=torch.float64), value).numpy()
+
+        assert stats.kstest(s.zeta[s.z == value].numpy(), cdf).pvalue > 1e-4
+        given = smoothing.sample_given(torch.full((n,), float(value), dtype=torch.float64), rho)
+        assert stats.kstest(given.numpy(), cdf).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("name", FURTHER)
+def test_further_float32_extremes_give_finite_values_and_gradients(name):
+    rho = torch.tensor([0.0, 1e-30, 1e-7, 0.5, 1 - 2**-24], dtype=torch.float32).repeat(5)
+    logits = torch.tensor([-30.0, -5.0, 0.0, 5.0, 30.0]).repeat_interleave(5).requires_grad_(True)
+    smoothing = _further(name, min(50.0, _further(name, 2.0).max_beta))
+    s = smoothing(logits, rho, torch.full_like(rho, 0.5))
+    low, high = smoothing.support()
+    assert torch.all((s.zeta >= low) & (s.zeta <= high)) and torch.all(torch.isfinite(s.post))
+    (grad,) = torch.autograd.grad((s.zeta + s.post).sum(), logits)
+    assert torch.all(torch.isfinite(grad))
+
+
+def test_further_smoothings_refuse_bad_parameters():
+    from qvae_core.dvae.smoothing import NormalMixture, UniformMixture, make_smoothing
+
+    with pytest.raises(ValueError, match="epsilon"):
+        make_smoothing("power", 2.0, 1.0)
+    with pytest.raises(ValueError, match="smoothing: a uniform mixture"):
+        make_smoothing("spike-exp", 2.0, 0.1)
+    with pytest.raises(ValueError, match="smoothing: a uniform mixture"):
+        UniformMixture(SMOOTHINGS["logistic"](2.0), 0.1)
+    with pytest.raises(ValueError, match="shift"):
+        NormalMixture(2.0, shift=math.inf)
+    with pytest.raises(ValueError, match="beta"):
+        SMOOTHINGS["logistic"](101.0)
+    mixed = make_smoothing("power", 2.0, 0.1)
+    mixed.beta = 5.0  # the schedule sets the base's beta
+    assert mixed.base.beta == 5.0
+    with pytest.raises(ValueError, match="beta"):
+        mixed.beta = 0.5

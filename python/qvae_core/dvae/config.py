@@ -45,9 +45,15 @@ class TrainConfig:
     encoder_hidden: list = option([256, 256], "hidden widths of each posterior head, e.g. 256,256", int_list)
     decoder_hidden: list = option([256], "hidden widths of the MLP decoder (paper 000: one of 250-2000); "
                                           "the conv decoder has fixed sizes", int_list)
-    smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete")
+    smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete | logistic | normal")
+    smoothing_uniform: float = option(0.0, "mix an overlap-exp or power smoothing with a uniform of this weight "
+                                           "on [0, 1] (patent [0274]); 0: none")
     beta_start: float = option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = option(10.0, "... and at the end, linear in between (paper 000: 10)")
+    relaxation: str = option("none", "none (the discrete objective) | gaussian-integral | mean-field: train on a "
+                                     "continuous relaxation p(ζ) of the prior (patent [0250]-[0273])")
+    mean_field_tolerance: float = option(1e-5, "mean-field relaxation: largest change of m at convergence")
+    mean_field_iterations: int = option(200, "mean-field relaxation: sweeps allowed before it stops with an error")
     sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
                                   "qpu (a D-Wave solver; extra `dwave`)")
     negative_samples: int = option(1000, "chains (pcd) or population (pa) of the negative phase")
@@ -66,6 +72,8 @@ class TrainConfig:
     lr_decay: float = option(1.0, "learning-rate factor per epoch (exponential decay)")
     min_lr: float = option(1e-4, "floor of the decayed learning rate")
     kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight rises from 0 to 1")
+    kl_balance: float = option(0.0, "epsilon of KL balancing across posterior groups while the KL weight warms up "
+                                     "(patent [0169]-[0171]; K = 1 steps, discrete objective); 0: off")
     kd_schedule: list = option([[1, 1]], "(K, D) stages of L_{K,D}, e.g. 1:8,2:4,4:2,8:1 (paper 001)", _kd_list)
     kd_epochs: int = option(200, "epochs per (K, D) stage (paper 001: 200)")
     seed: int = option(0, "seed of initialisation, data order, noise and samplers")
@@ -84,15 +92,16 @@ class TrainConfig:
         from .device import check_device_name
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
+        from .relaxation import RELAXATIONS, check_relaxable
         from .samplers import SAMPLERS
-        from .smoothing import SMOOTHINGS
+        from .smoothing import SMOOTHINGS, make_smoothing
 
         self._normalise_types()
         tables = {"prior": PRIORS, "smoothing": SMOOTHINGS, "encoder": ENCODERS, "sampler": SAMPLERS}
         for name, table in tables.items():
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
                 raise ValueError(f"{name}: expected one of {sorted(table)}, got {getattr(self, name)!r}")
-        for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule"):
+        for name in ("latent", "qpu_solver", "output", "beta_tracking", "qpu_schedule", "relaxation"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if not isinstance(self.tensorboard, bool):
@@ -105,7 +114,8 @@ class TrainConfig:
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,
                    "negative_samples": MIN_POPULATION if self.sampler == "pa" else 2, "sweeps": 0, "epochs": 1,
                    "batch_size": 2, "kd_epochs": 1, "eval_every": 1, "checkpoint_every": 1,
-                   "log_z_population": MIN_POPULATION, "final_importance_samples": 1, "seed": 0}
+                   "log_z_population": MIN_POPULATION, "final_importance_samples": 1, "seed": 0,
+                   "mean_field_iterations": 1}
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -113,7 +123,8 @@ class TrainConfig:
         if self.seed >= 2**63:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
-                     "beta_lr", "chain_strength"):
+                     "beta_lr", "chain_strength", "smoothing_uniform",
+                     "mean_field_tolerance", "kl_balance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite number, got {value!r}")
@@ -143,7 +154,16 @@ class TrainConfig:
             raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph) and, "
                              f"through a minor embedding, rbm priors; not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
-            SMOOTHINGS[self.smoothing](beta)  # raises ValueError naming beta
+            make_smoothing(self.smoothing, beta, self.smoothing_uniform)  # ValueError naming beta or epsilon
+        if self.relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation: expected one of {sorted(RELAXATIONS)}, got {self.relaxation!r}")
+        if self.relaxation != "none":
+            check_relaxable(self.relaxation, self.gamma, make_smoothing(self.smoothing, self.beta_start,
+                                                                        self.smoothing_uniform))
+            if not self.mean_field_tolerance > 0:
+                raise ValueError(f"mean_field_tolerance: must be > 0, got {self.mean_field_tolerance}")
+        if self.kl_balance < 0 or (self.kl_balance > 0 and self.relaxation != "none"):
+            raise ValueError(f"kl_balance: must be >= 0, and 0 with a relaxation, got {self.kl_balance}")
         for name in ("encoder_hidden", "decoder_hidden"):
             widths = getattr(self, name)
             if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):

@@ -15,6 +15,7 @@ from torch import nn
 
 from .posterior import HierarchicalPosterior
 from .priors import Prior
+from .relaxation import Relaxation, check_relaxable, relaxed_log_posterior
 
 __all__ = ["DVAE", "Draws"]
 
@@ -33,11 +34,18 @@ class Draws:
 class DVAE(nn.Module):
     """Posterior, decoder and prior; `objective` for training, `draws` for evaluation."""
 
-    def __init__(self, posterior: HierarchicalPosterior, decoder: nn.Module, prior: Prior):
+    def __init__(self, posterior: HierarchicalPosterior, decoder: nn.Module, prior: Prior,
+                 relaxation: Relaxation | None = None, kl_balance: float = 0.0):
         super().__init__()
         if posterior.num_latent != prior.num_units:
             raise ValueError(f"prior: has {prior.num_units} units, the posterior {posterior.num_latent}")
+        if relaxation is not None:
+            check_relaxable(relaxation.name, prior.gamma, posterior.smoothing)
+        if not (math.isfinite(kl_balance) and kl_balance >= 0) or (kl_balance > 0 and relaxation is not None):
+            raise ValueError(f"kl_balance: must be a finite number >= 0, and 0 with a relaxation, got {kl_balance}")
         self.posterior, self.decoder, self.prior = posterior, decoder, prior
+        self.relaxation = relaxation  # None: the discrete objective; else that of the relaxed prior p(ζ)
+        self.kl_balance = float(kl_balance)  # ε of KL balancing across groups (0: off), see group_kl
 
     @property
     def smoothing(self):
@@ -61,9 +69,11 @@ class DVAE(nn.Module):
     ) -> torch.Tensor:
         """Mean over the batch of L_{K,D} + kl_weight * log Z (the log Z term comes from the prior's
         log_partition_surrogate), K = num_importance, D = num_draws, kl_weight scaling KL (warm-up).
+        With a `relaxation`, the same bound of the relaxed model p(ζ) p(x|ζ) (`_relaxed_bound`).
 
         K = 1: the ELBO E[log p(x|ζ)] - KL with KL = -H(q) + E_q[E(z)] + log Z, each expectation
-        analytic in its last conditional step (PosteriorSample.entropy, Prior.expected_energy).
+        analytic in its last conditional step (PosteriorSample.entropy, Prior.expected_energy); with
+        kl_balance > 0 and kl_weight < 1 (warm-up), Σ_g α_g KL_g instead (group_kl, _balance).
         K > 1: log mean_k w_k with log w = log p(x|ζ) + kl_weight (-E(z) - log q(z|x)), the joint
         importance weight of (z, ζ) (r(ζ|z) cancels). Its gradient is exact in expectation: ζ by
         reparameterisation and the discrete z through `_flip_gains` (concrete instead puts its
@@ -72,8 +82,13 @@ class DVAE(nn.Module):
         xs = x.repeat(num_importance * num_draws, 1)  # (K·D·B, pixels), block k + K·d
         s = self.posterior(x, generator, repeats=num_importance * num_draws)
         log_px = self._log_px(s.zeta, xs)
+        if self.relaxation is not None:
+            return self._relaxed_bound(s, log_px, kl_weight, num_importance, num_draws)
         if num_importance == 1:
-            kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
+            if self.kl_balance > 0 and kl_weight < 1:
+                kl = (self.group_kl(s) * self._balance(s)).sum(1)
+            else:
+                kl = -s.entropy() + self.prior.expected_energy(torch.sigmoid(s.logits), s.post, self.posterior.group)
             return (log_px - kl_weight * kl).mean()
         z = s.post if self.smoothing.relaxed else s.z.detach()
         log_w = (log_px - kl_weight * (self.prior.energy(z) + s.log_q(z))).view(num_draws, num_importance, -1)
@@ -83,6 +98,50 @@ class DVAE(nn.Module):
         gains = self._flip_gains(log_w.detach(), z, s.logits.detach(), kl_weight)
         jump = (gains * s.post).sum(1).view_as(log_w).sum(1)  # value 0 after the subtraction below
         return (bound + jump - jump.detach()).mean()
+
+    def group_kl(self, s) -> torch.Tensor:
+        """The ELBO's KL less log Z split over the posterior groups, (B, G), summing to
+        -H(q) + E_q[E(z)]: group g's entropy and energy terms, a coupling between two groups shared
+        half and half: E_g = ½ [E(g alone) + E(all) - E(all but g)], E(S) the expected energy with the
+        units outside S set to 0."""
+        group, num_groups = self.posterior.group, len(self.posterior.sizes)
+        q = torch.sigmoid(s.logits)
+        unit_entropy = -(q * F.logsigmoid(s.logits) + (1 - q) * F.logsigmoid(-s.logits))
+        entropy = unit_entropy.new_zeros(q.shape[0], num_groups).index_add(1, group, unit_entropy)
+
+        def energy(mask):
+            return self.prior.expected_energy(q * mask, s.post * mask, group)
+
+        whole = energy(torch.ones_like(q[0]))
+        inside = [(group == g).to(q.dtype) for g in range(num_groups)]
+        energies = torch.stack([0.5 * (energy(m) + whole - energy(1 - m)) for m in inside], 1)
+        return energies - entropy
+
+    def _balance(self, s) -> torch.Tensor:
+        """KL-balancing coefficients α_g = G α̂_g / Σ α̂, α̂_g = mean over the batch of the group's KL + ε
+        (patent [0169]-[0171]), detached, (G,). The Boltzmann prior's KL has no non-negative split over
+        groups (log Z is shared), so α̂_g measures the group by Σ_l KL(q_l || p(z_l = 1 | z_rest)), the
+        prior's conditional at the posterior draw (its pseudo-likelihood form), which is >= 0."""
+        with torch.enable_grad():
+            probe = s.z.detach().requires_grad_()
+            (slope,) = torch.autograd.grad(self.prior.energy(probe).sum(), probe)
+        logits, conditional = s.logits.detach(), -slope  # logit of p(z_l = 1 | z_rest): -∂E/∂z_l
+        q = torch.sigmoid(logits)
+        unit_kl = (q * (F.logsigmoid(logits) - F.logsigmoid(conditional))
+                   + (1 - q) * (F.logsigmoid(-logits) - F.logsigmoid(-conditional)))
+        num_groups = len(self.posterior.sizes)
+        per_group = unit_kl.new_zeros(num_groups).index_add(0, self.posterior.group, unit_kl.mean(0))
+        raw = per_group + self.kl_balance
+        return num_groups * raw / raw.sum()
+
+    def _relaxed_bound(self, s, log_px, kl_weight, num_importance, num_draws):
+        """The importance-weighted bound of the relaxed model, mean over draws and images of
+        log mean_k w_k, log w = log p(x|ζ) + kl_weight (log p(ζ) + log Z - log q(ζ|x)) (patent [0272]):
+        z is marginalised out of prior and posterior, so ζ's reparameterisation gives the whole gradient."""
+        log_prior = self.relaxation.log_prior(self.prior, self.smoothing, s.zeta)
+        log_q = relaxed_log_posterior(self.smoothing, s.logits, s.zeta)
+        log_w = (log_px + kl_weight * (log_prior - log_q)).view(num_draws, num_importance, -1)
+        return (torch.logsumexp(log_w, dim=1) - math.log(num_importance)).mean()
 
     def _flip_gains(self, log_w, z, logits, kl_weight):
         """G(z_l = 1) - G(z_l = 0) for every draw k and unit l, (K·D·B, n), G = log mean_k w_k of the

@@ -67,6 +67,15 @@ class Prior(nn.Module):
         """-mean E(model samples): its gradient is that of log Z (-E_p[∂E]), its value is not log Z."""
         return -self.energy(model_samples).mean()
 
+    def quadratic(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, W) of E(z) = -aᵀz - ½ zᵀWz, W (n, n) symmetric with zero diagonal, differentiable in
+        the parameters: the form the Gaussian-integral relaxation needs (patent [0251])."""
+        raise NotImplementedError
+
+    def blocks(self) -> list:
+        """Index tensors of groups of mutually uncoupled units (the Gibbs blocks), covering all units."""
+        raise NotImplementedError
+
     def numpy_model(self):
         """The current parameters as a qvae_core RBM / BoltzmannMachine, or a QBM when gamma > 0."""
         model = self._classical_numpy_model()
@@ -113,6 +122,12 @@ class BernoulliPrior(Prior):
     def log_partition_surrogate(self, model_samples=None):
         return F.softplus(self.bias).sum()
 
+    def quadratic(self):
+        return self.bias, self.bias.new_zeros(self.num_units, self.num_units)
+
+    def blocks(self):
+        return [torch.arange(self.num_units, device=self.bias.device)]
+
     def _classical_numpy_model(self):
         b = self.bias.detach().double().cpu().numpy()
         return q.BoltzmannMachine(b, np.zeros((0, 2), np.int64), np.zeros(0))
@@ -151,6 +166,16 @@ class RBMPrior(Prior):
         )
         return -(qv @ self.visible_bias + qh @ self.hidden_bias + pairs)
 
+    def quadratic(self):
+        nv, w = self.num_visible, self.weights
+        full = w.new_zeros(self.num_units, self.num_units)
+        full = full.index_put((torch.arange(nv)[:, None], torch.arange(nv, self.num_units)[None, :]), w)
+        return torch.cat([self.visible_bias, self.hidden_bias]), full + full.T
+
+    def blocks(self):
+        units = torch.arange(self.num_units, device=self.weights.device)
+        return [units[: self.num_visible], units[self.num_visible :]]
+
     def _classical_numpy_model(self):
         return q.RBM(*(p.detach().double().cpu().numpy() for p in (self.weights, self.visible_bias, self.hidden_bias)))
 
@@ -181,6 +206,15 @@ class GraphPrior(Prior):
         left = torch.where(group[i] < group[j], post[:, i], q[:, i])  # (B, m)
         right = torch.where(group[j] < group[i], post[:, j], q[:, j])
         return -(q @ self.bias + (left * right) @ self.weights)
+
+    def quadratic(self):
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        full = self.weights.new_zeros(self.num_units, self.num_units).index_put((i, j), self.weights, accumulate=True)
+        return self.bias, full + full.T
+
+    def blocks(self):
+        colors = torch.tensor(np.array(self.colors), device=self.bias.device)
+        return [torch.nonzero(colors == c).flatten() for c in torch.unique(colors)]
 
     def _classical_numpy_model(self):
         return q.BoltzmannMachine(

@@ -30,7 +30,11 @@ __all__ = [
     "OverlappingExponentials",
     "PowerFunction",
     "Concrete",
+    "LogisticMixture",
+    "NormalMixture",
+    "UniformMixture",
     "SMOOTHINGS",
+    "make_smoothing",
 ]
 
 _BISECTION_STEPS = 48  # interval [0, 1] halved to 2^-48 ≈ 4e-15, float64 round-off
@@ -118,8 +122,7 @@ class _MixtureInverseCDF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, rho, smoothing):
-        eps = torch.finfo(q.dtype).eps  # off the end points, where power-function densities diverge
-        zeta = smoothing._inverse_cdf(q, rho).clamp(eps, 1 - eps)
+        zeta = smoothing._clamp(smoothing._inverse_cdf(q, rho))
         ctx.save_for_backward(q, zeta)
         ctx.smoothing = smoothing
         return zeta
@@ -129,8 +132,11 @@ class _MixtureInverseCDF(torch.autograd.Function):
         q, zeta = ctx.saved_tensors
         s = ctx.smoothing
         density = (1 - q) * s.component_log_pdf(zeta, 0).exp() + q * s.component_log_pdf(zeta, 1).exp()
-        grad_q = grad * (s.component_cdf(zeta, 0) - s.component_cdf(zeta, 1)) / density
-        grad_rho = grad / density if ctx.needs_input_grad[1] else None
+        # Where the density underflows, ζ sits on the clamp at the end of an unbounded support
+        # (ρ at 0 or 1): held there, it does not move with q.
+        inverse = torch.where(density > 0, 1 / density, torch.zeros_like(density))
+        grad_q = grad * (s.component_cdf(zeta, 0) - s.component_cdf(zeta, 1)) * inverse
+        grad_rho = grad * inverse if ctx.needs_input_grad[1] else None
         return grad_q, grad_rho, None
 
 
@@ -148,15 +154,37 @@ class _OverlappingSmoothing(Smoothing):
     def component_cdf(self, zeta, which: int):
         raise NotImplementedError
 
-    def _inverse_cdf(self, q, rho):
-        """Bisection on F(ζ) = (1 - q) R(ζ|0) + q R(ζ|1) = ρ over [0, 1], in float64."""
-        q64, rho64 = q.detach().double(), rho.detach().double()
-        lo, hi = torch.zeros_like(q64), torch.ones_like(q64)
-        for _ in range(_BISECTION_STEPS):
+    def support(self) -> tuple[float, float]:
+        """The interval ζ is drawn from: [0, 1], or for unbounded components one that holds all
+        but a negligible mass (the bracket of the bisections)."""
+        return 0.0, 1.0
+
+    def _clamp(self, zeta):
+        """ζ kept off the ends of [0, 1], where power-function densities diverge."""
+        eps = torch.finfo(zeta.dtype).eps
+        return zeta.clamp(eps, 1 - eps)
+
+    def _bisect(self, cdf, rho):
+        """ζ with cdf(ζ) = ρ by bisection over `support()`, in float64."""
+        rho64 = rho.detach().double()
+        low, high = self.support()
+        lo, hi = torch.full_like(rho64, low), torch.full_like(rho64, high)
+        for _ in range(_BISECTION_STEPS + max(0, math.ceil(math.log2(high - low)))):
             mid = 0.5 * (lo + hi)
-            below = (1 - q64) * self.component_cdf(mid, 0) + q64 * self.component_cdf(mid, 1) < rho64
+            below = cdf(mid) < rho64
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        return (0.5 * (lo + hi)).to(q.dtype)
+        return (0.5 * (lo + hi)).to(rho.dtype)
+
+    def _inverse_cdf(self, q, rho):
+        """F⁻¹(ρ) of F(ζ) = (1 - q) R(ζ|0) + q R(ζ|1), by bisection."""
+        q64 = q.detach().double()
+        return self._bisect(lambda t: (1 - q64) * self.component_cdf(t, 0) + q64 * self.component_cdf(t, 1), rho)
+
+    def sample_given(self, z, rho):
+        """ζ = R⁻¹(ρ | z) by bisection (subclasses with a closed form override this)."""
+        z64 = z.detach().double()
+        zeta = self._bisect(lambda t: (1 - z64) * self.component_cdf(t, 0) + z64 * self.component_cdf(t, 1), rho)
+        return self._clamp(zeta)
 
     def __call__(self, logits, rho, u):
         zeta = _MixtureInverseCDF.apply(torch.sigmoid(logits), rho, self)
@@ -243,6 +271,129 @@ class Concrete(Smoothing):
         return z
 
 
+class _UnboundedSmoothing(_OverlappingSmoothing):
+    """Components r(ζ|z) = f((ζ - z)/s)/s on the real line with scale s(β); ζ is kept within `_TAIL`
+    scales of the modes (the bracket of the bisections), beyond which the mass is negligible."""
+
+    _TAIL = 0.0
+
+    def scale(self) -> float:
+        raise NotImplementedError
+
+    def support(self):
+        return -self._TAIL * self.scale(), 1 + self._TAIL * self.scale()
+
+    def _clamp(self, zeta):
+        return zeta.clamp(*self.support())
+
+
+class LogisticMixture(_UnboundedSmoothing):
+    """r(ζ|z) = L(ζ; z, s) = e^{-t} / (s (1 + e^{-t})²), t = (ζ - z)/s, s = 1/β (patent [0128]-[0131]).
+
+    Closed-form inverse CDF ([0130]-[0131] with the change of variable m' = √(d₀d₁) m): m' =
+    e^{-(ζ - 1/2)/s} solves ρe m'² + (ρ(1 + e²) - (1 - q) - qe²) m' + (ρ - 1)e = 0, e = e^{-β/2}.
+    """
+
+    name = "logistic"
+    max_beta = 100.0  # beyond, the mixture density between the modes, ~e^{-β/2}β, underflows float32
+    _TAIL = 40.0  # mass e^{-40} beyond
+
+    def scale(self):
+        return 1 / self.beta
+
+    def component_log_pdf(self, zeta, which):
+        t = (zeta - which) * self.beta
+        return F.logsigmoid(t) + F.logsigmoid(-t) + math.log(self.beta)
+
+    def component_cdf(self, zeta, which):
+        return torch.sigmoid((zeta - which) * self.beta)
+
+    def _inverse_cdf(self, q, rho):
+        q64, rho64 = q.detach().double(), rho.detach().double()
+        e = math.exp(-self.beta / 2)
+        a, b, c = rho64 * e, rho64 * (1 + e * e) - (1 - q64) - q64 * e * e, (rho64 - 1) * e
+        root = torch.sqrt(b * b - 4 * a * c)  # a ≥ 0 ≥ c: real, and ≥ |b|
+        m = torch.where(b >= 0, -2 * c / (b + root).clamp_min(1e-300), (root - b) / (2 * a).clamp_min(1e-300))
+        return (0.5 - torch.log(m.clamp_min(1e-300)) / self.beta).to(q.dtype)
+
+    def sample_given(self, z, rho):
+        return self._clamp(z + torch.logit(rho.double()).to(rho.dtype) / self.beta)
+
+
+class NormalMixture(_UnboundedSmoothing):
+    """r(ζ|z) = N(ζ; z + shift, 1/β) (patent [0126]-[0127]; the posterior smoothing of the
+    Gaussian-integral relaxation [0259], shifted by a constant Δμ = `shift` as in [0260]).
+    The inverse CDF of the mixture has no closed form and is found by bisection ([0132]-[0135])."""
+
+    name = "normal"
+    max_beta = 500.0  # beyond, the density between the modes, ~e^{-β/8}√β, underflows float32
+    _TAIL = 12.0  # standard deviations: mass 2e-33 beyond
+
+    def __init__(self, beta: float, shift: float = 0.0):
+        super().__init__(beta)
+        if not math.isfinite(shift):
+            raise ValueError(f"shift: must be finite, got {shift}")
+        self.shift = float(shift)
+
+    def scale(self):
+        return self.beta**-0.5
+
+    def support(self):
+        low, high = super().support()
+        return low + self.shift, high + self.shift
+
+    def component_log_pdf(self, zeta, which):
+        t = (zeta - which - self.shift) * math.sqrt(self.beta)
+        return -0.5 * t * t + 0.5 * math.log(self.beta / (2 * math.pi))
+
+    def component_cdf(self, zeta, which):
+        return torch.special.ndtr((zeta - which - self.shift) * math.sqrt(self.beta))
+
+    def sample_given(self, z, rho):
+        return self._clamp(z + self.shift + torch.special.ndtri(rho.double()).to(rho.dtype) / math.sqrt(self.beta))
+
+    def __repr__(self):
+        return f"NormalMixture(beta={self.beta:g}, shift={self.shift:g})"
+
+
+class UniformMixture(_OverlappingSmoothing):
+    """r'(ζ|z) = (1 - ε) r(ζ|z) + ε on [0, 1] for an overlapping base r on [0, 1] (patent [0274]):
+    heavier tails, so that the gradients stay finite as β grows. β is the base's."""
+
+    def __init__(self, base: _OverlappingSmoothing, epsilon: float):
+        if not isinstance(base, _OverlappingSmoothing) or base.support() != (0.0, 1.0):
+            raise ValueError(f"smoothing: a uniform mixture needs an overlapping smoothing on [0, 1], got {base!r}")
+        if not 0 < epsilon < 1:
+            raise ValueError(f"epsilon (smoothing_uniform): the uniform weight must be in (0, 1), got {epsilon}")
+        self.base, self.epsilon = base, float(epsilon)
+        self.name, self.max_beta = f"{base.name}+uniform", base.max_beta
+
+    @property
+    def beta(self) -> float:
+        return self.base.beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self.base.beta = value
+
+    def component_log_pdf(self, zeta, which):
+        return torch.logaddexp(self.base.component_log_pdf(zeta, which) + math.log1p(-self.epsilon),
+                               torch.full_like(zeta, math.log(self.epsilon)))
+
+    def component_cdf(self, zeta, which):
+        return (1 - self.epsilon) * self.base.component_cdf(zeta, which) + self.epsilon * zeta
+
+    def __repr__(self):
+        return f"UniformMixture({self.base!r}, epsilon={self.epsilon:g})"
+
+
 SMOOTHINGS = {
-    cls.name: cls for cls in (SpikeAndExponential, OverlappingExponentials, PowerFunction, Concrete)
+    cls.name: cls
+    for cls in (SpikeAndExponential, OverlappingExponentials, PowerFunction, Concrete, LogisticMixture, NormalMixture)
 }
+
+
+def make_smoothing(name: str, beta: float, uniform: float = 0.0) -> Smoothing:
+    """SMOOTHINGS[name](beta), mixed with a uniform of weight `uniform` on [0, 1] when it is > 0 ([0274])."""
+    smoothing = SMOOTHINGS[name](beta)
+    return UniformMixture(smoothing, uniform) if uniform != 0 else smoothing

@@ -38,8 +38,9 @@ from .negative_phase import NegativePhase
 from .networks import DECODERS, ENCODERS
 from .posterior import HierarchicalPosterior
 from .priors import PRIORS
+from .relaxation import make_relaxation
 from .samplers import SAMPLERS
-from .smoothing import SMOOTHINGS
+from .smoothing import make_smoothing
 
 __all__ = ["build_model", "build_sampler", "Trainer", "load_checkpoint"]
 
@@ -60,14 +61,16 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
     num_pixels = int(np.prod(image_shape))
     kind = PRIORS[config.prior]
     prior = kind.build(kind.sizes(config.latent), config.gamma)
-    smoothing = SMOOTHINGS[config.smoothing](config.beta_start)
+    smoothing = make_smoothing(config.smoothing, config.beta_start, config.smoothing_uniform)
     encoder = ENCODERS[config.encoder](num_pixels, image_shape)
     posterior = HierarchicalPosterior(encoder, prior.num_units, config.groups, config.encoder_hidden, smoothing)
     decoder = DECODERS[config.encoder](prior.num_units, config.decoder_hidden, num_pixels, image_shape)
     if pixel_mean is not None and decoder.output_bias is not None:
         with torch.no_grad():
             decoder.output_bias.copy_(torch.logit(torch.as_tensor(pixel_mean).float().clamp(1e-3, 1 - 1e-3)))
-    return DVAE(posterior, decoder, prior)
+    relaxation = make_relaxation(config.relaxation, prior, smoothing, tolerance=config.mean_field_tolerance,
+                                 max_iterations=config.mean_field_iterations)
+    return DVAE(posterior, decoder, prior, relaxation, config.kl_balance)
 
 
 def build_sampler(config: TrainConfig, ranks: Ranks = SINGLE):
