@@ -18,6 +18,7 @@ Modes are timed interleaved (A B C A B C ...) on the packaged MNIST subset (2000
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 
@@ -115,14 +116,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="epochs of 10 steps timed per mode")
     parser.add_argument("--table", choices=("all", "overlap", "qvae"), default="all", help="which table to measure")
+    parser.add_argument("--networks", choices=("all", *NETWORKS), default="all",
+                        help="the overlap table's rows at these networks only")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} torch threads)"
-    print(f"networks on {device}; median step of {args.rounds} interleaved epochs\n")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"networks on {device}, {os.cpu_count()} cores, load average {load} at the start; "
+          f"median step of {args.rounds} interleaved epochs\n")
     for prior in PRIORS if args.table != "qvae" else ():
         if prior == next(iter(PRIORS)):
             print("| prior | networks | overlap (ms) | sequential (ms) | networks only (ms) | overlap / sequential "
                   "| exposed sampling, overlap | exposed sampling, sequential |\n|---|---|---|---|---|---|---|---|")
-        for networks in NETWORKS:
+        for networks in NETWORKS if args.networks == "all" else (args.networks,):
             with tempfile.TemporaryDirectory() as output:
                 t = overlap_row(prior, networks, args.rounds, output)
             ms = {mode: 1e3 * t[mode] for mode in MODES}
