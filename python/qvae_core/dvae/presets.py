@@ -230,8 +230,8 @@ TABLES = {
     ),
     "results": PaperTable(
         "results",
-        "docs/results.md: Bernoulli, RBM and QBM priors side by side at one small budget on statically binarised "
-        "MNIST, on the test set (LL with K = 1000 for classical priors; for QBMs the true ELBO and the Q-ELBO)",
+        "docs/results.md: Bernoulli, RBM and QBM priors side by side at one small budget on binarised MNIST "
+        "(static from an npz with a test key, dynamic from the IDX files), on the test set (LL with K = 1000 for classical priors; for QBMs the true ELBO and the Q-ELBO)",
         tuple(COMPARISON), "test", ("elbo", "q_elbo", "ll"), seeds=3,
     ),
     "relaxations": PaperTable(
