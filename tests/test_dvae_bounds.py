@@ -9,13 +9,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
+
 import qvae_core as q  # noqa: E402
 from conftest import K_SIGMA, all_states  # noqa: E402
 from qvae_core.dvae.evaluation import draw_noise, evaluate  # noqa: E402
 from qvae_core.dvae.model import DVAE  # noqa: E402
 from qvae_core.dvae.networks import DECODERS, ENCODERS  # noqa: E402
 from qvae_core.dvae.posterior import HierarchicalPosterior  # noqa: E402
-from qvae_core.dvae.priors import RBMPrior  # noqa: E402
+from qvae_core.dvae.priors import BernoulliPrior, RBMPrior  # noqa: E402
 from qvae_core.dvae.smoothing import SMOOTHINGS  # noqa: E402
 
 PIXELS = 6
@@ -249,6 +251,13 @@ def test_evaluate_refuses_bad_arguments():
 
 
 
+def _exact_samples(prior, num, seed):
+    """`num` exact samples of the prior's p(z) (enumeration), (num, n) float64."""
+    states = torch.tensor(all_states(prior.num_units), dtype=torch.float64)
+    p = torch.softmax(-prior.energy(states).detach(), 0).numpy()
+    return states[np.random.default_rng(seed).choice(len(states), num, p=p)]
+
+
 def _balanced_pair(kl_balance):
     """The tiny DVAE (spike smoothing) and a copy with KL balancing of weight ε = kl_balance."""
     model = _tiny_dvae("spike-exp")
@@ -283,6 +292,9 @@ def test_kl_balancing_applies_only_during_warm_up_and_reduces_to_the_elbo():
     def value(m, kl_weight):
         return m.objective(x, kl_weight=kl_weight, generator=torch.Generator().manual_seed(21)).item()
 
+    assert value(balanced, 0.5) == pytest.approx(value(model, 0.5), abs=1e-12)  # no negative phase yet: α_g = 1
+    samples = _exact_samples(model.prior, 500, seed=3)
+    balanced.prior.log_partition_surrogate(samples)  # (the prior is shared: flat and model see it too)
     assert value(balanced, 1.0) == value(model, 1.0)  # γ = 1: the exact ELBO (patent [0171])
     assert value(flat, 0.5) == pytest.approx(value(model, 0.5), abs=1e-9)
     assert abs(value(balanced, 0.5) - value(model, 0.5)) > 1e-3  # the balancing changes the warm-up objective
@@ -292,6 +304,49 @@ def test_kl_balancing_applies_only_during_warm_up_and_reduces_to_the_elbo():
     log_px = balanced._log_px(s.zeta, x)
     manual = (log_px - 0.5 * (balanced.group_kl(s) * alpha).sum(1)).mean().item()
     assert value(balanced, 0.5) == pytest.approx(manual, abs=1e-12)
+
+
+def test_kl_balancing_weights_are_each_groups_kl_to_its_prior_marginal():
+    """α̂_g - ε = E_batch[KL(q(z_g|x) || p(z_g))] (patent [0170]) where p(z_g) is known exactly: a
+    prior without couplings, whose group marginal is Π_l σ(b_l), so that the group's KL is its part
+    of the ELBO's KL (group_kl) plus its units' share Σ_l softplus(b_l) of log Z."""
+    x = torch.as_tensor(_images(40))
+    _, balanced = _balanced_pair(0.1)
+    prior = balanced.prior
+    with torch.no_grad():
+        prior.weights.zero_()
+        prior.sample_marginal_logits.copy_(torch.cat([prior.visible_bias, prior.hidden_bias]))
+    s = balanced.posterior(x, torch.Generator().manual_seed(22))
+    bias = torch.cat([prior.visible_bias, prior.hidden_bias]).detach()
+    group_log_z = torch.stack([F.softplus(bias[:4]).sum(), F.softplus(bias[4:]).sum()])
+    exact = balanced.group_kl(s).detach().mean(0) + group_log_z + 0.1
+    np.testing.assert_allclose(balanced._balance(s).numpy(), (2 * exact / exact.sum()).numpy(), rtol=1e-12)
+
+    bernoulli = DVAE(balanced.posterior, balanced.decoder, BernoulliPrior(8).double(), kl_balance=0.1)
+    with torch.no_grad():
+        bernoulli.prior.bias.copy_(bias)
+    np.testing.assert_allclose(bernoulli._balance(s).numpy(), (2 * exact / exact.sum()).numpy(), rtol=1e-12)
+
+
+def test_the_prior_marginals_come_from_the_last_negative_phase():
+    """Krichevsky-Trofimov estimates of P(z_l = 1) from the samples, within their standard error of
+    the exact marginals (enumeration); a checkpoint written before they existed loads without them."""
+    model, _ = _balanced_pair(0.1)
+    prior = model.prior
+    assert prior.marginal_logits() is None
+    exact = torch.as_tensor(q.exact.marginals(prior.numpy_model()))
+    num = 20000
+    samples = _exact_samples(prior, num, seed=5)
+    prior.log_partition_surrogate(samples)
+    ones = samples.sum(0)
+    np.testing.assert_allclose(prior.marginal_logits().numpy(), torch.log((ones + 0.5) / (num - ones + 0.5)).numpy())
+    estimate = torch.sigmoid(prior.marginal_logits())
+    stderr = torch.sqrt(exact * (1 - exact) / num)
+    assert torch.all((estimate - exact).abs() < K_SIGMA * stderr + 0.5 / num), (estimate, exact)
+
+    old = {k: v for k, v in model.state_dict().items() if "sample_marginal_logits" not in k}
+    model.load_state_dict(old)
+    assert prior.marginal_logits() is None
 
 
 def test_kl_balance_is_refused_where_it_does_not_apply():

@@ -49,13 +49,15 @@ def _stop_after_first_epoch(line):
     raise _Interrupt(line)
 
 
-@pytest.mark.parametrize("prior, gamma, sampler", [("rbm", 0.0, "pcd"), ("rbm", 0.5, "pcd"), ("rbm", 0.0, "pa"),
-                                                   ("bernoulli", 0.0, "pcd")])
-def test_resumed_run_equals_the_uninterrupted_run(tmp_path, prior, gamma, sampler):
+@pytest.mark.parametrize("prior, gamma, sampler, kl_balance", [
+    ("rbm", 0.0, "pcd", 0.0), ("rbm", 0.5, "pcd", 0.0), ("rbm", 0.0, "pa", 0.0), ("bernoulli", 0.0, "pcd", 0.0),
+    ("rbm", 0.0, "pcd", 0.1),  # KL balancing reads the last negative phase's marginals, which the checkpoint keeps
+])
+def test_resumed_run_equals_the_uninterrupted_run(tmp_path, prior, gamma, sampler, kl_balance):
     latent = "16" if prior == "bernoulli" else "8x8"
     config = {**TINY, "prior": prior, "latent": latent, "gamma": gamma, "sampler": sampler, "epochs": 2,
               "train_size": 200, "valid_size": 100, "kl_warmup_epochs": 1.5, "kd_schedule": [[1, 2], [2, 1]],
-              "kd_epochs": 1}
+              "kd_epochs": 1, "kl_balance": kl_balance}
     # No checkpoint until the end: saving one must not disturb a run (the chains carry on whole).
     straight = Trainer(TrainConfig(**config, checkpoint_every=10, output=str(tmp_path / "straight")))
     straight.fit(progress=False, log=lambda line: None)

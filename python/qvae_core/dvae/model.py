@@ -118,18 +118,19 @@ class DVAE(nn.Module):
         return energies - entropy
 
     def _balance(self, s) -> torch.Tensor:
-        """KL-balancing coefficients α_g = G α̂_g / Σ α̂, α̂_g = mean over the batch of the group's KL + ε
-        (patent [0169]-[0171]), detached, (G,). The Boltzmann prior's KL has no non-negative split over
-        groups (log Z is shared), so α̂_g measures the group by Σ_l KL(q_l || p(z_l = 1 | z_rest)), the
-        prior's conditional at the posterior draw (its pseudo-likelihood form), which is >= 0."""
-        with torch.enable_grad():
-            probe = s.z.detach().requires_grad_()
-            (slope,) = torch.autograd.grad(self.prior.energy(probe).sum(), probe)
-        logits, conditional = s.logits.detach(), -slope  # logit of p(z_l = 1 | z_rest): -∂E/∂z_l
-        q = torch.sigmoid(logits)
-        unit_kl = (q * (F.logsigmoid(logits) - F.logsigmoid(conditional))
-                   + (1 - q) * (F.logsigmoid(-logits) - F.logsigmoid(-conditional)))
+        """KL-balancing coefficients α_g = G α̂_g / Σ α̂, α̂_g = E_batch[KL(q(z_g|x) || p(z_g))] + ε
+        (patent [0169]-[0171]), detached, (G,). p(z_g), the prior's marginal of group g, is taken in its
+        factorial form Π_l p(z_l) from Prior.marginal_logits: exact for a factorial prior; for a
+        Boltzmann prior the unit marginals of the previous step's negative phase (the patent's
+        "previous parameter update"). All ones until a negative phase has run."""
         num_groups = len(self.posterior.sizes)
+        prior_logits = self.prior.marginal_logits()
+        if prior_logits is None:
+            return s.logits.new_ones(num_groups)
+        logits = s.logits.detach()
+        q = torch.sigmoid(logits)
+        unit_kl = (q * (F.logsigmoid(logits) - F.logsigmoid(prior_logits))
+                   + (1 - q) * (F.logsigmoid(-logits) - F.logsigmoid(-prior_logits)))
         per_group = unit_kl.new_zeros(num_groups).index_add(0, self.posterior.group, unit_kl.mean(0))
         raw = per_group + self.kl_balance
         return num_groups * raw / raw.sum()

@@ -5,6 +5,7 @@ All share one contract (docs/conventions.md signs, p(z) = e^{-E(z)} / Z, binary 
     energy(z)                     E(z) of each row, (B,)
     expected_energy(q, post, g)   unbiased estimate of E_q[E(z)] from one hierarchical draw, (B,)
     log_partition_surrogate(s)    log Z, or a stand-in with the gradient of log Z from model samples s
+    marginal_logits()             logit P(z_l = 1) of each unit under the prior (KL balancing), (n,)
     numpy_model()                 the qvae_core model the C++ samplers take (RBM, BoltzmannMachine, QBM)
     log_partition(...), sample(...)   log Z with its standard error, and prior samples
 
@@ -48,6 +49,8 @@ class Prior(nn.Module):
             raise ValueError(f"gamma: the transverse field must be finite and >= 0, got {gamma}")
         self.num_units = num_units
         self.gamma = gamma
+        if self.needs_sampler:  # the last negative phase's estimate of logit P(z_l = 1) (marginal_logits)
+            self.register_buffer("sample_marginal_logits", torch.full((num_units,), float("nan")))
 
     def extra_repr(self) -> str:
         return f"num_units={self.num_units}, gamma={self.gamma:g}"
@@ -64,8 +67,25 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def log_partition_surrogate(self, model_samples: torch.Tensor | None) -> torch.Tensor:
-        """-mean E(model samples): its gradient is that of log Z (-E_p[∂E]), its value is not log Z."""
+        """-mean E(model samples): its gradient is that of log Z (-E_p[∂E]), its value is not log Z.
+        Records the samples' unit marginals for marginal_logits."""
+        with torch.no_grad():
+            ones = model_samples.sum(0)
+            self.sample_marginal_logits.copy_(torch.log(ones + 0.5) - torch.log(model_samples.shape[0] - ones + 0.5))
         return -self.energy(model_samples).mean()
+
+    def marginal_logits(self) -> torch.Tensor | None:
+        """logit P(z_l = 1) under the prior, (n,), detached; None before a negative phase has run. A
+        Boltzmann prior's are estimated from the last negative phase's N samples by the
+        Krichevsky-Trofimov estimate P̂ = (count + ½) / (N + 1), never 0 or 1."""
+        logits = self.sample_marginal_logits
+        return None if torch.isnan(logits).any() else logits.clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint written before sample_marginal_logits existed: no negative phase recorded yet
+        if self.needs_sampler:
+            state_dict.setdefault(prefix + "sample_marginal_logits", torch.full((self.num_units,), float("nan")))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def quadratic(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, W) of E(z) = -aᵀz - ½ zᵀWz, W (n, n) symmetric with zero diagonal, differentiable in
@@ -121,6 +141,9 @@ class BernoulliPrior(Prior):
 
     def log_partition_surrogate(self, model_samples=None):
         return F.softplus(self.bias).sum()
+
+    def marginal_logits(self):
+        return self.bias.detach().clone()
 
     def quadratic(self):
         return self.bias, self.bias.new_zeros(self.num_units, self.num_units)
