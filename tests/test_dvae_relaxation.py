@@ -294,17 +294,20 @@ TINY = {"latent": "8x8", "groups": 2, "encoder_hidden": [64], "decoder_hidden": 
         "valid_size": 300, "negative_samples": 200, "sweeps": 10, "log_z_population": 500, "lr": 3e-3}
 
 
-@pytest.mark.parametrize("relaxation, smoothing, betas", [("gaussian-integral", "normal", (4.0, 10.0)),
-                                                          ("mean-field", "power", (1.5, 4.0))])
-def test_relaxed_training_runs_and_evaluates_the_discrete_model(tmp_path, relaxation, smoothing, betas):
+@pytest.mark.parametrize("relaxation, smoothing, betas, shift", [("gaussian-integral", "normal", (4.0, 10.0), 0.0),
+                                                                 ("gaussian-integral", "normal", (4.0, 10.0), 0.25),
+                                                                 ("mean-field", "power", (1.5, 4.0), 0.0)])
+def test_relaxed_training_runs_and_evaluates_the_discrete_model(tmp_path, relaxation, smoothing, betas, shift):
     """Ten steps on the relaxed bound through the trainer (float32, negative phase for log Z): finite
-    objective, every prior parameter moved, and the usual evaluation of the discrete model."""
+    objective, every prior parameter moved, and the usual evaluation of the discrete model; also with
+    the posterior's normal smoothing shifted to N(z + Δμ, 1/β) (--smoothing-shift, patent [0260])."""
     from qvae_core.dvae.train import Trainer
 
     config = TrainConfig(**TINY, train_size=200, relaxation=relaxation, smoothing=smoothing, beta_start=betas[0],
-                         beta_end=betas[1], epochs=1, output=str(tmp_path))
+                         beta_end=betas[1], epochs=1, output=str(tmp_path), smoothing_shift=shift)
     trainer = Trainer(config)
     assert trainer.model.relaxation.name == relaxation
+    assert getattr(trainer.model.smoothing, "shift", 0.0) == shift
     start = [p.detach().clone() for p in trainer.model.prior.parameters()]
     history = trainer.fit(progress=False, log=lambda line: None)
     assert trainer.step == 10 and math.isfinite(history[-1]["train_objective"])

@@ -349,8 +349,17 @@ def test_further_smoothings_refuse_bad_parameters():
         NormalMixture(2.0, shift=math.inf)
     with pytest.raises(ValueError, match="beta"):
         SMOOTHINGS["logistic"](101.0)
+    with pytest.raises(ValueError, match="smoothing_shift"):
+        make_smoothing("power", 2.0, shift=0.2)
+    from qvae_core.dvae.config import TrainConfig
+
+    with pytest.raises(ValueError, match="smoothing_shift"):
+        TrainConfig(smoothing="power", smoothing_shift=0.25, beta_start=2.0)
+    with pytest.raises(ValueError, match="smoothing_shift"):
+        TrainConfig(smoothing="normal", smoothing_shift=math.nan)
     mixed = make_smoothing("power", 2.0, 0.1)
     mixed.beta = 5.0  # the schedule sets the base's beta
     assert mixed.base.beta == 5.0
     with pytest.raises(ValueError, match="beta"):
         mixed.beta = 0.5
+

@@ -48,6 +48,8 @@ class TrainConfig:
     smoothing: str = option("spike-exp", "spike-exp | overlap-exp | power | concrete | logistic | normal")
     smoothing_uniform: float = option(0.0, "mix an overlap-exp or power smoothing with a uniform of this weight "
                                            "on [0, 1] (patent [0274]); 0: none")
+    smoothing_shift: float = option(0.0, "normal smoothing: modes shifted to z + this, N(z + shift, 1/beta) "
+                                         "(patent [0260]); 0: none")
     beta_start: float = option(1.0, "inverse temperature of the smoothing at the start (paper 000: 1)")
     beta_end: float = option(10.0, "... and at the end, linear in between (paper 000: 10)")
     relaxation: str = option("none", "none (the discrete objective) | gaussian-integral | mean-field: train on a "
@@ -123,7 +125,7 @@ class TrainConfig:
         if self.seed >= 2**63:
             raise ValueError(f"seed: must be below 2**63, got {self.seed}")
         for name in ("gamma", "beta_start", "beta_end", "lr", "lr_decay", "min_lr", "kl_warmup_epochs", "beta_eff",
-                     "beta_lr", "chain_strength", "smoothing_uniform",
+                     "beta_lr", "chain_strength", "smoothing_uniform", "smoothing_shift",
                      "mean_field_tolerance", "kl_balance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -154,12 +156,12 @@ class TrainConfig:
             raise ValueError(f"sampler: qpu samples classical graph priors (chimera, pegasus, zephyr, graph) and, "
                              f"through a minor embedding, rbm priors; not a {self.prior} prior with gamma {self.gamma:g}")
         for beta in (self.beta_start, self.beta_end):
-            make_smoothing(self.smoothing, beta, self.smoothing_uniform)  # ValueError naming beta or epsilon
+            make_smoothing(self.smoothing, beta, self.smoothing_uniform, self.smoothing_shift)  # ValueError naming it
         if self.relaxation not in RELAXATIONS:
             raise ValueError(f"relaxation: expected one of {sorted(RELAXATIONS)}, got {self.relaxation!r}")
         if self.relaxation != "none":
             check_relaxable(self.relaxation, self.gamma, make_smoothing(self.smoothing, self.beta_start,
-                                                                        self.smoothing_uniform))
+                                                                        self.smoothing_uniform, self.smoothing_shift))
             if not self.mean_field_tolerance > 0:
                 raise ValueError(f"mean_field_tolerance: must be > 0, got {self.mean_field_tolerance}")
         if self.kl_balance < 0 or (self.kl_balance > 0 and self.relaxation != "none"):

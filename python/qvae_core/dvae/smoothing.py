@@ -393,7 +393,10 @@ SMOOTHINGS = {
 }
 
 
-def make_smoothing(name: str, beta: float, uniform: float = 0.0) -> Smoothing:
-    """SMOOTHINGS[name](beta), mixed with a uniform of weight `uniform` on [0, 1] when it is > 0 ([0274])."""
-    smoothing = SMOOTHINGS[name](beta)
+def make_smoothing(name: str, beta: float, uniform: float = 0.0, shift: float = 0.0) -> Smoothing:
+    """SMOOTHINGS[name](beta), mixed with a uniform of weight `uniform` on [0, 1] when it is > 0 ([0274]);
+    `shift` moves the modes of the normal smoothing to z + shift ([0260]) and must be 0 for the others."""
+    if shift != 0 and name != NormalMixture.name:
+        raise ValueError(f"smoothing_shift: only the {NormalMixture.name} smoothing has a shift, not {name}")
+    smoothing = NormalMixture(beta, shift) if shift != 0 else SMOOTHINGS[name](beta)
     return UniformMixture(smoothing, uniform) if uniform != 0 else smoothing

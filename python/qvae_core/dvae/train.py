@@ -61,7 +61,7 @@ def _build_model(config, image_shape, pixel_mean) -> DVAE:
     num_pixels = int(np.prod(image_shape))
     kind = PRIORS[config.prior]
     prior = kind.build(kind.sizes(config.latent), config.gamma)
-    smoothing = make_smoothing(config.smoothing, config.beta_start, config.smoothing_uniform)
+    smoothing = make_smoothing(config.smoothing, config.beta_start, config.smoothing_uniform, config.smoothing_shift)
     encoder = ENCODERS[config.encoder](num_pixels, image_shape)
     posterior = HierarchicalPosterior(encoder, prior.num_units, config.groups, config.encoder_hidden, smoothing)
     decoder = DECODERS[config.encoder](prior.num_units, config.decoder_hidden, num_pixels, image_shape)
