@@ -362,4 +362,3 @@ def test_further_smoothings_refuse_bad_parameters():
     assert mixed.base.beta == 5.0
     with pytest.raises(ValueError, match="beta"):
         mixed.beta = 0.5
-

@@ -51,6 +51,7 @@ class Prior(nn.Module):
         self.gamma = gamma
         if self.needs_sampler:  # the last negative phase's estimate of logit P(z_l = 1) (marginal_logits)
             self.register_buffer("sample_marginal_logits", torch.full((num_units,), float("nan")))
+            self.register_load_state_dict_pre_hook(_unrecorded_marginals)
 
     def extra_repr(self) -> str:
         return f"num_units={self.num_units}, gamma={self.gamma:g}"
@@ -80,12 +81,6 @@ class Prior(nn.Module):
         Krichevsky-Trofimov estimate P̂ = (count + ½) / (N + 1), never 0 or 1."""
         logits = self.sample_marginal_logits
         return None if torch.isnan(logits).any() else logits.clone()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a checkpoint written before sample_marginal_logits existed: no negative phase recorded yet
-        if self.needs_sampler:
-            state_dict.setdefault(prefix + "sample_marginal_logits", torch.full((self.num_units,), float("nan")))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def quadratic(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, W) of E(z) = -aᵀz - ½ zᵀWz, W (n, n) symmetric with zero diagonal, differentiable in
@@ -122,6 +117,11 @@ class Prior(nn.Module):
         population = max(num_samples, _SAMPLE_POPULATION)
         samples = q.anneal(self.numpy_model(), population=population, seed=seed).samples
         return samples[np.random.default_rng(seed).choice(population, num_samples, replace=False)]
+
+
+def _unrecorded_marginals(prior, state_dict, prefix, *_):
+    """A checkpoint written before sample_marginal_logits existed loads as "no negative phase yet"."""
+    state_dict.setdefault(prefix + "sample_marginal_logits", torch.full((prior.num_units,), float("nan")))
 
 
 class BernoulliPrior(Prior):
