@@ -59,7 +59,8 @@ class TrainConfig:
     sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
                                   "qpu (a D-Wave solver; extra `dwave`)")
     negative_samples: int = option(1000, "chains (pcd) or population (pa) of the negative phase")
-    sweeps: int = option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    sweeps: int = option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: for pcd 200 (Gibbs "
+                                  "chains) or 20 (CT-QMC chains of a QBM), for pa 5")
     qpu_solver: str = option("", "qpu: solver name, or feature filters as JSON; empty: the configured "
                                   "solver (dwave-cloud-client config file or DWAVE_API_* variables)")
     beta_eff: float = option(1.0, "qpu: effective inverse temperature of the QPU samples (paper 001 App. C)")
