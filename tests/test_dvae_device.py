@@ -3,6 +3,7 @@ its sampling in a background thread equals the run without (same chains, same pa
 checkpoints cross devices. The CUDA tests run only where a CUDA device is present."""
 
 import copy
+import json
 import threading
 
 import numpy as np
@@ -13,6 +14,7 @@ torch = pytest.importorskip("torch")
 from qvae_core.cli import main  # noqa: E402
 from qvae_core.dvae.config import TrainConfig  # noqa: E402
 from qvae_core.dvae.device import Placement, resolve_device  # noqa: E402
+from qvae_core.dvae.negative_phase import OverlapSchedule  # noqa: E402
 from qvae_core.dvae.samplers import PersistentChains  # noqa: E402
 from qvae_core.dvae.train import Trainer, load_checkpoint  # noqa: E402
 
@@ -74,11 +76,86 @@ def _assert_same_run(a, b):
 def test_overlap_is_bit_identical_to_sampling_after_the_networks(tmp_path, gamma, sampler, minimum):
     # PCD Gibbs chains, CT-QMC worldlines (QBM), classical and quantum population annealing
     fields = {"gamma": gamma, "sampler": sampler, "negative_samples": max(minimum, 100), "epochs": 2}
-    overlapped = _train(tmp_path, "overlap", **fields)
-    sequential = _train(tmp_path, "sequential", overlap=False, **fields)
-    assert overlapped.negative_phase.overlap and not sequential.negative_phase.overlap
+    overlapped = _train(tmp_path, "overlap", overlap="always", **fields)
+    sequential = _train(tmp_path, "sequential", overlap="never", **fields)
+    assert overlapped.negative_phase.overlapped_steps == 10 and sequential.negative_phase.overlapped_steps == 0
     assert overlapped.step == sequential.step == 10
     _assert_same_run(overlapped, sequential)
+
+
+def test_auto_overlap_switching_ways_mid_run_is_bit_identical(tmp_path):
+    # trials of one step each way and a period of one step: the way changes every step or two
+    fields = {"gamma": 1.0, "epochs": 2}
+    switching = Trainer(TrainConfig(**{**SMALL, **fields}, overlap="auto", output=str(tmp_path / "auto")))
+    switching.negative_phase.schedule = OverlapSchedule("auto", trials=1, period=1)
+    switching.fit(progress=False, log=lambda line: None)
+    assert 0 < switching.negative_phase.overlapped_steps < 10
+    _assert_same_run(switching, _train(tmp_path, "sequential", overlap="never", **fields))
+
+
+def test_the_auto_schedule_keeps_the_faster_way_and_tries_again_after_its_period():
+    schedule = OverlapSchedule("auto", trials=3, period=4)
+    cost = {True: 1.0, False: 2.0}  # overlapping is the faster way here
+
+    def steps(n):
+        ways = []
+        for _ in range(n):
+            way = schedule.overlap_next()
+            schedule.record(way, cost[way])
+            ways.append(way)
+        return ways
+
+    assert steps(6) == [True, False] * 3  # the trial: each way in turn, overlapped first
+    assert steps(4) == [True] * 4  # the period: the faster way
+    cost = {True: 3.0, False: 2.0}  # the machine got busier: now sequential wins
+    assert steps(6) == [True, False] * 3
+    assert steps(4) == [False] * 4
+    assert schedule.chosen is False
+
+
+def test_the_auto_schedule_decides_by_the_median_not_a_slow_first_step():
+    schedule = OverlapSchedule("auto", trials=3, period=10)
+    times = iter([9.0, 2.0, 1.0, 2.0, 1.0, 2.0])  # the first (overlapped) step pays the warm-up
+    for _ in range(6):
+        way = schedule.overlap_next()
+        schedule.record(way, next(times))
+    assert schedule.overlap_next() is True
+
+
+@pytest.mark.parametrize("mode, overlapped", [("always", True), ("never", False)])
+def test_fixed_overlap_modes_never_change(mode, overlapped):
+    schedule = OverlapSchedule(mode, trials=1, period=1)
+    for seconds in (1.0, 5.0, 0.1, 9.0):
+        assert schedule.overlap_next() is overlapped
+        schedule.record(overlapped, seconds)
+
+
+@pytest.mark.parametrize("mode", ["sometimes", "", None, 1])
+def test_an_unknown_overlap_mode_is_refused_naming_overlap(mode):
+    with pytest.raises(ValueError, match="^overlap: "):
+        TrainConfig(overlap=mode)
+    with pytest.raises(ValueError, match="^overlap: "):
+        OverlapSchedule(mode)
+
+
+def test_configs_written_before_auto_read_true_as_auto_and_false_as_never():
+    assert TrainConfig(overlap=True).overlap == "auto"
+    assert TrainConfig(overlap=False).overlap == "never"
+    assert TrainConfig().overlap == "auto"
+
+
+def test_the_cli_takes_overlap_and_no_overlap_and_refuses_a_bad_mode(tmp_path, capsys):
+    assert main(["train", "--overlap", "sometimes", "--output", str(tmp_path / "bad"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "overlap" in err[0], err
+    assert not (tmp_path / "bad").exists()
+    flags = ["--latent", "6x6", "--groups", "2", "--train-size", "100", "--valid-size", "40", "--batch-size", "20",
+             "--negative-samples", "100", "--sweeps", "5", "--log-z-population", "200", "--epochs", "1",
+             "--final-importance-samples", "1", "--no-progress"]
+    for switch, mode in ((["--no-overlap"], "never"), (["--overlap", "always"], "always")):
+        output = tmp_path / mode
+        assert main(["train", *flags, *switch, "--output", str(output)]) == 0
+        assert TrainConfig.from_dict(json.loads((output / "config.json").read_text())).overlap == mode
 
 
 class _ThreadRecorder(PersistentChains):
@@ -94,20 +171,20 @@ class _ThreadRecorder(PersistentChains):
 
 
 def test_sampling_runs_in_one_background_thread_and_not_with_overlap_off(tmp_path):
-    for overlap in (True, False):
+    for overlap in ("always", "never"):
         trainer = Trainer(TrainConfig(**SMALL, overlap=overlap, output=str(tmp_path / str(overlap))))
         trainer.sampler = recorder = _ThreadRecorder()
         trainer.fit(progress=False, log=lambda line: None)
         threads = set(recorder.threads)
         assert len(recorder.threads) == 5 and len(threads) == 1
-        assert (threads.pop() is threading.main_thread()) is not overlap
+        assert (threads.pop() is threading.main_thread()) is (overlap == "never")
 
 
 def test_overlap_with_the_qpu_sampler_is_bit_identical(tmp_path):
     qd = pytest.importorskip("qvae_core.dwave")
     pytest.importorskip("dwave_networkx")
     runs = []
-    for overlap in (True, False):  # each against a fresh server of the same seed
+    for overlap in ("always", "never"):  # each against a fresh server of the same seed
         with qd.SAPIServer([qd.qpu_solver("chimera", (1, 2))], beta=2.0, sweeps=50, seed=1) as server:
             trainer = Trainer(TrainConfig(**{**SMALL, "prior": "chimera", "latent": "1,2"}, overlap=overlap,
                                           output=str(tmp_path / str(overlap))))
@@ -177,8 +254,8 @@ def test_a_checkpoint_from_another_kind_of_device_reseeds_its_generator(tmp_path
 
 @CUDA
 def test_cuda_training_overlap_is_identical_and_checkpoints_cross_devices(tmp_path):
-    overlapped = _train(tmp_path, "overlap", device="cuda", epochs=2)
-    sequential = _train(tmp_path, "sequential", device="cuda", overlap=False, epochs=2)
+    overlapped = _train(tmp_path, "overlap", device="cuda", overlap="always", epochs=2)
+    sequential = _train(tmp_path, "sequential", device="cuda", overlap="never", epochs=2)
     assert next(overlapped.model.parameters()).is_cuda
     _assert_same_run(overlapped, sequential)
     # resumed on the same device it continues exactly as the uninterrupted run

@@ -21,7 +21,7 @@ from qvae_core.dvae.train import Trainer  # noqa: E402
 FLAGS = ["--train-size", "200", "--valid-size", "40", "--batch-size", "20", "--latent", "8x8", "--groups", "2",
          "--encoder-hidden", "64", "--decoder-hidden", "64", "--negative-samples", "100", "--sweeps", "5",
          "--log-z-population", "200", "--final-importance-samples", "5", "--beta-end", "1", "--no-progress"]
-TIMING = ("seconds", "step_seconds", "sampling_share")
+TIMING = ("seconds", "step_seconds", "sampling_share", "overlap_share")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "QVAE_DIST_TIMEOUT": "60"}
 
 

@@ -183,3 +183,14 @@ def test_prior_kinds_build_from_their_latent_spec(kind, latent, topology):
         assert prior.num_units == (8 if kind == "rbm" else 7)
     with pytest.raises(ValueError, match="latent"):
         spec.sizes("3x5x7" if kind == "rbm" else "0")
+
+
+@pytest.mark.parametrize("gamma, kind, sweeps", [(0.0, q.GibbsSampler, 200), (1.0, q.PathIntegralSampler, 20)])
+def test_persistent_chains_default_to_200_gibbs_or_20_ct_qmc_sweeps(monkeypatch, gamma, kind, sweeps):
+    asked = []
+    run = kind.run
+    monkeypatch.setattr(kind, "run", lambda self, n: asked.append(n) or run(self, n))
+    model = RBMPrior(3, 4, gamma).double().numpy_model()
+    PersistentChains(10, seed=1).sample(model)
+    PersistentChains(10, 7, seed=1).sample(model)  # a count given is kept
+    assert asked == [sweeps, 7]

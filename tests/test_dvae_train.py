@@ -22,7 +22,7 @@ TINY = {  # a few seconds per epoch on two cores
     "train_size": 600, "valid_size": 300, "negative_samples": 200, "sweeps": 10, "log_z_population": 500,
     "beta_start": 1.0, "beta_end": 4.0, "lr": 3e-3,
 }
-TIMING = ("seconds", "step_seconds", "sampling_share")
+TIMING = ("seconds", "step_seconds", "sampling_share", "overlap_share")
 
 
 def test_a_few_hundred_steps_improve_the_validation_elbo(tmp_path):

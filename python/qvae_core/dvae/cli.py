@@ -36,15 +36,15 @@ def register(subparsers) -> None:
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --output from its checkpoint (only --epochs, --eval-every, "
                             "--checkpoint-every, --final-importance-samples, --data, --tensorboard, --device "
-                            "and --no-overlap may change)")
+                            "and --overlap may change)")
     train.add_argument("--overwrite", action="store_true", help="replace a run that --output already holds")
     train.add_argument("--reseed-chains", action="store_true",
                        help="with --resume under torchrun: resume with another number of processes than wrote the "
                             "checkpoint; the ranks it lacks start new chains (with a warning)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--no-overlap", dest="overlap", action="store_false", default=argparse.SUPPRESS,
-                       help="sample the negative phase after the networks, not beside them (to compare)")
-    add_config_flags(train, TrainConfig, skip=("overlap",))  # overlap: the --no-overlap switch above
+    train.add_argument("--no-overlap", dest="overlap", action="store_const", const="never",
+                       default=argparse.SUPPRESS, help="the same as --overlap never (to compare)")
+    add_config_flags(train, TrainConfig)
     train.set_defaults(func=_train)
 
     experiments = subparsers.add_parser(

@@ -59,7 +59,8 @@ class TrainConfig:
     sampler: str = option("pcd", "pcd (persistent Gibbs / CT-QMC chains) | pa (population annealing) | "
                                   "qpu (a D-Wave solver; extra `dwave`)")
     negative_samples: int = option(1000, "chains (pcd) or population (pa) of the negative phase")
-    sweeps: int = option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: 200 for pcd, 5 for pa")
+    sweeps: int = option(0, "sweeps per gradient (pcd) or per annealing step (pa); 0: for pcd 200 (Gibbs "
+                                  "chains) or 20 (CT-QMC chains of a QBM), for pa 5")
     qpu_solver: str = option("", "qpu: solver name, or feature filters as JSON; empty: the configured "
                                   "solver (dwave-cloud-client config file or DWAVE_API_* variables)")
     beta_eff: float = option(1.0, "qpu: effective inverse temperature of the QPU samples (paper 001 App. C)")
@@ -87,11 +88,13 @@ class TrainConfig:
     tensorboard: bool = option(False, "also write each epoch's metrics as TensorBoard scalars to OUTPUT/tensorboard "
                                       "(needs the tensorboard package)")
     device: str = option("auto", "torch device of the networks: auto (CUDA when available) | cpu | cuda | cuda:N")
-    overlap: bool = option(True, "sample the negative phase in a background thread while the networks run "
-                                 "(--no-overlap: one after the other; the results are identical)")
+    overlap: str = option("auto", "sample the negative phase in a background thread while the networks run: "
+                                  "auto (where it makes the step faster, timed at the start and every 250 steps) "
+                                  "| always | never (--no-overlap); the results are identical")
 
     def __post_init__(self):
         from .device import check_device_name
+        from .negative_phase import OVERLAP_MODES
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
         from .relaxation import RELAXATIONS, check_relaxable
@@ -109,8 +112,10 @@ class TrainConfig:
         if not isinstance(self.tensorboard, bool):
             raise ValueError(f"tensorboard: expected True or False, got {self.tensorboard!r}")
         check_device_name(self.device)
-        if not isinstance(self.overlap, bool):
-            raise ValueError(f"overlap: expected true or false, got {self.overlap!r}")
+        if isinstance(self.overlap, bool):  # configs written before "auto": true overlapped where it could
+            self.overlap = "auto" if self.overlap else "never"
+        if self.overlap not in OVERLAP_MODES:
+            raise ValueError(f"overlap: expected one of {list(OVERLAP_MODES)}, got {self.overlap!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,

@@ -7,11 +7,16 @@ thread (the C++ samplers release the GIL; a QPU sampler waits on the network); t
 and backward run meanwhile, and `samples` joins before the prior's gradient is formed. The sampler
 draws only from its own random streams and is touched by one thread at a time (the worker between
 start and samples, the caller otherwise), so the result is bit-identical to running the two one
-after the other (overlap=False).
+after the other (overlap "never").
+
+Whether overlapping pays depends on the machine: beside networks on a GPU it hides the sampling; where
+networks and sampler share a few CPU cores both want all of them and the overlapped step can be the
+slower. Overlap "auto" (the default) therefore times both ways (`OverlapSchedule`) and keeps the faster.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -20,21 +25,64 @@ import torch
 from .._validation import binary_states
 from .device import Placement
 
-__all__ = ["NegativePhase"]
+__all__ = ["NegativePhase", "OverlapSchedule", "OVERLAP_MODES"]
+
+OVERLAP_MODES = ("auto", "always", "never")
+
+
+class OverlapSchedule:
+    """Whether the next step overlaps its sampling with the networks.
+
+    "always" and "never" are fixed. "auto" times the two ways in turn, `trials` steps each (overlapped
+    first), at the start and again after every `period` steps, and keeps the one of lower median step
+    time (start of sampling to samples in hand: the span where the two differ) until the next trial.
+    The samples are the same either way, so the choice changes only how long a step takes.
+    """
+
+    def __init__(self, mode: str = "auto", *, trials: int = 4, period: int = 250):
+        if mode not in OVERLAP_MODES:
+            raise ValueError(f"overlap: expected one of {list(OVERLAP_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.trials = trials
+        self.period = period
+        self.chosen = True  # the way a settled "auto" runs
+        self._step = 0  # steps recorded since the current trial began
+        self._times = {True: [], False: []}
+
+    def _in_trial(self) -> bool:
+        return self._step < 2 * self.trials
+
+    def overlap_next(self) -> bool:
+        if self.mode != "auto":
+            return self.mode == "always"
+        return self._step % 2 == 0 if self._in_trial() else self.chosen
+
+    def record(self, overlapped: bool, seconds: float) -> None:
+        """The time of a step run the way `overlap_next` said."""
+        if self.mode != "auto":
+            return
+        if self._in_trial():
+            self._times[overlapped].append(seconds)
+            if self._step == 2 * self.trials - 1:
+                self.chosen = statistics.median(self._times[True]) < statistics.median(self._times[False])
+                self._times = {True: [], False: []}
+        self._step = (self._step + 1) % (2 * self.trials + self.period)
 
 
 class NegativePhase:
     """Drives a negative-phase sampler (samplers.py contract) once per step, overlapped or not.
 
     `seconds` accumulates the time the caller waited for samples: the exposed sampling time
-    (all of the sampling when overlap is off).
+    (all of the sampling in a step that did not overlap); `overlapped_steps` counts the steps that did.
     """
 
-    def __init__(self, sampler, placement: Placement, *, overlap: bool = True):
+    def __init__(self, sampler, placement: Placement, *, overlap: str = "auto"):
         self.sampler = sampler
         self.placement = placement
-        self.overlap = overlap
+        self.schedule = OverlapSchedule(overlap)
         self.seconds = 0.0
+        self.overlapped_steps = 0
+        self._started = None  # (overlapped, perf_counter at start) of the step in progress
         self._executor = None
         self._pending: Future | None = None
         self._model = None  # the host copy of the prior's parameters (sequential mode)
@@ -43,10 +91,13 @@ class NegativePhase:
         """Begin the step's sampling from the prior's current parameters."""
         if self._pending is not None or self._model is not None:
             raise RuntimeError("NegativePhase.start: the previous step's samples were not taken")
+        overlap = self.schedule.overlap_next()
+        self._started = (overlap, time.perf_counter())
         model = prior.numpy_model()  # the one host copy of this step
-        if not self.overlap:
+        if not overlap:
             self._model = model
             return
+        self.overlapped_steps += 1
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="negative-phase")
         self._pending = self._executor.submit(self.sampler.sample, model)
@@ -62,7 +113,10 @@ class NegativePhase:
             if model is None:
                 raise RuntimeError("NegativePhase.samples: start() was not called")
             states = self.sampler.sample(model)
-        self.seconds += time.perf_counter() - tick
+        done = time.perf_counter()
+        self.seconds += done - tick
+        (overlapped, started), self._started = self._started, None
+        self.schedule.record(overlapped, done - started)
         states = binary_states(states, "sampler.sample()", num_units)
         if states.shape[0] == 0:
             raise ValueError("sampler.sample(): returned no states")
@@ -71,7 +125,7 @@ class NegativePhase:
     def cancel(self) -> None:
         """Drop a started step (the networks failed): wait for the worker, so that the sampler is the
         caller's again (e.g. for a checkpoint), and discard its samples."""
-        pending, self._pending, self._model = self._pending, None, None
+        pending, self._pending, self._model, self._started = self._pending, None, None, None
         if pending is not None:
             try:
                 pending.result()

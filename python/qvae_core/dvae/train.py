@@ -164,6 +164,7 @@ class Trainer:
         negative = self.negative_phase
         total, start = 0.0, time.perf_counter()
         waited = 0.0 if negative is None else negative.seconds
+        overlapped = 0 if negative is None else negative.overlapped_steps
         for i in range(steps):
             done = self.epoch + i / steps
             model.smoothing.beta = self.beta_at(done)
@@ -191,11 +192,13 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - start
         sampling = 0.0 if negative is None else negative.seconds - waited
+        overlapped = 0 if negative is None else negative.overlapped_steps - overlapped
         self.epoch += 1
         return {
             "epoch": self.epoch, "step": self.step, "train_objective": self.ranks.average(total / steps),
             "lr": self.lr_at(self.epoch - 1), "beta": model.smoothing.beta, "kl_weight": kl_weight, "K": k, "D": d,
             "seconds": seconds, "step_seconds": seconds / steps, "sampling_share": sampling / seconds,
+            "overlap_share": overlapped / steps,
         }
 
     def _positive_phase(self, rows, k: int, d: int, kl_weight: float) -> torch.Tensor:
@@ -356,7 +359,8 @@ _CURVES = [
                        ("train_q_elbo", "training Q-ELBO"), ("train_l_kd", "training L_{K,D}"),
                        ("val_elbo", "validation ELBO"), ("val_q_elbo", "validation Q-ELBO")]),
     ("log Z of the prior", [("log_z", "log Z (population annealing)")]),
-    ("time", [("sampling_share", "share of a step spent sampling")]),
+    ("time", [("sampling_share", "share of a step spent waiting for samples"),
+              ("overlap_share", "share of steps sampling beside the networks")]),
 ]
 
 
@@ -376,4 +380,5 @@ def _format_metrics(m: dict) -> str:
         text += f"  validation {_NAMES[bound]} {m['val_' + bound]:9.3f} ± {m['val_' + bound + '_stderr']:.3f}"
         text += f"  log Z {m['log_z']:.3f} ± {m['log_z_std']:.3f}"
     text += f"  beta {m['beta']:5.2f}  lr {m['lr']:.2e}"
-    return text + f"  {m['step_seconds'] * 1e3:.0f} ms/step, sampling {100 * m['sampling_share']:.0f}%"
+    return text + (f"  {m['step_seconds'] * 1e3:.0f} ms/step, sampling {100 * m['sampling_share']:.0f}%, "
+                   f"overlapped {100 * m['overlap_share']:.0f}%")
