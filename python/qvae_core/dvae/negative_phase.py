@@ -82,7 +82,7 @@ class NegativePhase:
         self.schedule = OverlapSchedule(overlap)
         self.seconds = 0.0
         self.overlapped_steps = 0
-        self._started = None  # (overlapped, perf_counter at start) of the step in progress
+        self._started = None  # perf_counter at the start of the step in progress
         self._executor = None
         self._pending: Future | None = None
         self._model = None  # the host copy of the prior's parameters (sequential mode)
@@ -91,10 +91,9 @@ class NegativePhase:
         """Begin the step's sampling from the prior's current parameters."""
         if self._pending is not None or self._model is not None:
             raise RuntimeError("NegativePhase.start: the previous step's samples were not taken")
-        overlap = self.schedule.overlap_next()
-        self._started = (overlap, time.perf_counter())
+        self._started = time.perf_counter()
         model = prior.numpy_model()  # the one host copy of this step
-        if not overlap:
+        if not self.schedule.overlap_next():
             self._model = model
             return
         self.overlapped_steps += 1
@@ -105,7 +104,8 @@ class NegativePhase:
     def samples(self, num_units: int, dtype: torch.dtype) -> torch.Tensor:
         """The step's model samples, (N, num_units) `dtype` on the run's device (one copy)."""
         tick = time.perf_counter()
-        if self._pending is not None:
+        overlapped = self._pending is not None
+        if overlapped:
             pending, self._pending = self._pending, None
             states = pending.result()
         else:
@@ -115,8 +115,7 @@ class NegativePhase:
             states = self.sampler.sample(model)
         done = time.perf_counter()
         self.seconds += done - tick
-        (overlapped, started), self._started = self._started, None
-        self.schedule.record(overlapped, done - started)
+        self.schedule.record(overlapped, done - self._started)
         states = binary_states(states, "sampler.sample()", num_units)
         if states.shape[0] == 0:
             raise ValueError("sampler.sample(): returned no states")
@@ -125,7 +124,7 @@ class NegativePhase:
     def cancel(self) -> None:
         """Drop a started step (the networks failed): wait for the worker, so that the sampler is the
         caller's again (e.g. for a checkpoint), and discard its samples."""
-        pending, self._pending, self._model, self._started = self._pending, None, None, None
+        pending, self._pending, self._model = self._pending, None, None
         if pending is not None:
             try:
                 pending.result()

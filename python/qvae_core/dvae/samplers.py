@@ -34,11 +34,11 @@ class PersistentChains:
     resumed from it continues exactly as if it had never stopped.
     """
 
-    default_sweeps = {"gibbs": 200, "ctqmc": 20}
+    default_sweeps = {q.GibbsSampler: 200, q.PathIntegralSampler: 20}  # by the kind of chains
 
     def __init__(self, num_samples: int = 1000, sweeps: int | None = None, *, seed: int = 0):
         self.num_samples = num_samples
-        self.sweeps = sweeps  # None: default_sweeps of the model's kind
+        self.sweeps = sweeps  # None: default_sweeps of the chains' kind
         self.seed = seed
         self.num_threads = None  # core threads (None: all cores; distributed.py shares them between ranks)
         self._chains = None
@@ -54,9 +54,7 @@ class PersistentChains:
                 self._checkpoint = None
         else:
             self._chains.set_model(model)
-        sweeps = self.default_sweeps["ctqmc" if isinstance(model, q.QBM) else "gibbs"] if self.sweeps is None \
-            else self.sweeps
-        return self._chains.run(sweeps)
+        return self._chains.run(self.default_sweeps[type(self._chains)] if self.sweeps is None else self.sweeps)
 
     def state_dict(self) -> dict:
         checkpoint = self._checkpoint if self._chains is None else self._chains.checkpoint()

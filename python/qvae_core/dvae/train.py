@@ -164,7 +164,7 @@ class Trainer:
         negative = self.negative_phase
         total, start = 0.0, time.perf_counter()
         waited = 0.0 if negative is None else negative.seconds
-        overlapped = 0 if negative is None else negative.overlapped_steps
+        overlapped_before = 0 if negative is None else negative.overlapped_steps
         for i in range(steps):
             done = self.epoch + i / steps
             model.smoothing.beta = self.beta_at(done)
@@ -192,7 +192,7 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - start
         sampling = 0.0 if negative is None else negative.seconds - waited
-        overlapped = 0 if negative is None else negative.overlapped_steps - overlapped
+        overlapped = 0 if negative is None else negative.overlapped_steps - overlapped_before
         self.epoch += 1
         return {
             "epoch": self.epoch, "step": self.step, "train_objective": self.ranks.average(total / steps),
