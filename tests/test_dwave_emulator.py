@@ -146,4 +146,41 @@ def test_the_store_answers_reproducibly_and_applies_problem_faults(chimera):
             assert faults.served == {"failed": 1, "slow": 1}
         finally:
             store.close()
-    assert answers[0] == answers[1]  # same seed, same submission order
+    assert answers[0] == answers[1]  # same seed, same problems
+
+
+def answers_of(store, problems, order, faults=None, fault=None):
+    """The answers to `problems` submitted one at a time in `order` (each answered before the next;
+    `fault` injected before the first), as {index: [answers in the order submitted]}."""
+    answers = {}
+    if fault:
+        faults.inject(fault)
+    for k in order:
+        document = finished(store, store.submit(problems[k], label=None, data={}))
+        record = store.find(document["id"])
+        answers.setdefault(k, []).append((record.status, store.document(record, with_answer=True).get("answer")))
+    return answers
+
+
+def test_answers_depend_on_the_problem_and_the_seed_not_on_the_submission_order(chimera):
+    # A client's problems may reach the server in any order (dwave-cloud-client posts them from
+    # five threads); a retried problem is submitted again after the others.
+    rng = np.random.default_rng(6)
+    problems = [ising_problem(chimera, rng.uniform(-1, 1, 14), rng.uniform(-1, 1, len(chimera.couplers)),
+                              num_reads=20, answer_mode="raw", auto_scale=False) for _ in range(3)]
+    runs = []
+    for order, fault in [([0, 1, 2, 0], None), ([2, 0, 1, 0], None), ([0, 0, 2, 1, 0], "failed"),
+                         ([1, 1, 0, 2, 0], "truncated")]:
+        faults = Faults()
+        store = ProblemStore(QPUEmulator(beta=1.0, sweeps=10), faults, seed=9, max_poll_wait=30.0)
+        try:
+            answers = answers_of(store, problems, order, faults, fault)
+        finally:
+            store.close()
+        if fault:  # the first attempt lost its answer to the fault, the second got the answer it would have had
+            status, answer = answers[order[0]].pop(0)
+            assert status == ("FAILED" if fault == "failed" else "COMPLETED")
+        assert all(status == "COMPLETED" for k in answers for status, _ in answers[k])
+        runs.append({k: [answer for _, answer in answers[k]] for k in answers})
+    assert all(run == runs[0] for run in runs[1:])
+    assert runs[0][0][0] != runs[0][0][1]  # the same problem again: a fresh answer

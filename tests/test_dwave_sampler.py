@@ -246,6 +246,25 @@ def test_transient_faults_are_retried(server, fault):
     assert server.faults_served == {fault: 2}
 
 
+@pytest.mark.parametrize("fault", ["failed", "truncated"])
+def test_a_retried_transform_changes_no_sample(fault):
+    # The retry of transform 1 reaches the server after transforms 2-5: the samples of this batch
+    # and of the next are still those of a run without the fault.
+    runs = []
+    for inject in (False, True):
+        with qd.SAPIServer(local_solvers(), beta=BETA, sweeps=20, seed=11) as server:
+            if inject:
+                server.inject(fault)
+            with make_sampler(server) as sampler:
+                model = q.graphs.random_boltzmann_machine(sampler.topology, seed=8)
+                runs.append([sampler.sample(model, 100) for _ in range(2)])
+                assert len(sampler.last_problem_ids) == 5
+            assert server.faults_served == ({fault: 1} if inject else {})
+            assert len(server.problems()) == 10 + inject
+    for clean, retried in zip(*runs):
+        np.testing.assert_array_equal(clean, retried)
+
+
 @pytest.mark.parametrize(
     "fault, sampler_kwargs, match",
     [

@@ -148,9 +148,10 @@ class SAPIServer:
     """Local SAPI server; use as a context manager (background thread) or `serve_forever()`.
 
     solvers: definitions from `qpu_solver` (default: `default_solvers()`); beta: inverse
-    temperature of the answers; sweeps: block-Gibbs sweeps per read; seed: makes answers
-    reproducible for a given submission order; token: the X-Auth-Token to require (None accepts
-    any non-empty token); port 0 picks a free port; max_poll_wait: the longest a long poll waits (s).
+    temperature of the answers; sweeps: block-Gibbs sweeps per read; seed: with the problem (and how
+    many answers to it were drawn before) fixes each answer, whatever the order in which problems
+    arrive (store.ProblemStore says how retries draw); token: the X-Auth-Token to require (None accepts any
+    non-empty token); port 0 picks a free port; max_poll_wait: the longest a long poll waits (s).
     Limits: max_body (bytes of a request body, declared and inflated), max_queued (problems
     waiting), finished_ttl (seconds a finished problem is kept) and max_finished (how many).
     `requests` counts requests by route, `responses` by HTTP status.

@@ -2,21 +2,31 @@
 FAILED or CANCELLED), the worker that answers them one at a time with the QPU emulator, long polls
 and cancels, as SAPI documents (problem+json status documents). No HTTP here.
 
-Each problem's seed is derived from the store's seed and its submission index, so answers are
-reproducible for a given submission order. Problem faults (faults.PROBLEM_FAULTS) are drawn at
-submission and applied by the worker. Memory stays bounded: at most `max_queued` problems wait,
+A problem's answer is a function of the store's seed, the problem (solver, type, biases and
+parameters: `problem_digest`) and how many answers to the same problem were drawn before it, and of
+nothing else: not of the order in which problems arrive (a client may post them from several
+threads, and a retried problem comes after the others) nor of the other problems. The same problem
+submitted again gets a fresh answer, the next of its own stream, as a QPU anneals afresh (copies in
+flight together take them in the order they arrive); an answer lost to an injected `failed` or
+`truncated` fault uses up no draw, so a retry after one gets the answer the first submission would
+have had. The draw counts of the most recent MAX_DRAW_COUNTS distinct problems are kept (a problem
+forgotten starts its stream again). Problem faults (faults.PROBLEM_FAULTS) are drawn at submission
+and applied by the worker. Memory stays bounded: at most `max_queued` problems wait,
 and finished problems expire (as SAPI answers do) `finished_ttl` seconds after their answer is
 visible, the oldest first once more than `max_finished` are kept, whether or not requests come.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
+import json
 import queue
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -27,9 +37,24 @@ from .emulator import Problem, QPUEmulator
 from .faults import Faults
 from ..seeds import derived_seed
 
-__all__ = ["ProblemStore", "QueueFull", "TERMINAL"]
+__all__ = ["ProblemStore", "QueueFull", "TERMINAL", "MAX_DRAW_COUNTS", "problem_digest"]
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+MAX_DRAW_COUNTS = 100_000  # distinct problems whose answers drawn are counted (about 15 MB)
+
+
+def problem_digest(problem: Problem) -> int:
+    """A 128-bit digest of what the answer to `problem` depends on: solver, type, qubits, couplers,
+    biases as submitted and parameters."""
+    digest = hashlib.sha256()
+    header = [problem.solver.name, problem.type, dict(problem.params)]
+    digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    for array, dtype in ((problem.qubits, np.int64), (problem.edges, np.int64), (problem.linear, np.float64),
+                         (problem.quadratic, np.float64)):
+        array = np.ascontiguousarray(array, dtype=dtype)
+        digest.update(np.asarray(array.shape, dtype=np.int64).tobytes())
+        digest.update(array.tobytes())
+    return int.from_bytes(digest.digest()[:16], "little")
 
 
 def _iso(moment: datetime) -> str:
@@ -48,7 +73,6 @@ class _Record:
     problem: Problem
     label: str | None
     data: dict  # as submitted, for problems/{id}/info
-    seed: int
     submitted_on: datetime
     fault: str | None = None
     delay: float = 0.0
@@ -95,8 +119,8 @@ class ProblemStore:
     """Problems received, oldest first, answered in submission order by one worker thread.
 
     emulator: answers each problem; faults: where problem faults are drawn; seed: the root of the
-    problems' seeds; max_poll_wait: the longest a long poll waits, in seconds; max_queued: the
-    most problems waiting to be answered; finished_ttl (seconds) and max_finished: how long and
+    problems' seeds (see the module docstring); max_poll_wait: the longest a long poll waits, in
+    seconds; max_queued: the most problems waiting to be answered; finished_ttl (seconds) and max_finished: how long and
     how many finished problems are kept.
     """
 
@@ -112,7 +136,7 @@ class ProblemStore:
         self._records: dict[str, _Record] = {}
         self._expiry: list = []  # heap of (expires_at, sequence, id) of the finished problems
         self._sequence = itertools.count()
-        self._counter = itertools.count()
+        self._draws: OrderedDict = OrderedDict()  # problem_digest -> answers drawn (the worker's only)
         self._cond = threading.Condition()
         self._closing = False
         self._work: queue.Queue = queue.Queue()
@@ -148,8 +172,7 @@ class ProblemStore:
                                 fits_later=fits_later)
             now, documents = time.monotonic(), []
             for problem, label, data in jobs:
-                seed = derived_seed(self.seed, next(self._counter))
-                record = _Record(str(uuid.uuid4()), problem, label, data, seed, _now())
+                record = _Record(str(uuid.uuid4()), problem, label, data, _now())
                 record.fault, record.delay = self.faults.take_problem_fault()
                 self._records[record.id] = record
                 documents.append(record.status_document(now))
@@ -198,10 +221,21 @@ class ProblemStore:
         while self._expiry and (self._expiry[0][0] <= now or len(self._expiry) > self.max_finished):
             self._records.pop(heapq.heappop(self._expiry)[2], None)
 
+    def _next_seed(self, problem: Problem, *, counted: bool) -> int:
+        """The seed of the next answer to `problem`: seed, digest, number of answers drawn before.
+        `counted`: this draw counts (the answer is not lost to a fault). Worker thread only."""
+        key = problem_digest(problem)
+        drawn = self._draws.pop(key, 0)
+        self._draws[key] = drawn + counted  # the most recently drawn last
+        while len(self._draws) > MAX_DRAW_COUNTS:
+            self._draws.popitem(last=False)
+        return derived_seed(self.seed, key, drawn)
+
     def _answer(self, record: _Record) -> dict:
         """The emulator's answer to the record's problem (truncated by that fault), as a qp answer."""
         problem = record.problem
-        answer = self.emulator.sample(problem, record.seed)
+        answer = self.emulator.sample(problem, self._next_seed(problem, counted=record.fault != "truncated"))
+        # (a "failed" problem draws nothing; a truncated answer is lost to the client: not counted)
         if record.fault == "truncated":
             answer = answer.first_reads(max(problem.num_reads // 2, 1))
         labels = problem.labels
