@@ -289,12 +289,13 @@ struct SparseFields {
 };
 
 // Cluster update of one block (clusters = segments between cuts and kinks, heat bath on each).
-// Returns -(sum of A over segments set to 1) - int sum_{m not in block} b_m z_m dtau, which is
-// int_0^1 E dtau whenever every edge touches the block (two blocks), else NaN.
+// With `energy` asked, returns -(sum of A over segments set to 1) - int sum_{m not in block} b_m z_m
+// dtau, which is int_0^1 E dtau whenever every edge touches the block (two blocks); else NaN (only
+// the last update of a run is asked: the sums would be wasted on the others).
 // Inlined into each multiversioned sweep kernel, so it is compiled for that target.
 template <class Fields>
 __attribute__((always_inline)) inline double update_block(const QmcBlocks& blocks, const std::vector<double>& bias, int block,
-                    Fields fields, QmcPath& path, float beta, bool clamped, LaneRng& rng,
+                    Fields fields, QmcPath& path, float beta, bool clamped, bool energy, LaneRng& rng,
                     QmcScratch& s) {
   using Boundary = QmcScratch::Boundary;
   const auto& members = blocks.members[block];
@@ -304,9 +305,10 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   // Two blocks: the other block's kinks need no merging, and the update yields int E dtau (with
   // more, the edges between the other blocks are unseen).
   const bool two_blocks = blocks.num_blocks() == 2;
+  const bool with_energy = energy && two_blocks;
   // int_0^t sum_{m not in block} b_m z_m dtau as a line, src_offset + t src_rate (as the fields)
   double src_rate = 0.0, src_offset = 0.0;
-  if (two_blocks)
+  if (with_energy)
     src_rate = sum4(blocks.members[1 - block].size(), [&](std::size_t k) {
       const std::int32_t u = blocks.members[1 - block][k];
       return s.z[u] * bias[u];
@@ -361,7 +363,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     close_segments_until(src.time);
     const float sign = 1.0f - 2.0f * static_cast<float>(s.z[src.unit]);  // no branch: it mispredicts
     fields.flip(src.unit, src.time, sign);
-    if (two_blocks) {  // the same every iteration: predicted
+    if (with_energy) {  // the same every iteration: predicted
       const double d = sign * bias[src.unit];
       src_offset -= src.time * d;
       src_rate += d;
@@ -393,7 +395,7 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
   for (std::size_t l = 0; l < n; ++l) s.value[s.slot[l]] = s.value[l];
 
   // (A folded slot's area is zero: it was counted in its member's first slot.)
-  const double coupled = !two_blocks ? 0.0 : sum4(slots, [&](std::size_t k) {
+  const double coupled = !with_energy ? 0.0 : sum4(slots, [&](std::size_t k) {
     return s.value[k] * static_cast<double>(s.area[k]);
   });
 
@@ -406,28 +408,32 @@ __attribute__((always_inline)) inline double update_block(const QmcBlocks& block
     kept += s.value[b.before] != s.value[b.after];
   }
   own.assign(s.edges.begin(), s.edges.begin() + static_cast<std::ptrdiff_t>(kept));
-  return two_blocks ? -coupled - (src_offset + src_rate) : std::numeric_limits<double>::quiet_NaN();
+  return with_energy ? -coupled - (src_offset + src_rate) : std::numeric_limits<double>::quiet_NaN();
 }
 
 // A number of sweeps (every block once, in order) of one chain; returns the last update's value.
+// (sweeps > 0: the caller keeps the path's value otherwise.)
 QVAE_MULTIVERSION
 double sweep_kernel(const QmcRbmModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
-  double energy = p.energy_integral;
+  double energy = 0.0;
   for (std::size_t k = 0; k < sweeps; ++k)
     for (int b = 0; b < 2; ++b)
-      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, beta, clamped, rng, s);
+      energy = update_block(m.blocks, m.bias, b, DenseFields{m.into[b], s}, p, beta, clamped,
+                            k + 1 == sweeps && b == 1, rng, s);
   return energy;
 }
 
 QVAE_MULTIVERSION
 double sweep_kernel(const QmcGraphModel& m, QmcPath& p, std::size_t sweeps, float beta,
                     bool clamped, LaneRng& rng, QmcScratch& s) {
-  double energy = p.energy_integral;
+  const std::size_t num_blocks = m.blocks.num_blocks();
+  double energy = 0.0;
   for (std::size_t k = 0; k < sweeps; ++k)
-    for (std::size_t b = 0; b < m.blocks.num_blocks(); ++b)
+    for (std::size_t b = 0; b < num_blocks; ++b)
       energy = update_block(m.blocks, m.classical->bias64, static_cast<int>(b),
-                            SparseFields{m, static_cast<int>(b), s}, p, beta, clamped, rng, s);
+                            SparseFields{m, static_cast<int>(b), s}, p, beta, clamped,
+                            k + 1 == sweeps && b + 1 == num_blocks, rng, s);
   return energy;
 }
 

@@ -30,8 +30,13 @@ bool by_time(const Kink& a, const Kink& b) { return a.time < b.time; }
 
 TEST(Kinks, MergeByTimeIsAStableMerge) {
   std::mt19937 gen(1);
-  for (std::size_t na = 0; na < 12; ++na)
-    for (std::size_t nb = 0; nb < 12; ++nb)
+  // Short lists merge by ranks, longer ones (beyond kRankMergeMax) from both ends: both, and mixed.
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n < 12; ++n) sizes.push_back(n);
+  for (std::size_t n : {qvae::kRankMergeMax - 1, qvae::kRankMergeMax, qvae::kRankMergeMax + 1, std::size_t{70}})
+    sizes.push_back(n);
+  for (std::size_t na : sizes)
+    for (std::size_t nb : sizes)
       for (int trial = 0; trial < 5; ++trial) {
         const auto a = sorted_kinks(na, 0, gen), b = sorted_kinks(nb, 100, gen);
         std::vector<Kink> expected(na + nb), got(na + nb, Kink{-1.0, -1});

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace qvae {
@@ -21,7 +22,13 @@ inline void ensure_size(Vector& v, std::size_t n) {
   if (v.size() < n) v.resize(n + n / 2);
 }
 
-// Merges two time-sorted kink lists (a first on ties) without data-dependent branches. It fills
+// Lists this short are merged by ranks (merge_by_time).
+constexpr std::size_t kRankMergeMax = 32;
+
+// Merges two time-sorted kink lists (a first on ties) without data-dependent branches. Short lists
+// go by ranks: an element's place is its index plus the number of the other list's elements before
+// it, counted over the other list's times (padded with +inf to whole vectors) with no dependence
+// between elements, where a merge waits on a load and a comparison per element. Longer lists fill
 // the output from both ends at once: the two halves are independent chains of dependent loads,
 // which halves the time of a merge bound by load latency. Cursors a[i..ia], b[j..jb] bound what is
 // left; a list with nothing left loses every comparison.
@@ -29,6 +36,24 @@ __attribute__((always_inline)) inline void merge_by_time(const Kink* a, std::siz
                                                          std::size_t nb, Kink* out) {
   if (na == 0 || nb == 0) {
     std::copy(b, b + nb, std::copy(a, a + na, out));
+    return;
+  }
+  if (na <= kRankMergeMax && nb <= kRankMergeMax) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    alignas(32) double ta[kRankMergeMax], tb[kRankMergeMax];
+    const std::size_t pa = (na + 3) / 4 * 4, pb = (nb + 3) / 4 * 4;
+    for (std::size_t i = 0; i < pa; ++i) ta[i] = i < na ? a[i].time : inf;
+    for (std::size_t j = 0; j < pb; ++j) tb[j] = j < nb ? b[j].time : inf;
+    for (std::size_t i = 0; i < na; ++i) {
+      std::size_t before = 0;
+      for (std::size_t j = 0; j < pb; ++j) before += tb[j] < ta[i];
+      out[i + before] = a[i];
+    }
+    for (std::size_t j = 0; j < nb; ++j) {
+      std::size_t before = 0;
+      for (std::size_t i = 0; i < pa; ++i) before += ta[i] <= tb[j];
+      out[j + before] = b[j];
+    }
     return;
   }
   const std::size_t total = na + nb;
