@@ -27,7 +27,7 @@ constexpr std::size_t kRankMergeMax = 32;
 
 // Merges two time-sorted kink lists (a first on ties) without data-dependent branches. Short lists
 // go by ranks: an element's place is its index plus the number of the other list's elements before
-// it, counted over the other list's times (padded with +inf to whole vectors) with no dependence
+// it, counted by vector compares (over b's times for a, over a's ranks for b) with no dependence
 // between elements, where a merge waits on a load and a comparison per element. Longer lists fill
 // the output from both ends at once: the two halves are independent chains of dependent loads,
 // which halves the time of a merge bound by load latency. Cursors a[i..ia], b[j..jb] bound what is
@@ -39,20 +39,23 @@ __attribute__((always_inline)) inline void merge_by_time(const Kink* a, std::siz
     return;
   }
   if (na <= kRankMergeMax && nb <= kRankMergeMax) {
-    constexpr double inf = std::numeric_limits<double>::infinity();
-    alignas(32) double ta[kRankMergeMax], tb[kRankMergeMax];
-    const std::size_t pa = (na + 3) / 4 * 4, pb = (nb + 3) / 4 * 4;
-    for (std::size_t i = 0; i < pa; ++i) ta[i] = i < na ? a[i].time : inf;
-    for (std::size_t j = 0; j < pb; ++j) tb[j] = j < nb ? b[j].time : inf;
+    // a[i] has rank[i] elements of b before it (b[j] < a[i]); then a[i] <= b[j] exactly when
+    // rank[i] <= j, so b[j]'s count of a's before it is an integer count over the ranks.
+    alignas(32) double tb[kRankMergeMax];
+    alignas(32) std::int32_t rank[kRankMergeMax];
+    const std::size_t pa = (na + 7) / 8 * 8, pb = (nb + 3) / 4 * 4;
+    for (std::size_t j = 0; j < pb; ++j) tb[j] = j < nb ? b[j].time : std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < na; ++i) {
       std::size_t before = 0;
-      for (std::size_t j = 0; j < pb; ++j) before += tb[j] < ta[i];
+      for (std::size_t j = 0; j < pb; ++j) before += tb[j] < a[i].time;
+      rank[i] = static_cast<std::int32_t>(before);
       out[i + before] = a[i];
     }
+    for (std::size_t i = na; i < pa; ++i) rank[i] = std::numeric_limits<std::int32_t>::max();
     for (std::size_t j = 0; j < nb; ++j) {
-      std::size_t before = 0;
-      for (std::size_t i = 0; i < pa; ++i) before += ta[i] <= tb[j];
-      out[j + before] = b[j];
+      std::int32_t before = 0;
+      for (std::size_t i = 0; i < pa; ++i) before += rank[i] <= static_cast<std::int32_t>(j);
+      out[j + static_cast<std::size_t>(before)] = b[j];
     }
     return;
   }

@@ -94,7 +94,7 @@ class TrainConfig:
 
     def __post_init__(self):
         from .device import check_device_name
-        from .negative_phase import OVERLAP_MODES
+        from .negative_phase import check_overlap_mode
         from .networks import ENCODERS  # the tables import torch: only when a config is made
         from .priors import PRIORS
         from .relaxation import RELAXATIONS, check_relaxable
@@ -114,8 +114,7 @@ class TrainConfig:
         check_device_name(self.device)
         if isinstance(self.overlap, bool):  # configs written before "auto": true overlapped where it could
             self.overlap = "auto" if self.overlap else "never"
-        if self.overlap not in OVERLAP_MODES:
-            raise ValueError(f"overlap: expected one of {list(OVERLAP_MODES)}, got {self.overlap!r}")
+        check_overlap_mode(self.overlap)
         if self.data is not None and not isinstance(self.data, str):
             raise ValueError(f"data: expected a path or None, got {self.data!r}")
         minimum = {"train_size": 0, "valid_size": 0, "groups": 1,

@@ -25,9 +25,15 @@ import torch
 from .._validation import binary_states
 from .device import Placement
 
-__all__ = ["NegativePhase", "OverlapSchedule", "OVERLAP_MODES"]
+__all__ = ["NegativePhase", "OverlapSchedule", "OVERLAP_MODES", "check_overlap_mode"]
 
 OVERLAP_MODES = ("auto", "always", "never")
+
+
+def check_overlap_mode(mode) -> None:
+    """ValueError naming `overlap` unless `mode` is one of OVERLAP_MODES."""
+    if mode not in OVERLAP_MODES:
+        raise ValueError(f"overlap: expected one of {list(OVERLAP_MODES)}, got {mode!r}")
 
 
 class OverlapSchedule:
@@ -40,8 +46,7 @@ class OverlapSchedule:
     """
 
     def __init__(self, mode: str = "auto", *, trials: int = 4, period: int = 250):
-        if mode not in OVERLAP_MODES:
-            raise ValueError(f"overlap: expected one of {list(OVERLAP_MODES)}, got {mode!r}")
+        check_overlap_mode(mode)
         self.mode = mode
         self.trials = trials
         self.period = period

@@ -27,7 +27,7 @@ class PersistentChains:
     """Persistent contrastive divergence: `num_samples` chains advanced `sweeps` sweeps per call under
     the current parameters. Classical models use block Gibbs (GibbsSampler; by default 200 sweeps, paper
     000's 1000 chains x 200 block-Gibbs updates), QBMs continuous-time worldlines (PathIntegralSampler,
-    tau = 0 slices; by default 20 sweeps: a CT-QMC sweep costs ~25 Gibbs sweeps, the slowest unit of a
+    tau = 0 slices; by default 20 sweeps: a CT-QMC sweep costs ~20 Gibbs sweeps, the slowest unit of a
     trained 16x16 QBM decorrelates in ~3, and 20 train the 16x16 QVAE as far as 200 do, docs/results.md).
 
     state_dict holds the chains' full checkpoint (states, random streams, worldlines), so a run
