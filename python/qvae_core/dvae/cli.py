@@ -132,9 +132,13 @@ def _train(args) -> int:
         processes = f" with {trainer.ranks.world_size} processes" if trainer.ranks.world_size > 1 else ""
         print(f"training {_describe(trainer.config)} on {trainer.data.train.shape[0]} images of "
               f"{trainer.data.source}{processes}")
-    trainer.fit(progress=not args.no_progress)
-    # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults; every rank's images
-    metrics = trainer.validate(importance_samples=trainer.config.final_importance_samples)
+    try:
+        trainer.fit(progress=not args.no_progress)
+        # the run's own log Z population and seeds (Trainer.validate), not evaluate's defaults; every rank's images
+        metrics = trainer.validate(importance_samples=trainer.config.final_importance_samples)
+    finally:
+        trainer.close()
+    trainer.ranks.leave()  # (the last collective is done)
     if not main:
         return 0
     write_json(metrics, trainer.output / "evaluation.json")
@@ -189,6 +193,7 @@ def _evaluate(args) -> int:
         num_images=args.num_images, seed=args.seed, log_z_population=args.log_z_population,
         log_diag_population=args.log_diag_population, device=args.device, output=args.output,
         overwrite=args.overwrite, progress=not args.no_progress, ranks=ranks)
+    ranks.leave()  # (the last collective is done)
     if not ranks.main:
         return 0
     _print_metrics(metrics, args.split)

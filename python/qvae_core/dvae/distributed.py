@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import gc
+import importlib
 import os
 import warnings
 
@@ -70,12 +72,27 @@ class Ranks:
             if torch.cuda.is_available():  # a rank's GPU is its local rank's
                 torch.cuda.set_device(local_rank % torch.cuda.device_count())
                 backend = "cpu:gloo,cuda:nccl"
+            # torch._dynamo (which DistributedDataParallel imports) keeps a process group that exists
+            # when it is first imported alive to the end of the process (torch 2.13), and with it gloo's
+            # worker threads: imported first, the group ends when `leave` destroys it.
+            importlib.import_module("torch._dynamo")
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
-            atexit.register(dist.destroy_process_group)
+            atexit.register(_destroy_group)  # (a script that did not leave)
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
         if local > 1:  # share the node's cores between its ranks
             torch.set_num_threads(max(1, _cores() // local))
         return cls(dist.get_rank(), dist.get_world_size(), local_rank, local, group=True)
+
+    def leave(self) -> None:
+        """End this process's part of the run's process group, once its last collective is done: its
+        gloo worker threads are joined now, while the interpreter is whole. Left to the end of the
+        process, a worker that still holds a finished collective's tensors frees them during
+        interpreter finalisation and aborts the process ("terminate called without an active
+        exception", pytorch/pytorch#190489). Drop what holds the group first (Trainer.close: its
+        DistributedDataParallel wrapper). Nothing to do in a single process; safe to call twice."""
+        if self._group:
+            gc.collect()  # (DistributedDataParallel's reference cycles hold the group)
+            _destroy_group()
 
     @property
     def main(self) -> bool:
@@ -228,6 +245,13 @@ class Ranks:
         if written == 1:
             return state if self.rank == 0 else {**state, "sampler": None, "generator": None}
         return {**state, **(state["ranks"][self.rank] if self.rank < written else dict.fromkeys(_RANK_KEYS))}
+
+
+def _destroy_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _ranks(first: int, end: int) -> str:

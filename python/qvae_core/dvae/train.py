@@ -133,6 +133,14 @@ class Trainer:
         self.negative_phase = None if sampler is None else NegativePhase(sampler, self.placement,
                                                                            overlap=self.config.overlap)
 
+    def close(self) -> None:
+        """Release what training holds besides the model: the negative phase's worker thread and the
+        data-parallel wrapper (which keeps the process group alive; Ranks.leave). The model, its
+        validation and checkpoints stay usable; training does not."""
+        if self.negative_phase is not None:
+            self.negative_phase.close()
+        self._objective = None
+
     # --- schedules (functions of progress, so nothing to checkpoint) ---
     def beta_at(self, epochs_done: float) -> float:
         c = self.config
@@ -152,6 +160,8 @@ class Trainer:
 
     # --- training ---
     def train_epoch(self, progress: bool = False) -> dict:
+        if self._objective is None:
+            raise RuntimeError("Trainer.train_epoch: the trainer is closed (Trainer.close)")
         c, model, prior = self.config, self.model, self.model.prior
         model.train()
         for group in self.optimizer.param_groups:
