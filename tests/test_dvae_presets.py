@@ -124,6 +124,11 @@ def test_an_unknown_preset_or_table_is_refused_and_nothing_written(tmp_path, mon
         run_table("paper000-I", Budget(overrides={**SMALL, "latent": "0x4"}, epochs=1), output=tmp_path)
     assert main(["experiments", "--table", "paper000-I", "--set", "no_such_field=1"]) == 2
     assert "--set: expected FIELD=VALUE" in capsys.readouterr().err
+    # a table on data without the split it reports: refused before any row trains (the subset has no test)
+    monkeypatch.delenv("QVAE_DATA", raising=False)
+    assert main(["experiments", "--table", "paper000-I", "--epochs", "1", "--seeds", "1", *SMALL_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data: " in err and "has no test split, which table paper000-I reports" in err
     assert list(tmp_path.iterdir()) == []
 
 

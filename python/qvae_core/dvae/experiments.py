@@ -24,6 +24,7 @@ from ..torch_env import shorten_torch_spin
 shorten_torch_spin()  # before torch loads, as `qvae-core train` does
 
 from .config import TrainConfig  # noqa: E402
+from .data import load_dataset  # noqa: E402
 from .evaluation import evaluate  # noqa: E402
 from .._training import CHECKPOINT  # noqa: E402
 from .presets import ROWS, TABLES, row_values  # noqa: E402
@@ -156,6 +157,10 @@ def run_table(table: str, budget: Budget = Budget(), output="runs/experiments", 
     for name in rows:  # every config checked before anything is written
         for seed in range(seeds):
             row_config(table, name, seed, budget, output)
+    data = load_dataset(budget.data)  # and the split the table reports, before any training
+    if spec.split not in data.splits:
+        raise ValueError(f"data: {data.source} has no {spec.split} split, which table {table} reports "
+                         f"(it has {', '.join(data.splits)})")
     results = {name: [run_row(table, name, seed, budget, output, log) for seed in range(seeds)] for name in rows}
     text = paper_table(table, results, budget)
     (output / f"{table}.md").write_text(text + "\n")
