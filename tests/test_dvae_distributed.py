@@ -204,6 +204,11 @@ SYNCED_RANKS = textwrap.dedent("""
     linux = Path("/proc/self/task").is_dir()
     assert gloo() or not linux, "no gloo threads to begin with"
     trainer.close()
+    try:
+        trainer.train_epoch()
+        raise AssertionError("a closed trainer trained")
+    except RuntimeError as error:
+        assert "the trainer is closed" in str(error), error
     trainer.ranks.leave()
     assert not dist.is_initialized() and gloo() == [], gloo()
     trainer.ranks.leave()  # (twice: nothing more)
