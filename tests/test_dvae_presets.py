@@ -128,7 +128,7 @@ def test_an_unknown_preset_or_table_is_refused_and_nothing_written(tmp_path, mon
     monkeypatch.delenv("QVAE_DATA", raising=False)
     assert main(["experiments", "--table", "paper000-I", "--epochs", "1", "--seeds", "1", *SMALL_FLAGS]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "data: " in err and "has no test split, which table paper000-I reports" in err
+    assert err.count("\n") == 1 and "split: " in err and "has no test split (it has valid)" in err
     assert list(tmp_path.iterdir()) == []
 
 

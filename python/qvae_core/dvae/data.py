@@ -73,14 +73,18 @@ class Dataset:
         """The evaluation splits this data has: ("valid",) or ("valid", "test")."""
         return SPLITS if self.test is not None else SPLITS[:1]
 
-    def binary_split(self, split: str, seed: int = 0) -> np.ndarray:
-        """The images of `split` ("valid" or "test") as 0/1: as stored, or binarised once if dynamic
-        (valid from default_rng(seed), test from its own stream of `seed`, RunStream.TEST_BINARISATION).
-        ValueError naming the split if the data lacks it."""
+    def require_split(self, split: str) -> None:
+        """ValueError naming `split` unless it is one of SPLITS that this data has."""
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {list(SPLITS)}, got {split!r}")
         if split not in self.splits:
             raise ValueError(f"split: {self.source} has no {split} split (it has {', '.join(self.splits)})")
+
+    def binary_split(self, split: str, seed: int = 0) -> np.ndarray:
+        """The images of `split` ("valid" or "test") as 0/1: as stored, or binarised once if dynamic
+        (valid from default_rng(seed), test from its own stream of `seed`, RunStream.TEST_BINARISATION).
+        ValueError naming the split if the data lacks it (require_split)."""
+        self.require_split(split)
         images = self.valid if split == "valid" else self.test
         if not self.dynamic:
             return images

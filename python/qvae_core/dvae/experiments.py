@@ -157,10 +157,7 @@ def run_table(table: str, budget: Budget = Budget(), output="runs/experiments", 
     for name in rows:  # every config checked before anything is written
         for seed in range(seeds):
             row_config(table, name, seed, budget, output)
-    data = load_dataset(budget.data)  # and the split the table reports, before any training
-    if spec.split not in data.splits:
-        raise ValueError(f"data: {data.source} has no {spec.split} split, which table {table} reports "
-                         f"(it has {', '.join(data.splits)})")
+    load_dataset(budget.data).require_split(spec.split)  # and the split the table reports, before any training
     results = {name: [run_row(table, name, seed, budget, output, log) for seed in range(seeds)] for name in rows}
     text = paper_table(table, results, budget)
     (output / f"{table}.md").write_text(text + "\n")
